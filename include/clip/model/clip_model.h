@@ -1,0 +1,66 @@
+#pragma once
+/// The CLIP model: an image tower, a text tower and the learned temperature.
+///
+///   clip::CLIP model(clip::load_model_config("configs/models/ViT-B-32.json"));
+///   clip::load_state_dict(*model, clip::read_safetensors("ViT-B-32.safetensors").tensors, "ViT-B-32.safetensors");
+///   auto out = model->forward(images, ids);   // out.logits_per_image: [N_images, N_texts]
+///
+/// named_parameters() is the reference's state-dict layout: `visual.*`, `token_embedding.weight`,
+/// `positional_embedding`, `transformer.resblocks.*`, `ln_final.*`, `text_projection`, `logit_scale`.
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <memory>
+
+#include "clip/model/config.h"
+#include "clip/model/text_transformer.h"
+#include "clip/model/vision_tower.h"
+
+namespace clip {
+
+/// Features and logits of a batch of images against a batch of texts.
+struct ClipOutput {
+  torch::Tensor image_features;    ///< [N_images, embed_dim], projected, not normalized
+  torch::Tensor text_features;     ///< [N_texts, embed_dim], projected, not normalized
+  torch::Tensor logits_per_image;  ///< [N_images, N_texts] = exp(logit_scale) * cosine similarity
+  torch::Tensor logits_per_text;   ///< its transpose
+};
+
+/// Contrastive image-text model.
+class CLIPImpl : public torch::nn::Module {
+ public:
+  explicit CLIPImpl(ModelConfig config);
+
+  /// [N, 3, R, R] normalized images -> [N, embed_dim]; L2-normalized when `normalize`.
+  torch::Tensor encode_image(const torch::Tensor& images, bool normalize = false);
+  /// [N, L] int64 token ids -> [N, embed_dim]; L2-normalized when `normalize`.
+  torch::Tensor encode_text(const torch::Tensor& ids, bool normalize = false);
+  /// Both towers and the scaled cosine-similarity logits.
+  ClipOutput forward(const torch::Tensor& images, const torch::Tensor& ids);
+  /// Re-draws every parameter as the reference initializes it (open_clip's init_parameters; logit_scale =
+  /// init_logit_scale). A new model is already initialized this way.
+  void initialize_parameters();
+
+  const ModelConfig& config() const { return config_; }
+
+  std::shared_ptr<VisionTowerImpl> visual;
+  TextTransformer text{nullptr};  ///< its parameters are registered at this module's top level
+  torch::Tensor logit_scale;      ///< scalar; the temperature is exp(logit_scale)
+
+ private:
+  ModelConfig config_;
+};
+TORCH_MODULE(CLIP);
+
+/// exp(logit_scale) * normalize(image_features) @ normalize(text_features)^T and its transpose.
+ClipOutput compute_logits(const torch::Tensor& image_features, const torch::Tensor& text_features,
+                          const torch::Tensor& logit_scale);
+
+/// Moves every parameter and buffer to `device` and converts the floating-point ones to `dtype`, leaving
+/// integer buffers (BatchNorm's num_batches_tracked) as they are, like Python's Module.to.
+void convert_module(torch::nn::Module& module, const torch::Device& device, at::ScalarType dtype);
+
+/// Number of elements over all parameters (not buffers).
+int64_t count_parameters(const torch::nn::Module& module);
+
+}  // namespace clip

@@ -1,0 +1,80 @@
+#pragma once
+/// Model architecture, in open_clip's model-config JSON schema.
+///
+///   clip::ModelConfig cfg = clip::load_model_config("configs/models/ViT-B-32.json");
+///
+/// Keys: `embed_dim`, `quick_gelu`, `init_logit_scale`, `vision_cfg{image_size, layers, width, patch_size,
+/// head_width, mlp_ratio}` (`layers` a list of four selects the ModifiedResNet), `text_cfg{context_length,
+/// vocab_size, width, heads, layers, mlp_ratio, pool_type, eos_token_id}`, `preprocess_cfg{size, mean, std,
+/// interpolation, resize_mode}`. open_clip keys that libclip does not implement are accepted only at their
+/// default value; any other key, or a value of the wrong type, is an error naming the file, key and value.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace clip {
+
+/// The image tower: a ViT when `resnet_layers` is empty, else OpenAI's ModifiedResNet.
+struct VisionConfig {
+  int64_t image_size = 224;
+  int64_t layers = 12;                 ///< ViT depth
+  std::vector<int64_t> resnet_layers;  ///< blocks per stage [4] of the ModifiedResNet
+  int64_t width = 768;                 ///< ViT width, or the ResNet's base width (64 for RN50)
+  int64_t head_width = 64;
+  double mlp_ratio = 4.0;
+  int64_t patch_size = 16;
+
+  bool is_resnet() const { return !resnet_layers.empty(); }
+  /// Attention heads: width / head_width for a ViT; (32 * width) / head_width for the ResNet's attention pool.
+  int64_t heads() const;
+};
+
+/// Where the text tower pools its sequence into one feature.
+enum class TextPool {
+  argmax,     ///< at argmax(ids): the CLIP BPE's end token has the largest id (openai/CLIP, open_clip)
+  first_eos,  ///< at the first `eos_token_id` (HF transformers, other vocabularies)
+};
+
+/// The text tower: a causal Transformer over token ids.
+struct TextConfig {
+  int64_t context_length = 77;
+  int64_t vocab_size = 49408;
+  int64_t width = 512;
+  int64_t heads = 8;
+  int64_t layers = 12;
+  double mlp_ratio = 4.0;
+  TextPool pool = TextPool::argmax;
+  int64_t eos_token_id = 49407;  ///< used by TextPool::first_eos
+};
+
+/// Image preprocessing a model expects (open_clip's `preprocess_cfg`; defaults are OpenAI CLIP's).
+struct PreprocessConfig {
+  std::array<double, 3> mean{0.48145466, 0.4578275, 0.40821073};
+  std::array<double, 3> std{0.26862954, 0.26130258, 0.27577711};
+  std::string interpolation = "bicubic";  ///< bicubic | bilinear
+  std::string resize_mode = "shortest";   ///< shortest | longest | squash
+};
+
+/// A whole CLIP model.
+struct ModelConfig {
+  std::string name;  ///< file stem or registry name; informational
+  int64_t embed_dim = 512;
+  bool quick_gelu = false;  ///< OpenAI's released models use QuickGELU: x * sigmoid(1.702 x)
+  double init_logit_scale = 2.659260036932778;  ///< ln(1 / 0.07)
+  double layer_norm_eps = 1e-5;
+  VisionConfig vision;
+  TextConfig text;
+  PreprocessConfig preprocess;
+};
+
+/// Parses open_clip-schema JSON text; `source` names it in errors (a file name).
+ModelConfig parse_model_config(const std::string& json_text, const std::string& source);
+
+/// Reads and parses a model-config JSON file; the config's name is the file's stem.
+ModelConfig load_model_config(const std::string& path);
+
+/// Serializes to open_clip-schema JSON (round-trips through parse_model_config).
+std::string to_json(const ModelConfig& config);
+
+}  // namespace clip

@@ -1,0 +1,112 @@
+#pragma once
+/// The Transformer blocks shared by the ViT image tower and the text tower, named as the reference's state dict.
+///
+///   clip::Transformer blocks(clip::TransformerOptions(/*width=*/512, /*layers=*/12, /*heads=*/8));
+///   torch::Tensor y = blocks(x, /*causal=*/true);   // x: [batch, sequence, width]
+///
+/// Parameter names: `resblocks.N.ln_1`, `resblocks.N.attn.in_proj_weight`, `resblocks.N.attn.in_proj_bias`,
+/// `resblocks.N.attn.out_proj`, `resblocks.N.ln_2`, `resblocks.N.mlp.c_fc`, `resblocks.N.mlp.c_proj`.
+/// Tensors are batch-first ([N, L, D]); the reference's [L, N, D] layout changes nothing numerically.
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+namespace clip {
+
+/// The MLP activation: QuickGELU x * sigmoid(1.702 x) (OpenAI's models) or exact (erf) GELU.
+enum class Activation { gelu, quick_gelu };
+
+/// Applies the activation.
+torch::Tensor activate(const torch::Tensor& x, Activation activation);
+
+/// LayerNorm that computes in fp32 whatever the input dtype and returns the input dtype (the reference's
+/// `LayerNorm` subclass, needed for fp16/bf16 stability). Parameters: `weight`, `bias`.
+class LayerNormImpl : public torch::nn::Module {
+ public:
+  explicit LayerNormImpl(int64_t width, double eps = 1e-5);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::Tensor weight;
+  torch::Tensor bias;
+
+ private:
+  int64_t width_;
+  double eps_;
+};
+TORCH_MODULE(LayerNorm);
+
+/// Multi-head self-attention with the fused `in_proj_weight` [3D, D] / `in_proj_bias` [3D] layout of
+/// torch.nn.MultiheadAttention, and `out_proj`. Runs fused scaled-dot-product attention where LibTorch has it.
+class MultiheadAttentionImpl : public torch::nn::Module {
+ public:
+  MultiheadAttentionImpl(int64_t width, int64_t heads);
+  /// x: [N, L, D] -> [N, L, D]; `causal` masks attention to later positions.
+  torch::Tensor forward(const torch::Tensor& x, bool causal = false);
+
+  torch::Tensor in_proj_weight;
+  torch::Tensor in_proj_bias;
+  torch::nn::Linear out_proj{nullptr};
+
+ private:
+  int64_t heads_;
+};
+TORCH_MODULE(MultiheadAttention);
+
+/// Options of a Transformer stack (and of each of its blocks).
+struct TransformerOptions {
+  TransformerOptions(int64_t width, int64_t layers, int64_t heads) : width_(width), layers_(layers), heads_(heads) {}
+  TORCH_ARG(int64_t, width);
+  TORCH_ARG(int64_t, layers);
+  TORCH_ARG(int64_t, heads);
+  TORCH_ARG(double, mlp_ratio) = 4.0;
+  TORCH_ARG(Activation, activation) = Activation::gelu;
+  TORCH_ARG(double, layer_norm_eps) = 1e-5;
+};
+
+/// The block's MLP: `c_fc` (D -> mlp_ratio D) -> activation -> `c_proj` (back to D).
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t width, int64_t hidden, Activation activation);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Linear c_fc{nullptr};
+  torch::nn::Linear c_proj{nullptr};
+
+ private:
+  Activation activation_;
+};
+TORCH_MODULE(Mlp);
+
+/// Pre-norm residual block: x + attn(ln_1(x)), then x + mlp(ln_2(x)); 
+class ResidualAttentionBlockImpl : public torch::nn::Module {
+ public:
+  explicit ResidualAttentionBlockImpl(const TransformerOptions& options);
+  torch::Tensor forward(const torch::Tensor& x, bool causal = false);
+
+  LayerNorm ln_1{nullptr};
+  MultiheadAttention attn{nullptr};
+  LayerNorm ln_2{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(ResidualAttentionBlock);
+
+/// A stack of ResidualAttentionBlocks registered as `resblocks`.
+class TransformerImpl : public torch::nn::Module {
+ public:
+  explicit TransformerImpl(const TransformerOptions& options);
+  torch::Tensor forward(torch::Tensor x, bool causal = false);
+  /// The reference's initialization (open_clip's `init_parameters`): attention in_proj N(0, width^-0.5),
+  /// out_proj and c_proj N(0, width^-0.5 (2 layers)^-0.5), c_fc N(0, (2 width)^-0.5).
+  void initialize_parameters();
+
+  const TransformerOptions& options() const { return options_; }
+  torch::nn::ModuleList resblocks{nullptr};
+
+ private:
+  TransformerOptions options_;
+};
+TORCH_MODULE(Transformer);
+
+}  // namespace clip

@@ -1,0 +1,93 @@
+#include "clip/model/clip_model.h"
+
+#include <ATen/ATen.h>
+
+#include "clip/model/modified_resnet.h"
+#include "clip/model/vision_transformer.h"
+
+namespace clip {
+namespace {
+
+std::shared_ptr<VisionTowerImpl> make_vision_tower(const ModelConfig& c, Activation act) {
+  const VisionConfig& v = c.vision;
+  if (v.is_resnet()) {
+    return std::make_shared<ModifiedResNetImpl>(
+        ModifiedResNetOptions(v.resnet_layers, c.embed_dim, v.heads(), v.image_size, v.width));
+  }
+  return std::make_shared<VisionTransformerImpl>(
+      VisionTransformerOptions(v.image_size, v.patch_size, v.width, v.layers, v.heads(), c.embed_dim)
+          .mlp_ratio(v.mlp_ratio)
+          .activation(act)
+          .layer_norm_eps(c.layer_norm_eps));
+}
+
+at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdim=*/true); }
+
+}  // namespace
+
+CLIPImpl::CLIPImpl(ModelConfig config) : config_(std::move(config)) {
+  const Activation act = config_.quick_gelu ? Activation::quick_gelu : Activation::gelu;
+  visual = register_module("visual", make_vision_tower(config_, act));
+  text = TextTransformer(
+      TextTransformerOptions(config_.text, config_.embed_dim).activation(act).layer_norm_eps(config_.layer_norm_eps));
+  // The reference keeps the text tower's parts at the top level; register the same modules and tensors here
+  // (shared, not copied) so that named_parameters() is the checkpoint layout.
+  register_module("token_embedding", text->token_embedding);
+  register_parameter("positional_embedding", text->positional_embedding);
+  register_module("transformer", text->transformer);
+  register_module("ln_final", text->ln_final);
+  register_parameter("text_projection", text->text_projection);
+  // Each tower initializes itself as the reference does; only the temperature is left.
+  logit_scale = register_parameter("logit_scale", torch::full({}, config_.init_logit_scale));
+}
+
+void CLIPImpl::initialize_parameters() {
+  visual->initialize_parameters();
+  text->initialize_parameters();
+  torch::NoGradGuard no_grad;
+  logit_scale.fill_(config_.init_logit_scale);
+}
+
+torch::Tensor CLIPImpl::encode_image(const torch::Tensor& images, bool normalize) {
+  at::Tensor features = visual->forward(images);
+  return normalize ? l2_normalize(features) : features;
+}
+
+torch::Tensor CLIPImpl::encode_text(const torch::Tensor& ids, bool normalize) {
+  at::Tensor features = text->forward(ids);
+  return normalize ? l2_normalize(features) : features;
+}
+
+ClipOutput CLIPImpl::forward(const torch::Tensor& images, const torch::Tensor& ids) {
+  return compute_logits(encode_image(images), encode_text(ids), logit_scale);
+}
+
+ClipOutput compute_logits(const torch::Tensor& image_features, const torch::Tensor& text_features,
+                          const torch::Tensor& logit_scale) {
+  ClipOutput out;
+  out.image_features = image_features;
+  out.text_features = text_features;
+  out.logits_per_image =
+      logit_scale.exp() * at::matmul(l2_normalize(image_features), l2_normalize(text_features).t());
+  out.logits_per_text = out.logits_per_image.t();
+  return out;
+}
+
+void convert_module(torch::nn::Module& module, const torch::Device& device, at::ScalarType dtype) {
+  module.to(device);
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters()) {
+    if (p.is_floating_point() && p.scalar_type() != dtype) p.set_data(p.to(dtype));
+  }
+  for (auto& b : module.buffers()) {
+    if (b.is_floating_point() && b.scalar_type() != dtype) b.set_data(b.to(dtype));
+  }
+}
+
+int64_t count_parameters(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace clip

@@ -1,0 +1,125 @@
+#include "clip/model/modified_resnet.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/pooling.h>
+
+#include <cmath>
+
+namespace clip {
+namespace {
+
+constexpr int64_t kExpansion = 4;
+
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+}
+
+}  // namespace
+
+BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride) : stride_(stride) {
+  conv1 = register_module("conv1", conv(inplanes, planes, 1));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+  conv2 = register_module("conv2", conv(planes, planes, 3));
+  bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+  conv3 = register_module("conv3", conv(planes, planes * kExpansion, 1));
+  bn3 = register_module("bn3", torch::nn::BatchNorm2d(planes * kExpansion));
+  if (stride > 1 || inplanes != planes * kExpansion) {
+    // The reference's OrderedDict names: "-1" (the pool, no parameters), "0" (conv), "1" (BatchNorm).
+    downsample = torch::nn::Sequential();
+    downsample->push_back("-1", torch::nn::AvgPool2d(stride));
+    downsample->push_back("0", conv(inplanes, planes * kExpansion, 1));
+    downsample->push_back("1", torch::nn::BatchNorm2d(planes * kExpansion));
+    register_module("downsample", downsample);
+  }
+}
+
+torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
+  at::Tensor out = at::relu(bn1(conv1(x)));
+  out = at::relu(bn2(conv2(out)));
+  if (stride_ > 1) out = at::avg_pool2d(out, stride_);
+  out = bn3(conv3(out));
+  const at::Tensor identity = downsample ? downsample->forward(x) : x;
+  return at::relu(out + identity);
+}
+
+AttentionPool2dImpl::AttentionPool2dImpl(int64_t spatial_dim, int64_t embed_dim, int64_t heads, int64_t output_dim)
+    : heads_(heads) {
+  TORCH_CHECK(embed_dim % heads == 0, "attention pool width ", embed_dim, " is not a multiple of heads ", heads);
+  positional_embedding = register_parameter(
+      "positional_embedding", torch::randn({spatial_dim * spatial_dim + 1, embed_dim}) / std::sqrt(double(embed_dim)));
+  k_proj = register_module("k_proj", torch::nn::Linear(embed_dim, embed_dim));
+  q_proj = register_module("q_proj", torch::nn::Linear(embed_dim, embed_dim));
+  v_proj = register_module("v_proj", torch::nn::Linear(embed_dim, embed_dim));
+  c_proj = register_module("c_proj", torch::nn::Linear(embed_dim, output_dim));
+}
+
+torch::Tensor AttentionPool2dImpl::forward(const torch::Tensor& input) {
+  // [N, C, H, W] -> [N, HW, C]; prepend the mean token; add positions.
+  at::Tensor x = input.flatten(2).transpose(1, 2);
+  TORCH_CHECK(x.size(1) + 1 == positional_embedding.size(0), "AttentionPool2d expects a ",
+              std::lround(std::sqrt(double(positional_embedding.size(0) - 1))), "^2 grid, got ", input.size(2), "x",
+              input.size(3));
+  x = at::cat({x.mean(1, /*keepdim=*/true), x}, 1) + positional_embedding.to(x.scalar_type());
+  const int64_t n = x.size(0), l = x.size(1), c = x.size(2), hd = c / heads_;
+  // Only the mean token queries: q [N, H, 1, hd]; k, v [N, H, L, hd].
+  at::Tensor q = q_proj(x.narrow(1, 0, 1)).view({n, 1, heads_, hd}).transpose(1, 2);
+  at::Tensor k = k_proj(x).view({n, l, heads_, hd}).transpose(1, 2);
+  at::Tensor v = v_proj(x).view({n, l, heads_, hd}).transpose(1, 2);
+  at::Tensor attn = at::softmax(at::matmul(q * (1.0 / std::sqrt(double(hd))), k.transpose(-2, -1)), -1);
+  at::Tensor out = at::matmul(attn, v).transpose(1, 2).reshape({n, c});
+  return c_proj(out);
+}
+
+ModifiedResNetImpl::ModifiedResNetImpl(const ModifiedResNetOptions& o) : options_(o) {
+  TORCH_CHECK(o.layers().size() == 4, "ModifiedResNet needs 4 stages, got ", o.layers().size());
+  TORCH_CHECK(o.image_size() % 32 == 0, "ModifiedResNet image_size must be a multiple of 32, got ", o.image_size());
+  const int64_t w = o.width();
+  conv1 = register_module("conv1", conv(3, w / 2, 3, 2));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(w / 2));
+  conv2 = register_module("conv2", conv(w / 2, w / 2, 3));
+  bn2 = register_module("bn2", torch::nn::BatchNorm2d(w / 2));
+  conv3 = register_module("conv3", conv(w / 2, w, 3));
+  bn3 = register_module("bn3", torch::nn::BatchNorm2d(w));
+
+  int64_t inplanes = w;
+  auto make_layer = [&](int64_t planes, int64_t blocks, int64_t stride) {
+    torch::nn::Sequential layer;
+    layer->push_back(Bottleneck(inplanes, planes, stride));
+    inplanes = planes * kExpansion;
+    for (int64_t i = 1; i < blocks; ++i) layer->push_back(Bottleneck(inplanes, planes, 1));
+    return layer;
+  };
+  layer1 = register_module("layer1", make_layer(w, o.layers()[0], 1));
+  layer2 = register_module("layer2", make_layer(w * 2, o.layers()[1], 2));
+  layer3 = register_module("layer3", make_layer(w * 4, o.layers()[2], 2));
+  layer4 = register_module("layer4", make_layer(w * 8, o.layers()[3], 2));
+  attnpool = register_module("attnpool", AttentionPool2d(o.image_size() / 32, w * 32, o.heads(), o.output_dim()));
+  ModifiedResNetImpl::initialize_parameters();
+}
+
+void ModifiedResNetImpl::initialize_parameters() {
+  torch::NoGradGuard no_grad;
+  const double std = std::pow(static_cast<double>(attnpool->c_proj->weight.size(1)), -0.5);
+  for (const auto& linear : {attnpool->q_proj, attnpool->k_proj, attnpool->v_proj, attnpool->c_proj}) {
+    linear->weight.normal_(0, std);
+  }
+  // Zero-init the last BatchNorm of every residual branch, so each block starts as the identity.
+  for (const auto& layer : {layer1, layer2, layer3, layer4}) {
+    for (const auto& block : *layer) block.ptr()->as<BottleneckImpl>()->bn3->weight.zero_();
+  }
+}
+
+torch::Tensor ModifiedResNetImpl::forward(const torch::Tensor& images) {
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "ModifiedResNet expects images [N, 3, H, W], got ",
+              images.sizes());
+  at::Tensor x = images.to(conv1->weight.scalar_type());
+  x = at::relu(bn1(conv1(x)));
+  x = at::relu(bn2(conv2(x)));
+  x = at::relu(bn3(conv3(x)));
+  x = at::avg_pool2d(x, 2);
+  x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
+  return attnpool(x);
+}
+
+}  // namespace clip

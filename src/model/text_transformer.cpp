@@ -1,0 +1,51 @@
+#include "clip/model/text_transformer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/TensorIndexing.h>
+
+#include <cmath>
+
+namespace clip {
+
+TextTransformerImpl::TextTransformerImpl(const TextTransformerOptions& o) : options_(o) {
+  const TextConfig& c = o.config();
+  token_embedding = register_module("token_embedding", torch::nn::Embedding(c.vocab_size, c.width));
+  positional_embedding = register_parameter("positional_embedding", torch::empty({c.context_length, c.width}));
+  transformer = register_module("transformer", Transformer(TransformerOptions(c.width, c.layers, c.heads)
+                                                               .mlp_ratio(c.mlp_ratio)
+                                                               .activation(o.activation())
+                                                               .layer_norm_eps(o.layer_norm_eps())));
+  ln_final = register_module("ln_final", LayerNorm(c.width, o.layer_norm_eps()));
+  text_projection = register_parameter("text_projection", torch::empty({c.width, o.output_dim()}));
+  initialize_parameters();
+}
+
+void TextTransformerImpl::initialize_parameters() {
+  torch::NoGradGuard no_grad;
+  token_embedding->weight.normal_(0, 0.02);
+  positional_embedding.normal_(0, 0.01);
+  text_projection.normal_(0, std::pow(static_cast<double>(options_.config().width), -0.5));
+  transformer->initialize_parameters();
+}
+
+torch::Tensor TextTransformerImpl::pool_positions(const torch::Tensor& ids) const {
+  if (options_.config().pool == TextPool::argmax) return ids.argmax(-1);
+  // First EOS; a row without one pools at its last position.
+  at::Tensor is_eos = ids.eq(options_.config().eos_token_id).to(at::kInt);
+  at::Tensor first = is_eos.argmax(-1);
+  return at::where(is_eos.any(-1), first, at::full_like(first, ids.size(-1) - 1));
+}
+
+torch::Tensor TextTransformerImpl::forward(const torch::Tensor& ids) {
+  TORCH_CHECK(ids.dim() == 2, "TextTransformer expects token ids [N, L], got ", ids.sizes());
+  TORCH_CHECK(ids.size(1) <= positional_embedding.size(0), "text of ", ids.size(1),
+              " tokens is longer than the context length ", positional_embedding.size(0));
+  const at::Tensor tokens = ids.to(at::kLong);
+  at::Tensor x = token_embedding(tokens) + positional_embedding.narrow(0, 0, tokens.size(1));
+  x = ln_final(transformer(x, /*causal=*/true));
+  const at::Tensor rows = at::arange(x.size(0), tokens.options());
+  x = x.index({rows, pool_positions(tokens)});
+  return at::matmul(x, text_projection);
+}
+
+}  // namespace clip

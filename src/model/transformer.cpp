@@ -1,0 +1,96 @@
+#include "clip/model/transformer.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+
+#include "util/torch_compat.h"
+
+namespace clip {
+
+torch::Tensor activate(const torch::Tensor& x, Activation activation) {
+  // QuickGELU is what OpenAI trained with; exact GELU (erf) is nn.GELU's default.
+  return activation == Activation::quick_gelu ? x * at::sigmoid(1.702 * x) : at::gelu(x);
+}
+
+LayerNormImpl::LayerNormImpl(int64_t width, double eps) : width_(width), eps_(eps) {
+  weight = register_parameter("weight", torch::ones({width}));
+  bias = register_parameter("bias", torch::zeros({width}));
+}
+
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+  // The reference upcasts to fp32 for the normalization and casts back (half-precision statistics lose digits).
+  if (x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat) {
+    return at::layer_norm(x, {width_}, weight, bias, eps_);
+  }
+  return at::layer_norm(x.to(at::kFloat), {width_}, weight.to(at::kFloat), bias.to(at::kFloat), eps_)
+      .to(x.scalar_type());
+}
+
+MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width, int64_t heads) : heads_(heads) {
+  TORCH_CHECK(width % heads == 0, "attention width ", width, " is not a multiple of heads ", heads);
+  in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
+  in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
+  out_proj = register_module("out_proj", torch::nn::Linear(width, width));
+  // torch.nn.MultiheadAttention's own initialization.
+  torch::NoGradGuard no_grad;
+  torch::nn::init::xavier_uniform_(in_proj_weight);
+  out_proj->bias.zero_();
+}
+
+torch::Tensor MultiheadAttentionImpl::forward(const torch::Tensor& x, bool causal) {
+  const int64_t n = x.size(0), l = x.size(1), d = x.size(2);
+  // One fused projection [N, L, 3D], viewed as (q|k|v, head, head_dim) and moved to [3, N, H, L, hd].
+  at::Tensor qkv = at::linear(x, in_proj_weight, in_proj_bias).view({n, l, 3, heads_, d / heads_});
+  qkv = qkv.permute({2, 0, 3, 1, 4});
+  at::Tensor out = compat::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], causal);
+  return out_proj(out.transpose(1, 2).reshape({n, l, d}));
+}
+
+MlpImpl::MlpImpl(int64_t width, int64_t hidden, Activation activation) : activation_(activation) {
+  c_fc = register_module("c_fc", torch::nn::Linear(width, hidden));
+  c_proj = register_module("c_proj", torch::nn::Linear(hidden, width));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return c_proj(activate(c_fc(x), activation_)); }
+
+ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(const TransformerOptions& o) {
+  ln_1 = register_module("ln_1", LayerNorm(o.width(), o.layer_norm_eps()));
+  attn = register_module("attn", MultiheadAttention(o.width(), o.heads()));
+  ln_2 = register_module("ln_2", LayerNorm(o.width(), o.layer_norm_eps()));
+  const auto hidden = static_cast<int64_t>(static_cast<double>(o.width()) * o.mlp_ratio());  // Python int()
+  mlp = register_module("mlp", Mlp(o.width(), hidden, o.activation()));
+}
+
+torch::Tensor ResidualAttentionBlockImpl::forward(const torch::Tensor& x, bool causal) {
+  torch::Tensor y = x + attn(ln_1(x), causal);
+  return y + mlp(ln_2(y));
+}
+
+TransformerImpl::TransformerImpl(const TransformerOptions& options) : options_(options) {
+  resblocks = register_module("resblocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < options.layers(); ++i) resblocks->push_back(ResidualAttentionBlock(options));
+}
+
+torch::Tensor TransformerImpl::forward(torch::Tensor x, bool causal) {
+  for (const auto& block : *resblocks) x = block->as<ResidualAttentionBlockImpl>()->forward(x, causal);
+  return x;
+}
+
+void TransformerImpl::initialize_parameters() {
+  torch::NoGradGuard no_grad;
+  const double width = static_cast<double>(options_.width());
+  const double attn_std = std::pow(width, -0.5);
+  const double proj_std = attn_std * std::pow(2.0 * static_cast<double>(options_.layers()), -0.5);
+  const double fc_std = std::pow(2.0 * width, -0.5);
+  for (const auto& module : *resblocks) {
+    auto* block = module->as<ResidualAttentionBlockImpl>();
+    block->attn->in_proj_weight.normal_(0, attn_std);
+    block->attn->out_proj->weight.normal_(0, proj_std);
+    block->mlp->c_fc->weight.normal_(0, fc_std);
+    block->mlp->c_proj->weight.normal_(0, proj_std);
+  }
+}
+
+}  // namespace clip

@@ -1,0 +1,28 @@
+# Installs libclip into a temporary prefix, configures and builds examples/consumer against it with
+# find_package(clip), and runs it on the bundled tiny model. Run by ctest (test "example_consumer").
+set(prefix "${WORK_DIR}/prefix")
+set(build "${WORK_DIR}/build")
+file(REMOVE_RECURSE "${WORK_DIR}")
+
+function(step)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "example_consumer: step failed (${rc}): ${ARGN}\n${out}")
+  endif()
+  set(step_output "${out}" PARENT_SCOPE)
+endfunction()
+
+step(${CMAKE_COMMAND} --install "${CLIP_BINARY_DIR}" --prefix "${prefix}")
+set(launcher "")
+find_program(ccache ccache)
+if(ccache)
+  set(launcher "-DCMAKE_CXX_COMPILER_LAUNCHER=${ccache}")
+endif()
+step(${CMAKE_COMMAND} -S "${CLIP_SOURCE_DIR}/examples/consumer" -B "${build}" -G Ninja -DCMAKE_BUILD_TYPE=Release
+     "-DCMAKE_PREFIX_PATH=${prefix}" "-DTorch_DIR=${Torch_DIR}" ${launcher})
+step(${CMAKE_COMMAND} --build "${build}")
+step("${build}/consumer" "${CLIP_SOURCE_DIR}/tests/data/vit_tiny.safetensors" "${CLIP_SOURCE_DIR}/tests/data/vit_tiny.json")
+message(STATUS "${step_output}")
+if(NOT step_output MATCHES "cosine similarity")
+  message(FATAL_ERROR "example_consumer: unexpected output:\n${step_output}")
+endif()

@@ -1,0 +1,146 @@
+// Model configs: the shipped files parse, build, and have the released models' parameter counts; bad
+// configs fail with the file, key and value named.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "clip/model/clip_model.h"
+#include "clip/model/config.h"
+#include "clip/util/error.h"
+#include "test_util.h"
+
+namespace {
+
+struct Released {
+  const char* name;
+  double millions;  // parameter count of OpenAI's release
+};
+
+// OpenAI's released checkpoints (logit_scale included).
+constexpr Released kReleased[] = {
+    {"RN50", 102.01},    {"RN101", 119.69},    {"RN50x4", 178.30},   {"RN50x16", 290.98},     {"RN50x64", 623.26},
+    {"ViT-B-32", 151.28}, {"ViT-B-16", 149.62}, {"ViT-L-14", 427.62}, {"ViT-L-14-336", 427.94},
+};
+
+class ReleasedConfig : public testing::TestWithParam<Released> {};
+
+TEST_P(ReleasedConfig, BuildsWithTheReleasedParameterCount) {
+  const Released r = GetParam();
+  const clip::ModelConfig config = clip::load_model_config(clip::test::config(r.name));
+  EXPECT_EQ(config.name, r.name);
+  EXPECT_TRUE(config.quick_gelu);
+  clip::CLIP model(config);
+  const double millions = static_cast<double>(clip::count_parameters(*model)) / 1e6;
+  const double relative = std::abs(millions - r.millions) / r.millions;
+  std::printf("[ measured ] %-14s %.2fM parameters, released %.2fM, relative difference %.2g\n", r.name, millions,
+              r.millions, relative);
+  EXPECT_LT(relative, 5e-4);  // 0.05%: the released counts are rounded to 10k
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ReleasedConfig, testing::ValuesIn(kReleased),
+                         [](const auto& info) {
+                           std::string name = info.param.name;
+                           for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return name;
+                         });
+
+TEST(ModelConfig, ReadsTheTinyFixtureModels) {
+  const clip::ModelConfig vit = clip::load_model_config(clip::test::data("vit_tiny.json"));
+  EXPECT_FALSE(vit.vision.is_resnet());
+  EXPECT_EQ(vit.vision.heads(), 2);
+  EXPECT_EQ(vit.text.vocab_size, 1000);
+  EXPECT_EQ(vit.text.eos_token_id, 999);  // defaults to the last id when the vocabulary is not the CLIP BPE's
+  const clip::ModelConfig rn = clip::load_model_config(clip::test::data("rn_tiny.json"));
+  ASSERT_TRUE(rn.vision.is_resnet());
+  EXPECT_EQ(rn.vision.resnet_layers, (std::vector<int64_t>{1, 2, 1, 1}));
+  EXPECT_EQ(rn.vision.heads(), 4);  // 32 * width / head_width
+}
+
+TEST(ModelConfig, RoundTripsThroughJson) {
+  clip::ModelConfig config = clip::load_model_config(clip::test::config("RN50x4"));
+  config.preprocess.resize_mode = "squash";
+  config.text.pool = clip::TextPool::first_eos;
+  config.text.eos_token_id = 2;
+  config.layer_norm_eps = 1e-6;
+  const clip::ModelConfig again = clip::parse_model_config(clip::to_json(config), "round trip");
+  EXPECT_EQ(clip::to_json(again), clip::to_json(config));
+  EXPECT_EQ(again.vision.resnet_layers, config.vision.resnet_layers);
+  EXPECT_EQ(again.text.pool, clip::TextPool::first_eos);
+  EXPECT_EQ(again.preprocess.resize_mode, "squash");
+  EXPECT_EQ(again.layer_norm_eps, 1e-6);
+}
+
+TEST(ModelConfig, AcceptsOpenClipKeysAtTheirDefaults) {
+  const auto config = clip::parse_model_config(R"({
+    "embed_dim": 64, "custom_text": false, "cast_dtype": "fp16",
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16, "patch_dropout": 0.0,
+                   "ls_init_value": null, "attentional_pool": false, "output_tokens": false},
+    "text_cfg": {"context_length": 8, "vocab_size": 10, "width": 64, "heads": 1, "layers": 1,
+                 "hf_tokenizer_name": "", "proj_bias": false, "pool_type": "argmax"},
+    "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bilinear",
+                       "resize_mode": "longest", "size": 32}})",
+                                               "inline");
+  EXPECT_EQ(config.preprocess.mean[0], 0.5);
+  EXPECT_EQ(config.preprocess.interpolation, "bilinear");
+}
+
+// Expects parse_model_config to fail with a message containing every one of `needles`.
+void expect_error(const std::string& json, std::initializer_list<const char*> needles) {
+  try {
+    clip::parse_model_config(json, "bad.json");
+    ADD_FAILURE() << "accepted " << json;
+  } catch (const clip::Error& e) {
+    const std::string message = e.what();
+    std::printf("[ message  ] %s\n", message.c_str());
+    for (const char* needle : needles) EXPECT_NE(message.find(needle), std::string::npos) << message;
+  }
+}
+
+const char* kText = R"("text_cfg": {"context_length": 8, "vocab_size": 10, "width": 64, "heads": 1, "layers": 1})";
+std::string with_vision(const std::string& vision, const std::string& extra = "") {
+  return R"({"embed_dim": 16, "vision_cfg": )" + vision + ", " + kText + extra + "}";
+}
+
+TEST(ModelConfig, RejectsUnknownKeysNamingFileKeyAndValue) {
+  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 32, "widht": 3})"),
+               {"bad.json", "vision_cfg.widht", "3", "unknown key"});
+  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 32})", R"(, "foo": "bar")"),
+               {"bad.json", "'foo'", "bar"});
+}
+
+TEST(ModelConfig, RejectsWrongTypes) {
+  expect_error(with_vision(R"({"layers": 1, "width": "64", "patch_size": 16, "image_size": 32})"),
+               {"bad.json", "vision_cfg.width", "integer", "\"64\""});
+  expect_error(with_vision(R"({"layers": [1, 2], "width": 64, "image_size": 32})"), {"vision_cfg.layers", "[1,2]"});
+  expect_error(R"({"embed_dim": 16, "quick_gelu": 1, "vision_cfg": {}, )" + std::string(kText) + "}",
+               {"quick_gelu", "true or false"});
+  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": -32})"),
+               {"vision_cfg.image_size", "positive"});
+}
+
+TEST(ModelConfig, RejectsUnsupportedArchitectures) {
+  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 32, "ls_init_value": 0.1})"),
+               {"vision_cfg.ls_init_value", "0.1", "not supported"});
+  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 32, "timm_model_name": "x"})"),
+               {"timm_model_name", "not supported"});
+  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 30})"),
+               {"image_size 30", "patch_size 16"});
+}
+
+TEST(ModelConfig, RejectsMissingPartsAndBadJson) {
+  expect_error(R"({"vision_cfg": {}, "text_cfg": {}})", {"embed_dim", "required"});
+  expect_error(R"({"embed_dim": 16, "text_cfg": {}})", {"vision_cfg", "required"});
+  expect_error(R"({"embed_dim": 16,)", {"bad.json", "not valid JSON"});
+  expect_error(R"([1, 2])", {"bad.json", "JSON object"});
+}
+
+TEST(ModelConfig, MissingFileIsAClearError) {
+  try {
+    clip::load_model_config("/nonexistent/model.json");
+    ADD_FAILURE();
+  } catch (const clip::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/model.json: cannot open"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace

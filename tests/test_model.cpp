@@ -1,0 +1,109 @@
+// Model parity with the reference (openai/CLIP's code, random fp16-exact weights): features and logits of the
+// tiny ViT and ResNet fixtures, fp32, eval mode, within the fixtures' stated tolerance of 1e-4 relative.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include "clip/embed.h"
+#include "clip/io/checkpoint.h"
+#include "clip/io/safetensors.h"
+#include "clip/model/modified_resnet.h"
+#include "clip/model/vision_transformer.h"
+#include "clip/util/error.h"
+#include "test_util.h"
+
+namespace {
+
+constexpr double kTolerance = 1e-4;  // the reference's own cross-machine spread, fixtures/README.md
+
+class Parity : public testing::TestWithParam<std::string> {};
+
+TEST_P(Parity, FeaturesAndLogitsMatchTheReference) {
+  const std::string name = GetParam();
+  clip::CLIP model =
+      clip::load_model(clip::test::data(name + ".safetensors"), {clip::test::data(name + ".json")});
+  const clip::TensorMap io = clip::read_safetensors(clip::test::data(name + ".io.safetensors")).tensors;
+  torch::NoGradGuard no_grad;
+  const clip::ClipOutput out = model->forward(io.at("image"), io.at("text"));
+  EXPECT_LT(clip::test::report(name + " image_features", out.image_features, io.at("image_features")), kTolerance);
+  EXPECT_LT(clip::test::report(name + " text_features", out.text_features, io.at("text_features")), kTolerance);
+  EXPECT_LT(clip::test::report(name + " logits_per_image", out.logits_per_image, io.at("logits_per_image")),
+            kTolerance);
+  EXPECT_LT(clip::test::report(name + " logits_per_text", out.logits_per_text, io.at("logits_per_text")), kTolerance);
+}
+
+TEST_P(Parity, BatchedEmbeddingMatchesOneBatch) {
+  const std::string name = GetParam();
+  clip::CLIP model =
+      clip::load_model(clip::test::data(name + ".safetensors"), {clip::test::data(name + ".json")});
+  const clip::TensorMap io = clip::read_safetensors(clip::test::data(name + ".io.safetensors")).tensors;
+  clip::EmbedOptions options;
+  options.batch_size = 1;
+  const clip::TensorMap out = clip::embed_tensors(*model, io, options);
+  EXPECT_LT(clip::test::report(name + " batch-1 image_features", out.at("image_features"), io.at("image_features")),
+            kTolerance);
+  EXPECT_LT(clip::test::report(name + " batch-1 text_features", out.at("text_features"), io.at("text_features")),
+            kTolerance);
+  EXPECT_LT(clip::test::report(name + " batch-1 logits", out.at("logits_per_image"), io.at("logits_per_image")),
+            kTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, testing::Values("vit_tiny", "rn_tiny"));
+
+TEST(Model, ParameterNamesAreTheReferenceStateDictKeys) {
+  for (const std::string name : {"vit_tiny", "rn_tiny"}) {
+    clip::CLIP model(clip::load_model_config(clip::test::data(name + ".json")));
+    const clip::TensorMap reference = clip::read_safetensors(clip::test::data(name + ".safetensors")).tensors;
+    const clip::StateDictMismatch m = clip::compare_state_dict(*model, reference);
+    EXPECT_TRUE(m.empty()) << name << ": " << m.missing.size() << " missing, " << m.unexpected.size()
+                           << " unexpected, " << m.wrong_shape.size() << " wrong shape";
+  }
+}
+
+TEST(Model, TextParametersAreSharedNotCopied) {
+  clip::CLIP model(clip::load_model_config(clip::test::data("vit_tiny.json")));
+  EXPECT_TRUE(model->named_parameters()["positional_embedding"].is_same(model->text->positional_embedding));
+  EXPECT_TRUE(model->named_parameters()["transformer.resblocks.0.attn.in_proj_weight"].is_same(
+      model->text->transformer->resblocks[0]->as<clip::ResidualAttentionBlockImpl>()->attn->in_proj_weight));
+  // Each tensor once: the text tower is not registered twice.
+  EXPECT_EQ(model->parameters().size(), model->named_parameters().size());
+}
+
+TEST(Model, ConvertKeepsIntegerBuffersAndSharing) {
+  clip::CLIP model = clip::load_model(clip::test::data("rn_tiny.safetensors"), {clip::test::data("rn_tiny.json")});
+  clip::convert_module(*model, torch::kCPU, at::kDouble);
+  EXPECT_EQ(model->named_buffers()["visual.bn1.num_batches_tracked"].scalar_type(), at::kLong);
+  EXPECT_EQ(model->text->positional_embedding.scalar_type(), at::kDouble);
+  EXPECT_EQ(model->named_parameters()["positional_embedding"].scalar_type(), at::kDouble);
+  // fp64 is at least as close to the fp32 reference as fp32 is.
+  const clip::TensorMap io = clip::read_safetensors(clip::test::data("rn_tiny.io.safetensors")).tensors;
+  torch::NoGradGuard no_grad;
+  const at::Tensor features = model->encode_text(io.at("text"));
+  EXPECT_LT(clip::test::report("rn_tiny fp64 text_features", features, io.at("text_features")), kTolerance);
+}
+
+TEST(Model, InitializationFollowsTheReference) {
+  clip::CLIP model(clip::load_model_config(clip::test::data("rn_tiny.json")));
+  auto params = model->named_parameters();
+  EXPECT_NEAR(params["logit_scale"].item<double>(), std::log(1 / 0.07), 1e-6);
+  EXPECT_EQ(params["visual.layer1.0.bn3.weight"].abs().sum().item<double>(), 0.0);  // zero-init residual branch
+  EXPECT_NEAR(params["token_embedding.weight"].std().item<double>(), 0.02, 0.002);
+  EXPECT_NEAR(params["positional_embedding"].std().item<double>(), 0.01, 0.001);
+  const double proj_std = std::pow(64.0, -0.5) * std::pow(4.0, -0.5);  // width^-0.5 (2 layers)^-0.5
+  EXPECT_NEAR(params["transformer.resblocks.0.attn.out_proj.weight"].std().item<double>(), proj_std, 0.1 * proj_std);
+}
+
+TEST(Model, WrongInputSizesFailClearly) {
+  clip::CLIP model(clip::load_model_config(clip::test::data("vit_tiny.json")));
+  torch::NoGradGuard no_grad;
+  EXPECT_THROW(model->encode_image(at::zeros({1, 3, 32, 32})), c10::Error);
+  EXPECT_THROW(model->encode_image(at::zeros({1, 64, 64})), c10::Error);
+  EXPECT_THROW(model->encode_text(at::zeros({1, 78}, at::kLong)), c10::Error);
+  clip::TensorMap bad{{"text", at::full({1, 5}, 1000, at::kLong)}};
+  EXPECT_THROW(clip::embed_tensors(*model, bad), clip::Error);
+  EXPECT_THROW(clip::embed_tensors(*model, {{"image", at::zeros({1, 3, 32, 32})}}), clip::Error);
+  EXPECT_THROW(clip::embed_tensors(*model, {{"other", at::zeros({1})}}), clip::Error);
+}
+
+}  // namespace

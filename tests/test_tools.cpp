@@ -1,0 +1,105 @@
+// The command-line tools, run as a user would: outputs checked against the reference fixtures, bad input
+// answered with one line and a non-zero exit.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "clip/io/safetensors.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& command) {
+  Result r{-1, {}};
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen((command + " 2>&1").c_str(), "r"), ::pclose);
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) r.output.append(buffer.data(), n);
+  const int status = ::pclose(pipe.release());
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string tool(const std::string& name) { return std::string(CLIP_BIN_DIR) + "/" + name; }
+
+std::string temp_file(const std::string& name) {
+  return (fs::temp_directory_path() / ("clip_tools_" + std::to_string(::getpid()) + "_" + name)).string();
+}
+
+class ClipEmbed : public testing::TestWithParam<std::string> {};
+
+TEST_P(ClipEmbed, ReproducesTheReferenceOutputs) {
+  const std::string name = GetParam();
+  const std::string out = temp_file(name + ".out.safetensors");
+  const Result r = run(tool("clip_embed") + " --checkpoint " + clip::test::data(name + ".safetensors") + " --config " +
+                       clip::test::data(name + ".json") + " --inputs " + clip::test::data(name + ".io.safetensors") +
+                       " --output " + out + " --print");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("logits_per_image [2 images x 3 texts]"), std::string::npos) << r.output;
+  const clip::TensorMap got = clip::read_safetensors(out).tensors;
+  const clip::TensorMap expected = clip::read_safetensors(clip::test::data(name + ".io.safetensors")).tensors;
+  for (const char* key : {"image_features", "text_features", "logits_per_image", "logits_per_text"}) {
+    ASSERT_TRUE(got.count(key)) << key;
+    EXPECT_LT(clip::test::report(name + " clip_embed " + key, got.at(key), expected.at(key)), 1e-4);
+  }
+  fs::remove(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ClipEmbed, testing::Values("vit_tiny", "rn_tiny"));
+
+TEST(ClipEmbedErrors, HelpListsEveryFlagWithDefaults) {
+  const Result r = run(tool("clip_embed") + " --help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* flag : {"--checkpoint", "--config", "--inputs", "--output", "--device", "--batch-size", "--threads"}) {
+    EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
+  }
+  EXPECT_NE(r.output.find("256"), std::string::npos) << "default batch size shown";
+}
+
+// One line on stderr, naming the problem, and a non-zero exit.
+void expect_one_line_failure(const std::string& args, const std::string& needle) {
+  const Result r = run(tool("clip_embed") + " " + args);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
+  EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 3) << r.output;
+  std::printf("[ message  ] %s", r.output.c_str());
+}
+
+TEST(ClipEmbedErrors, BadInputsGiveOneClearLine) {
+  const std::string vit = clip::test::data("vit_tiny");
+  const std::string out = temp_file("err.safetensors");
+  expect_one_line_failure("--checkpoint " + vit + ".safetensors --inputs " + vit + ".io.safetensors --output " + out,
+                          "--config");
+  expect_one_line_failure("--checkpoint " + vit + ".json --config " + vit + ".json --inputs " + vit +
+                              ".io.safetensors --output " + out,
+                          "not a safetensors file");
+  expect_one_line_failure("--checkpoint " + clip::test::data("rn_tiny.safetensors") + " --config " + vit +
+                              ".json --inputs " + vit + ".io.safetensors --output " + out,
+                          "state dict does not match");
+  expect_one_line_failure("--checkpoint " + vit + ".safetensors --config " + vit + ".json --inputs " +
+                              clip::test::data("rn_tiny.safetensors") + " --output " + out,
+                          "neither 'image'");
+  expect_one_line_failure("--checkpoint /nonexistent.safetensors --inputs x --output y", "/nonexistent.safetensors");
+  expect_one_line_failure("--checkpoint " + vit + ".safetensors --config " + vit + ".json --inputs " + vit +
+                              ".io.safetensors --output /nonexistent/dir/out.safetensors",
+                          "/nonexistent/dir/out.safetensors");
+  expect_one_line_failure("--checkpoint " + vit + ".safetensors --inputs " + vit + ".io.safetensors --output " + out +
+                              " --bogus",
+                          "bogus");
+  EXPECT_FALSE(fs::exists(out));
+}
+
+}  // namespace

@@ -1,0 +1,74 @@
+// clip_embed: model inputs (safetensors) -> features and logits (safetensors).
+#include <ATen/Parallel.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "clip/embed.h"
+#include "clip/io/checkpoint.h"
+#include "clip/io/safetensors.h"
+#include "clip/util/blas.h"
+#include "clip/util/error.h"
+
+namespace {
+
+struct Params {
+  std::string checkpoint;
+  std::string config;
+  std::string inputs;
+  std::string output;
+  std::string device = "cpu";
+  int64_t batch_size = 256;
+  int threads = 0;
+  bool print = false;
+};
+
+void print_logits(const at::Tensor& logits) {
+  std::printf("logits_per_image [%lld images x %lld texts]:\n", static_cast<long long>(logits.size(0)),
+              static_cast<long long>(logits.size(1)));
+  const at::Tensor l = logits.contiguous();
+  for (int64_t i = 0; i < l.size(0); ++i) {
+    std::printf("  image %lld:", static_cast<long long>(i));
+    for (int64_t j = 0; j < l.size(1); ++j) std::printf(" %9.4f", l[i][j].item<double>());
+    std::printf("\n");
+  }
+}
+
+int run(const Params& p) {
+  clip::warn_if_reference_blas();
+  if (p.threads > 0) at::set_num_threads(p.threads);
+  clip::CLIP model = clip::load_model(p.checkpoint, {p.config, at::kFloat, p.device});
+  clip::EmbedOptions options;
+  options.batch_size = p.batch_size;
+  options.source = p.inputs;
+  const clip::TensorMap outputs = clip::embed_tensors(*model, clip::read_safetensors(p.inputs).tensors, options);
+  clip::write_safetensors(p.output, outputs, {{"checkpoint", p.checkpoint}});
+  for (const auto& [name, tensor] : outputs) {
+    std::cerr << "clip_embed: " << name << " " << clip::shape_string(tensor.sizes()) << "\n";
+  }
+  if (p.print && outputs.count("logits_per_image")) print_logits(outputs.at("logits_per_image"));
+  std::cerr << "clip_embed: wrote " << p.output << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Params p;
+  CLI::App app{"clip_embed: embed model inputs with a CLIP checkpoint.\n"
+               "Reads 'image' [B,3,R,R] (normalized floats) and/or 'text' [T,L] (token ids) from --inputs and writes\n"
+               "image_features, text_features (projected, not normalized) and, with both, logits_per_image/_text."};
+  app.add_option("--checkpoint", p.checkpoint, "model weights (safetensors, reference key names)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--config", p.config, "model config JSON (open_clip schema); default: the checkpoint's metadata");
+  app.add_option("--inputs", p.inputs, "safetensors file with 'image' and/or 'text'")->required()->check(CLI::ExistingFile);
+  app.add_option("--output", p.output, "safetensors file to write")->required();
+  app.add_option("--device", p.device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--batch-size", p.batch_size, "rows per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--threads", p.threads, "CPU threads (0: LibTorch's default)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_flag("--print", p.print, "print logits_per_image to stdout");
+  CLI11_PARSE(app, argc, argv);
+  return clip::run_tool("clip_embed", [&] { return run(p); });
+}
