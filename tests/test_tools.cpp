@@ -103,3 +103,25 @@ TEST(ClipEmbedErrors, BadInputsGiveOneClearLine) {
 }
 
 }  // namespace
+
+namespace {
+
+// The start-up BLAS check: with netlib's reference BLAS forced in front, the tool warns; with the system's
+// selection (OpenBLAS after scripts/setup) it does not.
+TEST(BlasCheck, WarnsWhenTheReferenceBlasIsLoaded) {
+  const std::string reference = "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3";
+  if (!fs::exists(reference)) GTEST_SKIP() << "netlib's reference BLAS is not installed (" << reference << ")";
+  const std::string vit = clip::test::data("vit_tiny");
+  const std::string out = temp_file("blas.safetensors");
+  const std::string args = " --checkpoint " + vit + ".safetensors --config " + vit + ".json --inputs " + vit +
+                           ".io.safetensors --output " + out;
+  const Result slow = run("LD_PRELOAD=" + reference + " " + tool("clip_embed") + args);
+  EXPECT_EQ(slow.exit_code, 0) << slow.output;
+  EXPECT_NE(slow.output.find("reference BLAS"), std::string::npos) << slow.output;
+  const Result normal = run(tool("clip_embed") + args);
+  std::printf("[ measured ] without LD_PRELOAD the tool %s\n",
+              normal.output.find("reference BLAS") == std::string::npos ? "did not warn" : "warned");
+  fs::remove(out);
+}
+
+}  // namespace
