@@ -22,7 +22,7 @@ class Parity : public testing::TestWithParam<std::string> {};
 TEST_P(Parity, FeaturesAndLogitsMatchTheReference) {
   const std::string name = GetParam();
   clip::CLIP model =
-      clip::load_model(clip::test::data(name + ".safetensors"), {clip::test::data(name + ".json")});
+      clip::load_model(clip::test::data(name + ".safetensors"), clip::LoadOptions().config_path(clip::test::data(name + ".json")));
   const clip::TensorMap io = clip::read_safetensors(clip::test::data(name + ".io.safetensors")).tensors;
   torch::NoGradGuard no_grad;
   const clip::ClipOutput out = model->forward(io.at("image"), io.at("text"));
@@ -36,7 +36,7 @@ TEST_P(Parity, FeaturesAndLogitsMatchTheReference) {
 TEST_P(Parity, BatchedEmbeddingMatchesOneBatch) {
   const std::string name = GetParam();
   clip::CLIP model =
-      clip::load_model(clip::test::data(name + ".safetensors"), {clip::test::data(name + ".json")});
+      clip::load_model(clip::test::data(name + ".safetensors"), clip::LoadOptions().config_path(clip::test::data(name + ".json")));
   const clip::TensorMap io = clip::read_safetensors(clip::test::data(name + ".io.safetensors")).tensors;
   clip::EmbedOptions options;
   options.batch_size = 1;
@@ -71,7 +71,7 @@ TEST(Model, TextParametersAreSharedNotCopied) {
 }
 
 TEST(Model, ConvertKeepsIntegerBuffersAndSharing) {
-  clip::CLIP model = clip::load_model(clip::test::data("rn_tiny.safetensors"), {clip::test::data("rn_tiny.json")});
+  clip::CLIP model = clip::load_model(clip::test::data("rn_tiny.safetensors"), clip::LoadOptions().config_path(clip::test::data("rn_tiny.json")));
   clip::convert_module(*model, torch::kCPU, at::kDouble);
   EXPECT_EQ(model->named_buffers()["visual.bn1.num_batches_tracked"].scalar_type(), at::kLong);
   EXPECT_EQ(model->text->positional_embedding.scalar_type(), at::kDouble);

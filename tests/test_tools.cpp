@@ -44,9 +44,9 @@ class ClipEmbed : public testing::TestWithParam<std::string> {};
 TEST_P(ClipEmbed, ReproducesTheReferenceOutputs) {
   const std::string name = GetParam();
   const std::string out = temp_file(name + ".out.safetensors");
-  const Result r = run(tool("clip_embed") + " --checkpoint " + clip::test::data(name + ".safetensors") + " --config " +
-                       clip::test::data(name + ".json") + " --inputs " + clip::test::data(name + ".io.safetensors") +
-                       " --output " + out + " --print");
+  // Any checkpoint format, no config: the architecture is inferred from the state dict.
+  const Result r = run(tool("clip_embed") + " --checkpoint " + clip::test::data(name + ".jit.pt") + " --inputs " +
+                       clip::test::data(name + ".io.safetensors") + " --output " + out + " --print");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("logits_per_image [2 images x 3 texts]"), std::string::npos) << r.output;
   const clip::TensorMap got = clip::read_safetensors(out).tensors;
@@ -63,7 +63,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ClipEmbed, testing::Values("vit_tiny", "rn_ti
 TEST(ClipEmbedErrors, HelpListsEveryFlagWithDefaults) {
   const Result r = run(tool("clip_embed") + " --help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* flag : {"--checkpoint", "--config", "--inputs", "--output", "--device", "--batch-size", "--threads"}) {
+  for (const char* flag : {"--checkpoint", "--config", "--model", "--verify", "--inputs", "--output", "--device",
+                           "--batch-size", "--threads"}) {
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(r.output.find("256"), std::string::npos) << "default batch size shown";
@@ -81,11 +82,12 @@ void expect_one_line_failure(const std::string& args, const std::string& needle)
 TEST(ClipEmbedErrors, BadInputsGiveOneClearLine) {
   const std::string vit = clip::test::data("vit_tiny");
   const std::string out = temp_file("err.safetensors");
-  expect_one_line_failure("--checkpoint " + vit + ".safetensors --inputs " + vit + ".io.safetensors --output " + out,
-                          "--config");
   expect_one_line_failure("--checkpoint " + vit + ".json --config " + vit + ".json --inputs " + vit +
                               ".io.safetensors --output " + out,
-                          "not a safetensors file");
+                          "not a checkpoint");
+  expect_one_line_failure("--model ViT-Q-99 --checkpoint " + vit + ".safetensors --inputs " + vit +
+                              ".io.safetensors --output " + out,
+                          "unknown model 'ViT-Q-99'");
   expect_one_line_failure("--checkpoint " + clip::test::data("rn_tiny.safetensors") + " --config " + vit +
                               ".json --inputs " + vit + ".io.safetensors --output " + out,
                           "state dict does not match");

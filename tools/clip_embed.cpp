@@ -16,6 +16,8 @@ namespace {
 struct Params {
   std::string checkpoint;
   std::string config;
+  std::string model;
+  bool verify = false;
   std::string inputs;
   std::string output;
   std::string device = "cpu";
@@ -38,7 +40,8 @@ void print_logits(const at::Tensor& logits) {
 int run(const Params& p) {
   clip::warn_if_reference_blas();
   if (p.threads > 0) at::set_num_threads(p.threads);
-  clip::CLIP model = clip::load_model(p.checkpoint, {p.config, at::kFloat, p.device});
+  clip::CLIP model = clip::load_model(
+      p.checkpoint, clip::LoadOptions().config_path(p.config).model_name(p.model).verify(p.verify).device(p.device));
   clip::EmbedOptions options;
   options.batch_size = p.batch_size;
   options.source = p.inputs;
@@ -59,10 +62,14 @@ int main(int argc, char** argv) {
   CLI::App app{"clip_embed: embed model inputs with a CLIP checkpoint.\n"
                "Reads 'image' [B,3,R,R] (normalized floats) and/or 'text' [T,L] (token ids) from --inputs and writes\n"
                "image_features, text_features (projected, not normalized) and, with both, logits_per_image/_text."};
-  app.add_option("--checkpoint", p.checkpoint, "model weights (safetensors, reference key names)")
+  app.add_option("--checkpoint", p.checkpoint,
+                 "model weights: OpenAI .pt, torch.save/open_clip .pt, safetensors, or an HF/open_clip folder")
       ->required()
-      ->check(CLI::ExistingFile);
-  app.add_option("--config", p.config, "model config JSON (open_clip schema); default: the checkpoint's metadata");
+      ->check(CLI::ExistingPath);
+  app.add_option("--config", p.config,
+                 "model config JSON (open_clip schema); default: stored with the checkpoint, else inferred");
+  app.add_option("--model", p.model, "registry name (RN50 ... ViT-L-14-336): its config, and --verify's hash");
+  app.add_flag("--verify", p.verify, "with --model: compare the checkpoint's SHA-256 with OpenAI's release (warns)");
   app.add_option("--inputs", p.inputs, "safetensors file with 'image' and/or 'text'")->required()->check(CLI::ExistingFile);
   app.add_option("--output", p.output, "safetensors file to write")->required();
   app.add_option("--device", p.device, "cpu, cuda or cuda:N")->capture_default_str();

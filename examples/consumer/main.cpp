@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    clip::CLIP model = clip::load_model(argv[1], {argv[2]});
+    clip::CLIP model = clip::load_model(argv[1], clip::LoadOptions().config_path(argv[2]));
     const auto& config = model->config();
     torch::NoGradGuard no_grad;
     const auto images = torch::randn({2, 3, config.vision.image_size, config.vision.image_size});

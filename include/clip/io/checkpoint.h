@@ -1,32 +1,81 @@
 #pragma once
-/// Loading a model from a checkpoint file.
+/// Loading a model from any checkpoint people have, and saving one.
 ///
-///   clip::CLIP model = clip::load_model("vit_tiny.safetensors", {.config_path = "vit_tiny.json"});
+///   clip::CLIP model = clip::load_model("ViT-B-32.pt");                    // OpenAI's release file
+///   clip::CLIP model = clip::load_model("epoch_32.pt", clip::LoadOptions().config_path("ViT-B-32.json"));
+///   clip::save_model(*model, "model.safetensors");                          // loads alone afterwards
 ///
-/// Reads safetensors files with plain reference keys (`visual.conv1.weight`, ...); the architecture comes from
-/// `config_path`, or from a config stored in the file's `__metadata__["config"]`. Other checkpoint formats are
-/// refused with a message naming the formats that are read.
+/// Formats, told apart by content, not by file name:
+/// - TorchScript archives (OpenAI's released `RN50.pt` ... `ViT-L-14-336px.pt`, fp16 weights);
+/// - `torch.save` zip archives: a bare state dict, or open_clip's `{"epoch", "name", "state_dict"}` (a DDP
+///   `module.` prefix is stripped);
+/// - safetensors with the reference's key names (a config in `__metadata__["config"]` is used);
+/// - HF transformers folders (`config.json` + `model.safetensors` or `pytorch_model.bin`, or a sharded index);
+/// - open_clip hub folders (`open_clip_config.json` + `open_clip_model.safetensors` or `..._pytorch_model.bin`).
+/// The architecture comes from, in order: an explicit config (file or registry name), a config stored with the
+/// checkpoint, or the reference's inference rules applied to the state dict (infer_model_config).
 #include <ATen/core/ScalarType.h>
+#include <torch/arg.h>
 
+#include <optional>
 #include <string>
 
+#include "clip/io/tensor_map.h"
 #include "clip/model/clip_model.h"
 
 namespace clip {
 
-/// Options of load_model.
-struct LoadOptions {
-  std::string config_path;               ///< open_clip-schema JSON; empty: from the checkpoint's metadata
-  at::ScalarType dtype = at::kFloat;     ///< weights are converted to this dtype
-  std::string device = "cpu";            ///< "cpu", "cuda", "cuda:1", ...
+/// The checkpoint formats libclip reads.
+enum class CheckpointFormat { safetensors, torch_zip, torchscript, hf_folder, open_clip_folder };
+
+/// "TorchScript archive", "HF transformers folder", ...
+const char* format_name(CheckpointFormat format);
+
+/// What a checkpoint holds, in the reference's key names and the stored dtypes.
+struct Checkpoint {
+  CheckpointFormat format;
+  TensorMap state_dict;
+  std::optional<ModelConfig> config;  ///< a config stored with the weights (safetensors metadata, HF config)
+  /// The activation the checkpoint's origin states: OpenAI's releases and HF configs say; plain state dicts do not.
+  std::optional<bool> quick_gelu;
 };
 
-/// Builds the model described by the config and copies the checkpoint's weights into it (every key and shape
-/// checked). The model is returned in eval mode. Errors name the file and what is wrong.
-CLIP load_model(const std::string& checkpoint, const LoadOptions& options = {});
+/// Tells the format of a file or folder from its content; throws clip::Error naming the formats libclip reads
+/// when it is none of them.
+CheckpointFormat detect_format(const std::string& path);
 
-/// Writes a model's weights as safetensors with its config in `__metadata__["config"]`, so that load_model
-/// needs no separate config file.
-void save_model(CLIPImpl& model, const std::string& path);
+/// Reads a checkpoint of any supported format into reference key names. Errors name the file and the problem.
+Checkpoint read_checkpoint(const std::string& path);
+
+/// The architecture implied by a reference-layout state dict (openai/CLIP's build_model rules: ViT when
+/// `visual.proj` exists; widths, depths, patch size and resolution from tensor shapes; heads = width / 64;
+/// QuickGELU, as in every OpenAI release). Throws clip::Error naming `source` when it is not a CLIP state dict.
+ModelConfig infer_model_config(const TensorMap& state_dict, const std::string& source);
+
+/// Options of load_model: clip::LoadOptions().config_path("ViT-B-32.json").device("cuda").
+struct LoadOptions {
+  /// open_clip-schema JSON; overrides what the checkpoint says
+  TORCH_ARG(std::string, config_path);
+  /// a registry name ("ViT-B-32"): its config, unless config_path is set
+  TORCH_ARG(std::string, model_name);
+  /// floating-point weights are converted to this dtype
+  TORCH_ARG(at::ScalarType, dtype) = at::kFloat;
+  /// "cpu", "cuda", "cuda:1", ...
+  TORCH_ARG(std::string, device) = "cpu";
+  /// with model_name: check the file's SHA-256 against the release (a mismatch warns on stderr)
+  TORCH_ARG(bool, verify) = false;
+};
+
+/// Reads any supported checkpoint, builds the model its config describes and copies the weights in (every key
+/// and shape checked), converted to options.dtype on options.device, in eval mode. A config that states a
+/// different activation (QuickGELU vs GELU) than the checkpoint's origin is refused.
+CLIP load_model(const std::string& path, const LoadOptions& options = {});
+
+/// Writes the weights as safetensors with the config (activation included) in `__metadata__["config"]`, so
+/// that the file alone loads. Floating-point tensors are written in `dtype`.
+void save_model(CLIPImpl& model, const std::string& path, at::ScalarType dtype = at::kFloat);
+
+/// Strips a prefix that every key shares, such as DDP's `module.` or torch.compile's `_orig_mod.`.
+TensorMap strip_common_prefixes(TensorMap state_dict);
 
 }  // namespace clip

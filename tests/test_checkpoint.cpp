@@ -1,0 +1,267 @@
+// Checkpoint formats: every fixture format of vit_tiny and rn_tiny (and the HF folder) gives the reference's
+// outputs within 1e-4 relative, with an explicit config and with an inferred one; round trips; bad inputs.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "clip/io/checkpoint.h"
+#include "clip/io/hf.h"
+#include "clip/io/safetensors.h"
+#include "clip/model/registry.h"
+#include "clip/util/error.h"
+#include "clip/util/sha256.h"
+#include "io/pickle.h"
+#include "test_util.h"
+
+#include <caffe2/serialize/inline_container.h>
+
+#include <random>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kTolerance = 1e-4;  // fixtures/README.md
+
+class TempDir {
+ public:
+  TempDir() : path_(fs::temp_directory_path() / ("clip_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(n_++))) {
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  static inline int n_ = 0;
+  fs::path path_;
+};
+
+// Runs the model on the fixture inputs and checks every output against the reference.
+void expect_reference_outputs(clip::CLIPImpl& model, const std::string& io_file, const std::string& label) {
+  const clip::TensorMap io = clip::read_safetensors(clip::test::data(io_file)).tensors;
+  torch::NoGradGuard no_grad;
+  const clip::ClipOutput out = model.forward(io.at("image"), io.at("text"));
+  EXPECT_LT(clip::test::report(label + " image_features", out.image_features, io.at("image_features")), kTolerance);
+  EXPECT_LT(clip::test::report(label + " text_features", out.text_features, io.at("text_features")), kTolerance);
+  EXPECT_LT(clip::test::report(label + " logits_per_image", out.logits_per_image, io.at("logits_per_image")), kTolerance);
+}
+
+struct FormatCase {
+  std::string model;
+  std::string suffix;
+  clip::CheckpointFormat format;
+};
+
+void PrintTo(const FormatCase& c, std::ostream* os) { *os << c.model << c.suffix; }
+
+class Formats : public testing::TestWithParam<FormatCase> {};
+
+TEST_P(Formats, MatchTheReferenceWithAndWithoutConfig) {
+  const FormatCase c = GetParam();
+  const std::string path = clip::test::data(c.model + c.suffix);
+  EXPECT_EQ(clip::detect_format(path), c.format);
+  const auto with_config = clip::LoadOptions().config_path(clip::test::data(c.model + ".json"));
+  clip::CLIP configured = clip::load_model(path, with_config);
+  expect_reference_outputs(*configured, c.model + ".io.safetensors", c.model + c.suffix + " --config");
+  clip::CLIP inferred = clip::load_model(path);
+  EXPECT_EQ(clip::to_json(inferred->config()), clip::to_json(configured->config())) << "inferred architecture";
+  expect_reference_outputs(*inferred, c.model + ".io.safetensors", c.model + c.suffix + " inferred");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, Formats,
+    testing::Values(FormatCase{"vit_tiny", ".safetensors", clip::CheckpointFormat::safetensors},
+                    FormatCase{"vit_tiny", ".ckpt.pt", clip::CheckpointFormat::torch_zip},
+                    FormatCase{"vit_tiny", ".jit.pt", clip::CheckpointFormat::torchscript},
+                    FormatCase{"rn_tiny", ".safetensors", clip::CheckpointFormat::safetensors},
+                    FormatCase{"rn_tiny", ".ckpt.pt", clip::CheckpointFormat::torch_zip},
+                    FormatCase{"rn_tiny", ".jit.pt", clip::CheckpointFormat::torchscript}),
+    [](const auto& info) {
+      std::string name = info.param.model + info.param.suffix;
+      for (char& ch : name) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+      return name;
+    });
+
+TEST(HfFolder, MatchesTheReference) {
+  const std::string dir = clip::test::data("hf_vit_tiny");
+  EXPECT_EQ(clip::detect_format(dir), clip::CheckpointFormat::hf_folder);
+  clip::CLIP model = clip::load_model(dir);
+  EXPECT_TRUE(model->config().quick_gelu);
+  EXPECT_EQ(model->config().text.pool, clip::TextPool::first_eos);
+  EXPECT_EQ(model->config().text.eos_token_id, 999);
+  expect_reference_outputs(*model, "hf_vit_tiny.io.safetensors", "hf_vit_tiny");
+  const auto with_config = clip::LoadOptions().config_path(clip::test::data("vit_tiny.json"));
+  clip::CLIP configured = clip::load_model(dir, with_config);
+  expect_reference_outputs(*configured, "hf_vit_tiny.io.safetensors", "hf_vit_tiny --config");
+}
+
+TEST(RoundTrip, SaveThenLoadGivesIdenticalTensors) {
+  TempDir tmp;
+  for (const std::string source : {"vit_tiny.jit.pt", "rn_tiny.ckpt.pt", "vit_tiny.safetensors"}) {
+    clip::CLIP model = clip::load_model(clip::test::data(source));
+    const std::string saved = tmp.file("saved.safetensors");
+    clip::save_model(*model, saved);
+    clip::CLIP again = clip::load_model(saved);  // no config given: the file carries it
+    EXPECT_EQ(clip::to_json(again->config()), clip::to_json(model->config()));
+    const clip::TensorMap a = clip::state_dict(*model), b = clip::state_dict(*again);
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [name, t] : a) EXPECT_TRUE(at::equal(t, b.at(name))) << source << " " << name;
+  }
+}
+
+TEST(RoundTrip, OpenAiArchiveToHfFolderGivesTheSameOutputs) {
+  TempDir tmp;
+  clip::CLIP model = clip::load_model(clip::test::data("vit_tiny.jit.pt"));
+  const std::string dir = tmp.file("hf");
+  clip::save_hf_folder(*model, dir);
+  EXPECT_TRUE(fs::exists(dir + "/config.json"));
+  EXPECT_TRUE(fs::exists(dir + "/model.safetensors"));
+  const clip::TensorMap hf = clip::read_safetensors(dir + "/model.safetensors").tensors;
+  EXPECT_TRUE(hf.count("vision_model.encoder.layers.1.self_attn.k_proj.weight"));
+  EXPECT_TRUE(hf.count("vision_model.pre_layrnorm.weight"));
+  // Same names and shapes as a folder transformers wrote itself.
+  const clip::TensorMap reference = clip::read_safetensors(clip::test::data("hf_vit_tiny/model.safetensors")).tensors;
+  for (const auto& [name, t] : reference) {
+    ASSERT_TRUE(hf.count(name)) << name;
+    EXPECT_EQ(hf.at(name).sizes(), t.sizes()) << name;
+  }
+  EXPECT_EQ(hf.size(), reference.size());
+  clip::CLIP again = clip::load_model(dir);
+  expect_reference_outputs(*again, "vit_tiny.io.safetensors", "vit_tiny.jit.pt -> HF folder");
+}
+
+TEST(Activation, AStatedMismatchIsRefused) {
+  TempDir tmp;
+  std::ifstream in(clip::test::data("vit_tiny.json"));
+  std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  json.replace(json.find("\"quick_gelu\": true"), 18, "\"quick_gelu\": false");
+  const std::string gelu = tmp.file("gelu.json");
+  std::ofstream(gelu) << json;
+  for (const std::string source : {"vit_tiny.jit.pt", "hf_vit_tiny"}) {
+    const auto options = clip::LoadOptions().config_path(gelu);
+    try {
+      clip::load_model(clip::test::data(source), options);
+      ADD_FAILURE() << source;
+    } catch (const clip::Error& e) {
+      std::printf("[ message  ] %s\n", e.what());
+      EXPECT_NE(std::string(e.what()).find("QuickGELU"), std::string::npos) << e.what();
+    }
+  }
+  // A plain state dict states nothing: the config decides.
+  const auto options = clip::LoadOptions().config_path(gelu);
+  EXPECT_FALSE(clip::load_model(clip::test::data("vit_tiny.ckpt.pt"), options)->config().quick_gelu);
+}
+
+// Expects loading `path` to fail with one line naming the file and `needle`.
+void expect_refused(const std::string& path, const std::string& needle, const clip::LoadOptions& options = {}) {
+  try {
+    clip::load_model(path, options);
+    ADD_FAILURE() << "loaded " << path;
+  } catch (const clip::Error& e) {
+    const std::string message = e.what();
+    std::printf("[ message  ] %s\n", message.substr(0, 400).c_str());
+    EXPECT_NE(message.find(path), std::string::npos) << message;
+    EXPECT_NE(message.find(needle), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << "one line: " << message;
+  }
+}
+
+std::string bad(const std::string& name) { return clip::test::data("bad_checkpoints/" + name); }
+
+TEST(BadInputs, EachIsAClearOneLineError) {
+  TempDir tmp;
+  // Truncated zip archives.
+  for (const std::string source : {"vit_tiny.ckpt.pt", "vit_tiny.jit.pt"}) {
+    std::ifstream in(clip::test::data(source), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string cut = tmp.file("cut_" + source);
+    std::ofstream(cut, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+    expect_refused(cut, "truncated or corrupt");
+  }
+  expect_refused(bad("unrelated.zip"), "without PyTorch's records");
+  expect_refused(bad("custom_class.pt"), "class __main__.Custom");
+  expect_refused(bad("list_of_tensors.pt"), "not a dict of tensors");
+  expect_refused(bad("int_in_state_dict.pt"), "'logit_scale' is a int, not a tensor");
+  expect_refused(bad("legacy.pt"), "legacy");
+  expect_refused(bad("other_model.jit.pt"), "not a CLIP state dict");
+  expect_refused(bad("not_a_checkpoint.bin"), "not a checkpoint");
+  const std::string empty = tmp.file("empty.pt");
+  std::ofstream(empty).close();
+  expect_refused(empty, "empty file");
+  fs::create_directories(tmp.file("folder"));
+  expect_refused(tmp.file("folder"), "without config.json");
+  expect_refused(tmp.file("missing.pt"), "no such file");
+  const auto vit = clip::LoadOptions().config_path(clip::test::data("vit_tiny.json"));
+  expect_refused(clip::test::data("rn_tiny.jit.pt"), "state dict does not match", vit);
+}
+
+// The unpickler on corrupted input: 3000 random mutations of a real data.pkl either load or fail with
+// clip::Error; nothing else (no crash, no out-of-range view, no other exception type).
+TEST(Pickle, MutatedDataFailsCleanly) {
+  caffe2::serialize::PyTorchStreamReader zip(clip::test::data("vit_tiny.ckpt.pt"));
+  auto [record, size] = zip.getRecord("data.pkl");
+  const auto* original = static_cast<const uint8_t*>(record.get());
+  const clip::pickle::StorageLoader zeros = [](const std::string&, at::ScalarType dtype, int64_t numel) {
+    return at::zeros({std::min<int64_t>(numel, 1 << 20)}, at::TensorOptions().dtype(dtype));
+  };
+  std::mt19937 rng(1234);
+  int loaded = 0, refused = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::vector<uint8_t> bytes(original, original + size);
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) bytes[rng() % bytes.size()] = static_cast<uint8_t>(rng());
+    if (trial % 3 == 0) bytes.resize(rng() % bytes.size());  // and truncations
+    try {
+      clip::pickle::unpickle(bytes.data(), bytes.size(), zeros, "mutated");
+      ++loaded;
+    } catch (const clip::Error&) {
+      ++refused;
+    }
+  }
+  std::printf("[ measured ] 3000 mutated pickles: %d loaded, %d refused with clip::Error, 0 crashed\n", loaded, refused);
+  EXPECT_EQ(loaded + refused, 3000);
+}
+
+TEST(Registry, ResolvesNamesAndVerifiesHashes) {
+  const clip::ModelConfig config = clip::registered_config("ViT-B-32");
+  EXPECT_EQ(config.vision.patch_size, 32);
+  EXPECT_EQ(clip::registered_model("ViT-L-14-336").release_file, "ViT-L-14-336px.pt");
+  EXPECT_EQ(clip::registered_models().size(), 9u);
+  try {
+    clip::registered_config("ViT-Q-99");
+    ADD_FAILURE();
+  } catch (const clip::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ViT-B-32"), std::string::npos) << "lists the known names: " << e.what();
+  }
+  testing::internal::CaptureStderr();
+  EXPECT_FALSE(clip::verify_release("ViT-B-32", clip::test::data("vit_tiny.jit.pt")));
+  const std::string warning = testing::internal::GetCapturedStderr();
+  std::printf("[ message  ] %s", warning.c_str());
+  EXPECT_NE(warning.find("40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"), std::string::npos);
+  EXPECT_NE(warning.find(clip::sha256_file(clip::test::data("vit_tiny.jit.pt"))), std::string::npos);
+}
+
+TEST(Sha256, MatchesTheStandardVectors) {
+  auto hash = [](const std::string& s) {
+    clip::Sha256 h;
+    h.update(s.data(), s.size());
+    return h.hex_digest();
+  };
+  EXPECT_EQ(hash(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(hash("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  clip::Sha256 million;
+  const std::string chunk(1000, 'a');
+  for (int i = 0; i < 1000; ++i) million.update(chunk.data(), chunk.size());
+  EXPECT_EQ(million.hex_digest(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+}  // namespace
