@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "clip/io/checkpoint.h"
 #include "clip/model/clip_model.h"
 #include "clip/model/config.h"
 #include "clip/util/error.h"
@@ -24,7 +25,7 @@ constexpr Released kReleased[] = {
 
 class ReleasedConfig : public testing::TestWithParam<Released> {};
 
-TEST_P(ReleasedConfig, BuildsWithTheReleasedParameterCount) {
+TEST_P(ReleasedConfig, BuildsWithTheReleasedParameterCountAndInfersBack) {
   const Released r = GetParam();
   const clip::ModelConfig config = clip::load_model_config(clip::test::config(r.name));
   EXPECT_EQ(config.name, r.name);
@@ -35,6 +36,9 @@ TEST_P(ReleasedConfig, BuildsWithTheReleasedParameterCount) {
   std::printf("[ measured ] %-14s %.2fM parameters, released %.2fM, relative difference %.2g\n", r.name, millions,
               r.millions, relative);
   EXPECT_LT(relative, 5e-4);  // 0.05%: the released counts are rounded to 10k
+  // openai/CLIP's build_model rules recover the architecture from the weights alone.
+  const clip::ModelConfig inferred = clip::infer_model_config(clip::state_dict(*model), r.name);
+  EXPECT_EQ(clip::to_json(inferred), clip::to_json(config));
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ReleasedConfig, testing::ValuesIn(kReleased),

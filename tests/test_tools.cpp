@@ -108,6 +108,41 @@ TEST(ClipEmbedErrors, BadInputsGiveOneClearLine) {
 
 namespace {
 
+// clip_convert: OpenAI archive -> safetensors -> clip_embed without a config gives the reference outputs;
+// the same through an HF folder; bad requests fail with one line.
+TEST(ClipConvert, ConvertedFilesReproduceTheReference) {
+  const std::string vit = clip::test::data("vit_tiny");
+  const std::string st = temp_file("converted.safetensors"), hf = temp_file("converted_hf"),
+                    out = temp_file("converted.out.safetensors");
+  for (const auto& [args, path] : {std::pair<std::string, std::string>{"--output " + st, st},
+                                   {"--format hf --output " + hf, hf}}) {
+    const Result convert = run(tool("clip_convert") + " --input " + vit + ".jit.pt " + args);
+    ASSERT_EQ(convert.exit_code, 0) << convert.output;
+    EXPECT_NE(convert.output.find("TorchScript archive"), std::string::npos) << convert.output;
+    const Result embed = run(tool("clip_embed") + " --checkpoint " + path + " --inputs " + vit +
+                             ".io.safetensors --output " + out);
+    ASSERT_EQ(embed.exit_code, 0) << embed.output;
+    const clip::TensorMap got = clip::read_safetensors(out).tensors;
+    const clip::TensorMap expected = clip::read_safetensors(vit + ".io.safetensors").tensors;
+    EXPECT_LT(clip::test::report("clip_convert to " + std::string(path == hf ? "HF" : "safetensors") + " logits",
+                                 got.at("logits_per_image"),
+                                 expected.at("logits_per_image")),
+              1e-4);
+  }
+  const Result half = run(tool("clip_convert") + " --input " + vit + ".safetensors --output " + st + " --dtype fp16");
+  ASSERT_EQ(half.exit_code, 0) << half.output;
+  EXPECT_EQ(clip::read_safetensors(st).tensors.at("visual.proj").scalar_type(), at::kHalf);
+  const Result resnet_hf = run(tool("clip_convert") + " --input " + clip::test::data("rn_tiny.jit.pt") + " --output " +
+                               hf + "_rn --format hf");
+  EXPECT_NE(resnet_hf.exit_code, 0);
+  EXPECT_NE(resnet_hf.output.find("no ResNet image tower"), std::string::npos) << resnet_hf.output;
+  const Result bad_format = run(tool("clip_convert") + " --input " + vit + ".jit.pt --output x --format onnx");
+  EXPECT_NE(bad_format.exit_code, 0);
+  fs::remove(st);
+  fs::remove(out);
+  fs::remove_all(hf);
+}
+
 // The start-up BLAS check: with netlib's reference BLAS forced in front, the tool warns; with the system's
 // selection (OpenBLAS after scripts/setup) it does not.
 TEST(BlasCheck, WarnsWhenTheReferenceBlasIsLoaded) {

@@ -1,0 +1,64 @@
+// clip_convert: any checkpoint libclip reads -> safetensors (config in the metadata) or an HF folder.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "clip/io/checkpoint.h"
+#include "clip/io/hf.h"
+#include "clip/util/error.h"
+
+namespace {
+
+struct Params {
+  std::string input;
+  std::string config;
+  std::string model;
+  bool verify = false;
+  std::string output;
+  std::string format = "safetensors";
+  std::string dtype = "fp32";
+};
+
+at::ScalarType parse_dtype(const std::string& name) {
+  if (name == "fp32") return at::kFloat;
+  if (name == "fp16") return at::kHalf;
+  return at::kBFloat16;
+}
+
+int run(const Params& p) {
+  const clip::CheckpointFormat format = clip::detect_format(p.input);
+  clip::CLIP model = clip::load_model(
+      p.input, clip::LoadOptions().config_path(p.config).model_name(p.model).verify(p.verify));
+  const at::ScalarType dtype = parse_dtype(p.dtype);
+  if (p.format == "hf") {
+    clip::save_hf_folder(*model, p.output, dtype);
+  } else {
+    clip::save_model(*model, p.output, dtype);
+  }
+  std::cerr << "clip_convert: read " << p.input << " (" << clip::format_name(format) << "), "
+            << clip::count_parameters(*model) << " parameters, " << (model->config().quick_gelu ? "QuickGELU" : "GELU")
+            << "; wrote " << p.output << " (" << (p.format == "hf" ? "HF folder" : "safetensors") << ", " << p.dtype
+            << ")\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Params p;
+  CLI::App app{"clip_convert: convert a CLIP checkpoint.\n"
+               "Reads OpenAI .pt releases, torch.save/open_clip checkpoints, safetensors, HF and open_clip folders;\n"
+               "writes safetensors with the config in its metadata (loads without a config), or an HF folder."};
+  app.add_option("--input", p.input, "checkpoint file or folder")->required()->check(CLI::ExistingPath);
+  app.add_option("--config", p.config, "model config JSON; default: stored with the checkpoint, else inferred");
+  app.add_option("--model", p.model, "registry name (RN50 ... ViT-L-14-336): its config, and --verify's hash");
+  app.add_flag("--verify", p.verify, "with --model: compare the input's SHA-256 with OpenAI's release (warns)");
+  app.add_option("--output", p.output, "output .safetensors file, or folder with --format hf")->required();
+  app.add_option("--format", p.format, "safetensors | hf")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"safetensors", "hf"}));
+  app.add_option("--dtype", p.dtype, "dtype of the written weights: fp32 | fp16 | bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  CLI11_PARSE(app, argc, argv);
+  return clip::run_tool("clip_convert", [&] { return run(p); });
+}
