@@ -187,8 +187,20 @@ TextConfig parse_text(const json& j, const std::string& source) {
   t.heads = r.integer("heads", t.heads);
   t.layers = r.integer("layers", t.layers);
   t.mlp_ratio = r.number("mlp_ratio", t.mlp_ratio);
-  const std::string pool = r.text("pool_type", "argmax", {"argmax", "eos"});
+  t.tokenizer = r.text("tokenizer", t.tokenizer, {});
+  const bool clip_bpe = t.tokenizer == TextConfig::kClipBpe;
+  const size_t model_suffix = t.tokenizer.size() >= 6 ? t.tokenizer.size() - 6 : 0;
+  if (!clip_bpe && t.tokenizer.compare(model_suffix, std::string::npos, ".model") != 0) {
+    r.bad_type("tokenizer", t.tokenizer, "\"clip_bpe\" or the path of a SentencePiece .model file");
+  }
+  // The CLIP BPE's end token is its largest id, so its models pool at argmax(ids); other vocabularies pool at
+  // the first end token.
+  const std::string pool = r.text("pool_type", clip_bpe ? "argmax" : "eos", {"argmax", "eos"});
   t.pool = pool == "eos" ? TextPool::first_eos : TextPool::argmax;
+  if (!clip_bpe && t.pool == TextPool::first_eos && !r.has("eos_token_id")) {
+    fail(source, ": text_cfg.tokenizer names a SentencePiece model; set text_cfg.eos_token_id to its end id (3 for ",
+         "models trained by clip_tokenize train)");
+  }
   t.eos_token_id = r.integer("eos_token_id", t.eos_token_id);
   for (const auto& [key, value] : {std::pair<const char*, double>{"context_length", double(t.context_length)},
                                    {"vocab_size", double(t.vocab_size)},
@@ -300,9 +312,13 @@ std::string to_json(const ModelConfig& c) {
   json text = {{"context_length", c.text.context_length}, {"vocab_size", c.text.vocab_size},
                {"width", c.text.width},                   {"heads", c.text.heads},
                {"layers", c.text.layers},                 {"mlp_ratio", c.text.mlp_ratio}};
+  const bool clip_bpe = c.text.tokenizer == TextConfig::kClipBpe;
+  if (!clip_bpe) text["tokenizer"] = c.text.tokenizer;
   if (c.text.pool == TextPool::first_eos) {
     text["pool_type"] = "eos";
     text["eos_token_id"] = c.text.eos_token_id;
+  } else if (!clip_bpe) {
+    text["pool_type"] = "argmax";  // not the default for this tokenizer
   }
   json pre = {{"mean", c.preprocess.mean},
               {"std", c.preprocess.std},

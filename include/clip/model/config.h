@@ -5,8 +5,8 @@
 ///
 /// Keys: `embed_dim`, `quick_gelu`, `init_logit_scale`, `vision_cfg{image_size, layers, width, patch_size,
 /// head_width, mlp_ratio}` (`layers` a list of four selects the ModifiedResNet), `text_cfg{context_length,
-/// vocab_size, width, heads, layers, mlp_ratio, pool_type, eos_token_id}`, `preprocess_cfg{size, mean, std,
-/// interpolation, resize_mode}`. open_clip keys that libclip does not implement are accepted only at their
+/// vocab_size, width, heads, layers, mlp_ratio, pool_type, eos_token_id, tokenizer}`, `preprocess_cfg{size, mean,
+/// std, interpolation, resize_mode}`. open_clip keys that libclip does not implement are accepted only at their
 /// default value; any other key, or a value of the wrong type, is an error naming the file, key and value.
 #include <array>
 #include <cstdint>
@@ -38,6 +38,7 @@ enum class TextPool {
 
 /// The text tower: a causal Transformer over token ids.
 struct TextConfig {
+  static constexpr const char* kClipBpe = "clip_bpe";
   int64_t context_length = 77;
   int64_t vocab_size = 49408;
   int64_t width = 512;
@@ -46,6 +47,9 @@ struct TextConfig {
   double mlp_ratio = 4.0;
   TextPool pool = TextPool::argmax;
   int64_t eos_token_id = 49407;  ///< used by TextPool::first_eos
+  /// `tokenizer`: "clip_bpe" (openai/CLIP's BPE), or the path of a SentencePiece `.model` (relative to the
+  /// config's folder), which makes `pool_type` default to "eos" and needs `eos_token_id`. See load_tokenizer.
+  std::string tokenizer = kClipBpe;
 };
 
 /// Image preprocessing a model expects (open_clip's `preprocess_cfg`; defaults are OpenAI CLIP's).
