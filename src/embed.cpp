@@ -1,8 +1,16 @@
 #include "clip/embed.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/nn/module.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "clip/data/image_folder.h"
+#include "clip/image/transform.h"
 #include "clip/util/error.h"
 
 namespace clip {
@@ -74,6 +82,94 @@ TensorMap embed_tensors(CLIPImpl& model, const TensorMap& inputs, const EmbedOpt
     out["logits_per_text"] = logits.logits_per_text.contiguous();
   }
   return out;
+}
+
+ImageEmbeddings embed_image_files(CLIPImpl& model, const std::vector<std::string>& paths, const EmbedOptions& options) {
+  ImageLoaderOptions o;
+  o.batch_size = options.batch_size;
+  o.threads = options.workers;
+  o.preprocess = preprocess_options(model.config().preprocess, model.config().vision.image_size);
+  ImageLoader loader(paths, o);
+  c10::InferenceMode inference;
+  const at::Device device = model.logit_scale.device();
+  const at::ScalarType dtype = model.logit_scale.scalar_type();
+  ImageEmbeddings out;
+  std::vector<at::Tensor> parts;
+  while (auto batch = loader.next()) {
+    for (auto& e : batch->errors) out.errors.push_back(std::move(e));
+    if (batch->indices.empty()) continue;
+    parts.push_back(model.encode_image(batch->images.to(device, dtype), /*normalize=*/true).to(at::kCPU, at::kFloat));
+    for (int64_t i : batch->indices) out.paths.push_back(paths[size_t(i)]);
+  }
+  if (parts.empty()) fail(options.source, ": none of the ", paths.size(), " images could be read");
+  out.embeddings = at::cat(parts);
+  return out;
+}
+
+at::Tensor embed_texts(CLIPImpl& model, const Tokenizer& tokenizer, const std::vector<std::string>& texts,
+                       const EmbedOptions& options) {
+  if (texts.empty()) fail(options.source, ": no texts to embed");
+  at::Tensor ids;
+  try {
+    ids = tokenizer.tokenize(texts, model.config().text.context_length, /*truncate=*/false);
+  } catch (const TextError& e) {
+    fail(options.source, ": text ", e.index() + 1, ": ", e.reason());
+  }
+  c10::InferenceMode inference;
+  const at::Device device = model.logit_scale.device();
+  std::vector<at::Tensor> parts;
+  for (int64_t start = 0; start < ids.size(0); start += options.batch_size) {
+    const int64_t n = std::min(options.batch_size, ids.size(0) - start);
+    parts.push_back(model.encode_text(ids.narrow(0, start, n).to(device), /*normalize=*/true).to(at::kCPU, at::kFloat));
+  }
+  return at::cat(parts);
+}
+
+std::vector<std::string> image_list(const std::string& folder_or_list) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(folder_or_list, ec)) return scan_images(folder_or_list).paths;
+  std::ifstream in(folder_or_list);
+  if (!in) fail(folder_or_list, ": no such folder or list file");
+  std::vector<std::string> paths;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) paths.push_back(line);
+  }
+  if (paths.empty()) fail(folder_or_list, ": the list names no images");
+  return paths;
+}
+
+std::vector<std::string> read_texts(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail(path, ": cannot open the texts file");
+  std::vector<std::string> texts;
+  std::string line;
+  int64_t lineno = 0;
+  bool jsonl = false, first = true;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    if (first) jsonl = line.front() == '{';
+    first = false;
+    if (!jsonl) {
+      texts.push_back(line);
+      continue;
+    }
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      fail(path, ":", lineno, ": not valid JSON (", e.what(), ")");
+    }
+    if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
+      fail(path, ":", lineno, ": expected an object with a \"text\" string");
+    }
+    texts.push_back(j["text"].get<std::string>());
+  }
+  if (texts.empty()) fail(path, ": holds no texts");
+  return texts;
 }
 
 }  // namespace clip

@@ -1,9 +1,11 @@
-// clip_embed: model inputs (safetensors) -> features and logits (safetensors).
+// clip_embed: embed model inputs, image files or texts with a CLIP checkpoint into a safetensors file.
 #include <ATen/Parallel.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+
+#include <nlohmann/json.hpp>
 
 #include "clip/embed.h"
 #include "clip/io/checkpoint.h"
@@ -19,10 +21,13 @@ struct Params {
   std::string model;
   bool verify = false;
   std::string inputs;
+  std::string images;
+  std::string texts;
   std::string output;
   std::string device = "cpu";
   int64_t batch_size = 256;
   int threads = 0;
+  int workers = 0;
   bool print = false;
 };
 
@@ -40,13 +45,41 @@ void print_logits(const at::Tensor& logits) {
 int run(const Params& p) {
   clip::warn_if_reference_blas();
   if (p.threads > 0) at::set_num_threads(p.threads);
+  if (p.inputs.empty() && p.images.empty() && p.texts.empty()) {
+    clip::fail("nothing to embed: give --inputs FILE.safetensors, or --images and/or --texts");
+  }
   clip::CLIP model = clip::load_model(
       p.checkpoint, clip::LoadOptions().config_path(p.config).model_name(p.model).verify(p.verify).device(p.device));
   clip::EmbedOptions options;
   options.batch_size = p.batch_size;
-  options.source = p.inputs;
-  const clip::TensorMap outputs = clip::embed_tensors(*model, clip::read_safetensors(p.inputs).tensors, options);
-  clip::write_safetensors(p.output, outputs, {{"checkpoint", p.checkpoint}});
+  options.workers = p.workers;
+  clip::TensorMap outputs;
+  std::map<std::string, std::string> metadata{{"checkpoint", p.checkpoint}};
+  if (!p.inputs.empty()) {
+    options.source = p.inputs;
+    outputs = clip::embed_tensors(*model, clip::read_safetensors(p.inputs).tensors, options);
+  } else {
+    if (!p.images.empty()) {
+      options.source = p.images;
+      const clip::ImageEmbeddings e = clip::embed_image_files(*model, clip::image_list(p.images), options);
+      outputs["image_embeddings"] = e.embeddings;
+      metadata["images"] = nlohmann::json(e.paths).dump();
+      nlohmann::json skipped = nlohmann::json::array();
+      for (const auto& error : e.errors) {
+        std::cerr << "skipped " << error.message << "\n";
+        skipped.push_back({{"path", error.path}, {"error", error.message}});
+      }
+      metadata["skipped"] = skipped.dump();
+    }
+    if (!p.texts.empty()) {
+      options.source = p.texts;
+      const std::vector<std::string> texts = clip::read_texts(p.texts);
+      const auto tokenizer = clip::load_tokenizer(model->config().text);
+      outputs["text_embeddings"] = clip::embed_texts(*model, *tokenizer, texts, options);
+      metadata["texts"] = nlohmann::json(texts).dump();
+    }
+  }
+  clip::write_safetensors(p.output, outputs, metadata);
   for (const auto& [name, tensor] : outputs) {
     std::cerr << "clip_embed: " << name << " " << clip::shape_string(tensor.sizes()) << "\n";
   }
@@ -59,9 +92,11 @@ int run(const Params& p) {
 
 int main(int argc, char** argv) {
   Params p;
-  CLI::App app{"clip_embed: embed model inputs with a CLIP checkpoint.\n"
-               "Reads 'image' [B,3,R,R] (normalized floats) and/or 'text' [T,L] (token ids) from --inputs and writes\n"
-               "image_features, text_features (projected, not normalized) and, with both, logits_per_image/_text."};
+  CLI::App app{"clip_embed: embed with a CLIP checkpoint.\n"
+               "--inputs: 'image' [B,3,R,R] (normalized floats) and/or 'text' [T,L] (token ids) -> image_features,\n"
+               "text_features (projected, not normalized) and, with both, logits_per_image/_text.\n"
+               "--images/--texts: image files and texts -> image_embeddings/text_embeddings (L2-normalized), with\n"
+               "the file names and texts, in order, in the output's metadata."};
   app.add_option("--checkpoint", p.checkpoint,
                  "model weights: OpenAI .pt, torch.save/open_clip .pt, safetensors, or an HF/open_clip folder")
       ->required()
@@ -70,12 +105,23 @@ int main(int argc, char** argv) {
                  "model config JSON (open_clip schema); default: stored with the checkpoint, else inferred");
   app.add_option("--model", p.model, "registry name (RN50 ... ViT-L-14-336): its config, and --verify's hash");
   app.add_flag("--verify", p.verify, "with --model: compare the checkpoint's SHA-256 with OpenAI's release (warns)");
-  app.add_option("--inputs", p.inputs, "safetensors file with 'image' and/or 'text'")->required()->check(CLI::ExistingFile);
+  auto* inputs = app.add_option("--inputs", p.inputs, "safetensors file with 'image' and/or 'text'")->check(CLI::ExistingFile);
+  app.add_option("--images", p.images, "a folder of images (recursive) or a file listing image paths")
+      ->excludes(inputs)
+      ->check(CLI::ExistingPath);
+  app.add_option("--texts", p.texts, "texts: one a line, or JSONL with a \"text\" field")
+      ->excludes(inputs)
+      ->check(CLI::ExistingFile);
   app.add_option("--output", p.output, "safetensors file to write")->required();
   app.add_option("--device", p.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--batch-size", p.batch_size, "rows per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--threads", p.threads, "CPU threads (0: LibTorch's default)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_flag("--print", p.print, "print logits_per_image to stdout");
+  app.add_option("--threads", p.threads, "LibTorch CPU threads (0: its default)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--workers", p.workers, "image decoding threads (0: one per core)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--print", p.print, "print logits_per_image to stdout (--inputs mode)");
   CLI11_PARSE(app, argc, argv);
   return clip::run_tool("clip_embed", [&] { return run(p); });
 }

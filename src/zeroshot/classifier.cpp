@@ -1,0 +1,104 @@
+#include "clip/zeroshot/classifier.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <nlohmann/json.hpp>
+
+#include "clip/io/safetensors.h"
+#include "clip/util/error.h"
+#include "clip/zeroshot/prompts.h"
+
+namespace clip {
+namespace {
+
+at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdim=*/true); }
+
+}  // namespace
+
+ZeroShotClassifier::ZeroShotClassifier(at::Tensor weights, std::vector<std::string> classes,
+                                       std::vector<std::string> templates, double scale)
+    : weights_(std::move(weights)), classes_(std::move(classes)), templates_(std::move(templates)), scale_(scale) {
+  TORCH_CHECK(weights_.dim() == 2 && weights_.size(0) == static_cast<int64_t>(classes_.size()),
+              "classifier weights ", weights_.sizes(), " do not match ", classes_.size(), " classes");
+}
+
+ZeroShotClassifier ZeroShotClassifier::build(CLIPImpl& model, const Tokenizer& tokenizer,
+                                             const std::vector<std::string>& classes,
+                                             const std::vector<std::string>& templates,
+                                             const ZeroShotOptions& options) {
+  if (classes.empty()) fail("zero-shot classifier: no class names");
+  if (templates.empty()) fail("zero-shot classifier: no templates");
+  std::vector<std::string> prompts;
+  prompts.reserve(classes.size() * templates.size());
+  for (const auto& name : classes) {
+    for (const auto& templ : templates) prompts.push_back(fill_template(templ, name));
+  }
+  at::Tensor ids;
+  try {
+    ids = tokenizer.tokenize(prompts, model.config().text.context_length, /*truncate=*/false);
+  } catch (const TextError& e) {
+    fail("zero-shot prompt \"", prompts.at(e.index()), "\": ", e.reason());
+  }
+  torch::NoGradGuard no_grad;
+  const at::Device device = model.logit_scale.device();
+  std::vector<at::Tensor> embeddings;
+  for (int64_t start = 0; start < ids.size(0); start += options.batch_size()) {
+    const int64_t n = std::min(options.batch_size(), ids.size(0) - start);
+    embeddings.push_back(model.encode_text(ids.narrow(0, start, n).to(device), /*normalize=*/true).to(at::kFloat));
+  }
+  // [C * T, D] -> [C, T, D] -> mean over templates -> re-normalize.
+  const at::Tensor all = at::cat(embeddings, 0);
+  const at::Tensor per_class = all.view({static_cast<int64_t>(classes.size()), static_cast<int64_t>(templates.size()), -1});
+  return ZeroShotClassifier(l2_normalize(per_class.mean(1)), classes, templates, options.scale());
+}
+
+at::Tensor ZeroShotClassifier::logits(const at::Tensor& image_features) const {
+  TORCH_CHECK(image_features.dim() == 2 && image_features.size(1) == weights_.size(1), "image features ",
+              image_features.sizes(), " do not match the classifier's dimension ", weights_.size(1));
+  const at::Tensor x = l2_normalize(image_features.to(at::kFloat));
+  return scale_ * at::matmul(x, weights_.to(x.device()).t());
+}
+
+Prediction ZeroShotClassifier::classify(const at::Tensor& image_features, int64_t k) const {
+  Prediction p;
+  p.probabilities = at::softmax(logits(image_features), -1);
+  auto top = p.probabilities.topk(std::min<int64_t>(std::max<int64_t>(k, 1), weights_.size(0)), -1);
+  p.top_probabilities = std::get<0>(top);
+  p.top_indices = std::get<1>(top);
+  return p;
+}
+
+void ZeroShotClassifier::save(const std::string& path) const {
+  const nlohmann::json classes(classes_), templates(templates_);
+  write_safetensors(path, {{"weights", weights_.to(at::kCPU).contiguous()}},
+                    {{"format", "pt"},
+                     {"clip_zeroshot_classifier", "1"},
+                     {"classes", classes.dump()},
+                     {"templates", templates.dump()},
+                     {"scale", std::to_string(scale_)}});
+}
+
+ZeroShotClassifier ZeroShotClassifier::load(const std::string& path) {
+  Safetensors file = read_safetensors(path);
+  auto weights = file.tensors.find("weights");
+  if (weights == file.tensors.end() || !file.metadata.count("classes") || !file.metadata.count("templates")) {
+    fail(path, ": not a saved zero-shot classifier (needs 'weights' and classes/templates metadata); write one "
+               "with --save-classifier");
+  }
+  std::vector<std::string> classes, templates;
+  double scale = 100.0;
+  try {
+    classes = nlohmann::json::parse(file.metadata.at("classes")).get<std::vector<std::string>>();
+    templates = nlohmann::json::parse(file.metadata.at("templates")).get<std::vector<std::string>>();
+    if (file.metadata.count("scale")) scale = std::stod(file.metadata.at("scale"));
+  } catch (const std::exception& e) {
+    fail(path, ": malformed classifier metadata (", e.what(), ")");
+  }
+  if (weights->second.dim() != 2 || weights->second.size(0) != static_cast<int64_t>(classes.size())) {
+    fail(path, ": weights ", shape_string(weights->second.sizes()), " do not match its ", classes.size(), " classes");
+  }
+  return ZeroShotClassifier(weights->second.to(at::kFloat), std::move(classes), std::move(templates), scale);
+}
+
+}  // namespace clip

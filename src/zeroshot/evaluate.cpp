@@ -1,0 +1,173 @@
+#include "clip/zeroshot/evaluate.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/nn/module.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "clip/image/transform.h"
+#include "clip/util/error.h"
+#include "clip/util/progress.h"
+#include "util/atomic_file.h"
+
+namespace clip {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Per-image prediction rows, CSV or JSONL by the file's extension, written atomically at the end.
+class PredictionWriter {
+ public:
+  PredictionWriter(const std::string& path, bool labeled, int64_t k) : path_(path), jsonl_(ends_with(path, ".jsonl")) {
+    if (path.empty() || jsonl_) return;
+    text_ = labeled ? "path,label" : "path";
+    for (int64_t i = 1; i <= k; ++i) text_ += ",top" + std::to_string(i) + ",p" + std::to_string(i);
+    text_ += "\n";
+  }
+  void row(const std::string& file, const std::string* label, const std::vector<std::pair<std::string, double>>& top) {
+    if (path_.empty()) return;
+    if (jsonl_) {
+      nlohmann::json j = {{"path", file}};
+      if (label) j["label"] = *label;
+      j["topk"] = nlohmann::json::array();
+      for (const auto& [name, p] : top) j["topk"].push_back({{"class", name}, {"p", p}});
+      text_ += j.dump() + "\n";
+      return;
+    }
+    text_ += csv_field(file);
+    if (label) text_ += "," + csv_field(*label);
+    char p[32];
+    for (const auto& [name, prob] : top) {
+      std::snprintf(p, sizeof p, "%.6f", prob);
+      text_ += "," + csv_field(name) + "," + p;
+    }
+    text_ += "\n";
+  }
+  void commit() {
+    if (path_.empty()) return;
+    AtomicFile file(path_);
+    file.write(text_.data(), text_.size());
+    file.commit();
+  }
+
+ private:
+  std::string path_;
+  bool jsonl_;
+  std::string text_;
+};
+
+void write_confusion(const std::string& path, const std::vector<std::string>& classes, const at::Tensor& counts) {
+  std::string text = "true\\predicted";
+  for (const auto& c : classes) text += "," + csv_field(c);
+  text += "\n";
+  const auto acc = counts.accessor<int64_t, 2>();
+  for (size_t i = 0; i < classes.size(); ++i) {
+    text += csv_field(classes[i]);
+    for (size_t j = 0; j < classes.size(); ++j) text += "," + std::to_string(acc[int64_t(i)][int64_t(j)]);
+    text += "\n";
+  }
+  AtomicFile file(path);
+  file.write(text.data(), text.size());
+  file.commit();
+}
+
+}  // namespace
+
+ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& classifier, const ImageFolder& folder,
+                                const ZeroShotRunOptions& options) {
+  const auto start = Clock::now();
+  ZeroShotSummary s;
+  s.labeled = !folder.labels.empty();
+  s.k = std::min<int64_t>(options.topk, static_cast<int64_t>(classifier.classes().size()));
+  const int64_t classes = static_cast<int64_t>(classifier.classes().size());
+  if (s.labeled && static_cast<int64_t>(folder.classes.size()) != classes) {
+    fail(folder.root, ": ", folder.classes.size(), " class folders but the classifier has ", classes, " classes");
+  }
+
+  ImageLoaderOptions loader_options;
+  loader_options.batch_size = options.batch_size;
+  loader_options.threads = options.threads;
+  loader_options.preprocess = preprocess_options(model.config().preprocess, model.config().vision.image_size);
+  ImageLoader loader(folder.paths, loader_options);
+
+  PredictionWriter writer(options.output, s.labeled, s.k);
+  at::Tensor confusion = at::zeros({classes, classes}, at::kLong);
+  auto confusion_counts = confusion.accessor<int64_t, 2>();
+  int64_t correct1 = 0, correctk = 0;
+  Progress progress("classify", loader.size(), "img");
+  const at::Device device = model.logit_scale.device();
+  const at::ScalarType dtype = model.logit_scale.scalar_type();
+  c10::InferenceMode inference;
+  while (true) {
+    const auto wait = Clock::now();
+    std::optional<ImageBatch> batch = loader.next();
+    s.wait_seconds += seconds_since(wait);
+    if (!batch) break;
+    for (const ItemError& e : batch->errors) {
+      if (options.strict) fail(e.message, " (--strict: stopping at the first unreadable file)");
+      if (options.report_skipped) std::cerr << "skipped " << e.message << "\n";
+      s.errors.push_back(e);
+    }
+    s.skipped += static_cast<int64_t>(batch->errors.size());
+    if (!batch->indices.empty()) {
+      const auto model_start = Clock::now();
+      const at::Tensor features = model.encode_image(batch->images.to(device, dtype, /*non_blocking=*/true));
+      const Prediction p = classifier.classify(features, s.k);
+      const at::Tensor top_i = p.top_indices.to(at::kCPU), top_p = p.top_probabilities.to(at::kCPU, at::kDouble);
+      s.model_seconds += seconds_since(model_start);
+      const auto idx = top_i.accessor<int64_t, 2>();
+      const auto prob = top_p.accessor<double, 2>();
+      for (size_t row = 0; row < batch->indices.size(); ++row) {
+        const int64_t item = batch->indices[row];
+        std::vector<std::pair<std::string, double>> top;
+        for (int64_t j = 0; j < s.k; ++j) top.emplace_back(classifier.classes()[size_t(idx[int64_t(row)][j])], prob[int64_t(row)][j]);
+        const std::string* label = nullptr;
+        if (s.labeled) {
+          const int64_t truth = folder.labels[size_t(item)];
+          label = &classifier.classes()[size_t(truth)];
+          correct1 += idx[int64_t(row)][0] == truth;
+          for (int64_t j = 0; j < s.k; ++j) correctk += idx[int64_t(row)][j] == truth;
+          ++confusion_counts[truth][idx[int64_t(row)][0]];
+        }
+        writer.row(folder.paths[size_t(item)], label, top);
+      }
+      s.images += static_cast<int64_t>(batch->indices.size());
+    }
+    if (options.progress) progress.advance(static_cast<int64_t>(batch->indices.size() + batch->errors.size()));
+  }
+  if (options.progress) progress.finish();
+  if (s.images == 0) fail(folder.root, ": none of its ", loader.size(), " images could be read");
+  if (s.labeled) {
+    s.top1 = double(correct1) / double(s.images);
+    s.topk = double(correctk) / double(s.images);
+    const at::Tensor per_class_total = confusion.sum(1).to(at::kDouble);
+    const at::Tensor present = per_class_total > 0;
+    const at::Tensor per_class = confusion.diagonal().to(at::kDouble) / per_class_total.clamp_min(1);
+    s.mean_per_class = per_class.masked_select(present).mean().item<double>();
+    if (!options.confusion.empty()) write_confusion(options.confusion, classifier.classes(), confusion);
+  }
+  writer.commit();
+  s.seconds = seconds_since(start);
+  return s;
+}
+
+}  // namespace clip
