@@ -172,6 +172,14 @@ Checkpoint read_checkpoint(const std::string& path) {
     case CheckpointFormat::open_clip_folder: return read_open_clip_folder(path);
     case CheckpointFormat::safetensors: {
       Safetensors file = read_safetensors(path);
+      if (file.metadata.count("clip_train_checkpoint")) {
+        // A clip_train checkpoint: the model is under `model.`, beside optimizer and RNG state.
+        TensorMap model;
+        for (auto& [key, t] : file.tensors) {
+          if (key.rfind("model.", 0) == 0) model[key.substr(6)] = t;
+        }
+        file.tensors = std::move(model);
+      }
       Checkpoint c{format, strip_common_prefixes(std::move(file.tensors)), {}, {}};
       if (auto it = file.metadata.find("config"); it != file.metadata.end()) {
         c.config = parse_model_config(it->second, path + " (__metadata__.config)");

@@ -1,6 +1,8 @@
 #include "clip/model/transformer.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/nn/init.h>
 
 #include <cmath>
@@ -68,13 +70,52 @@ torch::Tensor ResidualAttentionBlockImpl::forward(const torch::Tensor& x, bool c
   return y + mlp(ln_2(y));
 }
 
+namespace {
+
+// Reentrant activation checkpointing (torch.utils.checkpoint with use_reentrant=True): the forward runs without
+// recording a graph and keeps the block's input; the backward recomputes the block with grad (under the
+// forward's autocast state) and backpropagates through it, which also accumulates the block's parameter grads.
+class CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, ResidualAttentionBlockImpl* block,
+                            bool causal) {
+    ctx->save_for_backward({x});
+    ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
+    ctx->saved_data["causal"] = causal;
+    ctx->saved_data["autocast"] = compat::autocast_enabled();
+    ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(compat::autocast_dtype());
+    return block->forward(x, causal);
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad_outputs) {
+    auto* block = reinterpret_cast<ResidualAttentionBlockImpl*>(ctx->saved_data["block"].toInt());
+    const at::Tensor input = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    at::Tensor output;
+    {
+      at::AutoGradMode grad(true);
+      compat::AutocastGuard autocast(ctx->saved_data["autocast"].toBool(),
+                                     static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
+      output = block->forward(input, ctx->saved_data["causal"].toBool());
+    }
+    torch::autograd::backward({output}, {grad_outputs[0]});
+    return {input.grad(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
 TransformerImpl::TransformerImpl(const TransformerOptions& options) : options_(options) {
   resblocks = register_module("resblocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.layers(); ++i) resblocks->push_back(ResidualAttentionBlock(options));
 }
 
 torch::Tensor TransformerImpl::forward(torch::Tensor x, bool causal) {
-  for (const auto& block : *resblocks) x = block->as<ResidualAttentionBlockImpl>()->forward(x, causal);
+  const bool checkpoint = grad_checkpointing_ && at::GradMode::is_enabled() && is_training();
+  for (const auto& module : *resblocks) {
+    auto* block = module->as<ResidualAttentionBlockImpl>();
+    x = checkpoint && x.requires_grad() ? CheckpointedBlock::apply(x, block, causal) : block->forward(x, causal);
+  }
   return x;
 }
 

@@ -2,14 +2,21 @@
 // The one place that knows LibTorch versions apart (CI builds 1.13 on CPU; GPU machines build 2.x with CUDA).
 // Code elsewhere calls these and never tests TORCH_VERSION_* itself.
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
 #include <cmath>
+#include <vector>
 
 #if TORCH_VERSION_MAJOR >= 2
 #define CLIP_HAS_FUSED_SDPA 1
 #else
 #define CLIP_HAS_FUSED_SDPA 0
+#endif
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define CLIP_AUTOCAST_PER_DEVICE 1
+#else
+#define CLIP_AUTOCAST_PER_DEVICE 0
 #endif
 
 namespace clip::compat {
@@ -30,6 +37,78 @@ inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Te
   }
   return at::matmul(at::softmax(scores, -1, scores.scalar_type()), v);
 #endif
+}
+
+/// Whether CUDA autocast is on, and its dtype.
+inline bool autocast_enabled() {
+#if CLIP_AUTOCAST_PER_DEVICE
+  return at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_enabled();
+#endif
+}
+inline at::ScalarType autocast_dtype() {
+#if CLIP_AUTOCAST_PER_DEVICE
+  return at::autocast::get_autocast_dtype(at::kCUDA);
+#else
+  return at::autocast::get_autocast_gpu_dtype();
+#endif
+}
+
+/// CUDA autocast for a scope (torch.autocast("cuda", dtype)); a no-op when not enabled. Restores the previous
+/// state and clears the cast cache on exit, as Python's context manager does.
+class AutocastGuard {
+ public:
+  AutocastGuard(bool enabled, at::ScalarType dtype) : enabled_(enabled) {
+    if (!enabled_) return;
+#if CLIP_AUTOCAST_PER_DEVICE
+    previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+#else
+    previous_ = at::autocast::is_enabled();
+    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    if (!enabled_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if CLIP_AUTOCAST_PER_DEVICE
+    at::autocast::set_autocast_enabled(at::kCUDA, previous_);
+    at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
+#else
+    at::autocast::set_enabled(previous_);
+    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+#endif
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool enabled_;
+  bool previous_ = false;
+  at::ScalarType previous_dtype_ = at::kHalf;
+};
+
+/// One AdamW update (torch.optim.AdamW's math, decoupled weight decay) over lists of tensors, with
+/// multi-tensor (foreach) kernels. bias1 = 1 - beta1^step, bias2 = 1 - beta2^step.
+inline void adamw_step(std::vector<at::Tensor>& params, std::vector<at::Tensor>& grads,
+                       std::vector<at::Tensor>& exp_avgs, std::vector<at::Tensor>& exp_avg_sqs, double lr,
+                       double beta1, double beta2, double eps, double weight_decay, double bias1, double bias2,
+                       int64_t /*step*/) {
+  if (weight_decay != 0) at::_foreach_mul_(params, 1 - lr * weight_decay);
+  at::_foreach_mul_(exp_avgs, beta1);
+  at::_foreach_add_(exp_avgs, grads, 1 - beta1);
+  at::_foreach_mul_(exp_avg_sqs, beta2);
+  at::_foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2);
+  std::vector<at::Tensor> denom = at::_foreach_sqrt(exp_avg_sqs);
+  at::_foreach_div_(denom, std::sqrt(bias2));
+  at::_foreach_add_(denom, eps);
+  at::_foreach_addcdiv_(params, exp_avgs, denom, -lr / bias1);
 }
 
 }  // namespace clip::compat

@@ -100,12 +100,16 @@ class TransformerImpl : public torch::nn::Module {
   /// The reference's initialization (open_clip's `init_parameters`): attention in_proj N(0, width^-0.5),
   /// out_proj and c_proj N(0, width^-0.5 (2 layers)^-0.5), c_fc N(0, (2 width)^-0.5).
   void initialize_parameters();
+  /// Activation checkpointing: when on (and grad mode is on), each block keeps only its input and recomputes
+  /// its activations during the backward pass, trading one extra forward for memory.
+  void set_grad_checkpointing(bool enabled) { grad_checkpointing_ = enabled; }
 
   const TransformerOptions& options() const { return options_; }
   torch::nn::ModuleList resblocks{nullptr};
 
  private:
   TransformerOptions options_;
+  bool grad_checkpointing_ = false;
 };
 TORCH_MODULE(Transformer);
 

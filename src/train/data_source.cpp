@@ -1,0 +1,139 @@
+#include "train/data_source.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "clip/image/loader.h"
+#include "clip/image/transform.h"
+#include "clip/util/error.h"
+
+namespace clip {
+namespace {
+
+constexpr uint64_t kShuffleSalt = 0x5348554646ULL;   // "SHUFF"
+constexpr uint64_t kAugmentSalt = 0x4155474dULL;     // "AUGM"
+constexpr uint64_t kCaptionSalt = 0x43415054ULL;     // "CAPT"
+constexpr uint64_t kSyntheticSalt = 0x53594e54ULL;   // "SYNT"
+
+class SyntheticSource : public BatchSource {
+ public:
+  SyntheticSource(const ModelConfig& model, const TrainConfig& config) : model_(model), config_(config) {}
+  int64_t batches_per_epoch() const override { return std::max<int64_t>(config_.synthetic_samples / config_.batch_size, 1); }
+  void start_epoch(int64_t epoch, int64_t first) override {
+    epoch_ = epoch;
+    next_ = first;
+  }
+  std::optional<TrainBatch> next() override {
+    if (next_ >= batches_per_epoch()) return std::nullopt;
+    const uint64_t seed = item_seed(item_seed(uint64_t(config_.seed) ^ kSyntheticSalt, uint64_t(epoch_)), uint64_t(next_++));
+    at::Generator gen = at::detail::createCPUGenerator(seed);
+    const int64_t b = config_.batch_size, r = model_.vision.image_size, l = model_.text.context_length;
+    const int64_t vocab = model_.text.vocab_size;
+    TrainBatch batch;
+    batch.images = at::randn({b, 3, r, r}, gen, at::kFloat);
+    // start token, random words, end token (the largest id, so argmax pooling finds it), zero padding.
+    batch.texts = at::zeros({b, l}, at::kLong);
+    const at::Tensor words = at::randint(1, std::max<int64_t>(vocab - 2, 2), {b, l}, gen, at::kLong);
+    const at::Tensor lengths = at::randint(1, std::max<int64_t>(l - 1, 2), {b}, gen, at::kLong);
+    auto ids = batch.texts.accessor<int64_t, 2>();
+    auto w = words.accessor<int64_t, 2>();
+    for (int64_t i = 0; i < b; ++i) {
+      const int64_t n = lengths[i].item<int64_t>();
+      ids[i][0] = vocab - 2;
+      for (int64_t j = 1; j <= n; ++j) ids[i][j] = w[i][j];
+      ids[i][std::min(n + 1, l - 1)] = vocab - 1;
+    }
+    return batch;
+  }
+
+ private:
+  ModelConfig model_;
+  TrainConfig config_;
+  int64_t epoch_ = 0, next_ = 0;
+};
+
+class DatasetSource : public BatchSource {
+ public:
+  DatasetSource(CaptionDataset data, const ModelConfig& model, const TrainConfig& config,
+                std::shared_ptr<const Tokenizer> tokenizer)
+      : data_(std::move(data)), model_(model), config_(config), tokenizer_(std::move(tokenizer)) {
+    if (static_cast<int64_t>(data_.size()) < config_.batch_size) {
+      fail(data_.source, ": ", data_.size(), " samples, fewer than one batch of ", config_.batch_size,
+           "; lower --batch-size");
+    }
+  }
+
+  // The last partial batch is dropped, as open_clip does in training.
+  int64_t batches_per_epoch() const override { return static_cast<int64_t>(data_.size()) / config_.batch_size; }
+
+  void start_epoch(int64_t epoch, int64_t first) override {
+    loader_.reset();
+    epoch_ = epoch;
+    order_.resize(data_.size());
+    std::iota(order_.begin(), order_.end(), size_t{0});
+    std::mt19937_64 rng(item_seed(uint64_t(config_.seed) ^ kShuffleSalt, uint64_t(epoch)));
+    std::shuffle(order_.begin(), order_.end(), rng);
+    first_item_ = first * config_.batch_size;
+    const int64_t end = batches_per_epoch() * config_.batch_size;
+    std::vector<std::string> paths;
+    for (int64_t i = first_item_; i < end; ++i) paths.push_back(data_.paths[order_[size_t(i)]]);
+    if (paths.empty()) return;
+    ImageLoaderOptions o;
+    o.batch_size = config_.batch_size;
+    o.threads = config_.workers;
+    o.preprocess = preprocess_options(model_.preprocess, model_.vision.image_size);
+    if (config_.augment) {
+      RandomResizedCropOptions crop;
+      crop.scale = {config_.rrc_scale_min, config_.rrc_scale_max};
+      o.random_resized_crop = crop;
+    }
+    // Item seeds follow the position in the epoch, so a resumed epoch augments as a straight one.
+    o.seed = item_seed(uint64_t(config_.seed) ^ kAugmentSalt, uint64_t(epoch));
+    o.index_offset = static_cast<uint64_t>(first_item_);
+    loader_ = std::make_unique<ImageLoader>(std::move(paths), o);
+  }
+
+  std::optional<TrainBatch> next() override {
+    if (!loader_) return std::nullopt;
+    std::optional<ImageBatch> batch = loader_->next();
+    if (!batch) return std::nullopt;
+    TrainBatch out;
+    out.images = std::move(batch->images);
+    std::vector<std::string> captions;
+    const uint64_t caption_seed = item_seed(uint64_t(config_.seed) ^ kCaptionSalt, uint64_t(epoch_));
+    for (int64_t row : batch->indices) {
+      const size_t sample = order_[size_t(first_item_ + row)];
+      captions.push_back(data_.caption(sample, caption_seed));
+    }
+    out.texts = tokenizer_->tokenize(captions, model_.text.context_length, /*truncate=*/true);
+    out.skipped = static_cast<int64_t>(batch->errors.size());
+    for (const auto& e : batch->errors) out.errors.push_back(e.message);
+    return out;
+  }
+
+ private:
+  CaptionDataset data_;
+  ModelConfig model_;
+  TrainConfig config_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::vector<size_t> order_;
+  int64_t epoch_ = 0, first_item_ = 0;
+  std::unique_ptr<ImageLoader> loader_;
+};
+
+}  // namespace
+
+std::unique_ptr<BatchSource> make_synthetic_source(const ModelConfig& model, const TrainConfig& config) {
+  return std::make_unique<SyntheticSource>(model, config);
+}
+
+std::unique_ptr<BatchSource> make_dataset_source(CaptionDataset data, const ModelConfig& model,
+                                                 const TrainConfig& config, std::shared_ptr<const Tokenizer> tokenizer) {
+  return std::make_unique<DatasetSource>(std::move(data), model, config, std::move(tokenizer));
+}
+
+}  // namespace clip

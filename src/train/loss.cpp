@@ -1,0 +1,29 @@
+#include "clip/train/loss.h"
+
+#include <ATen/ATen.h>
+
+namespace clip {
+
+at::Tensor contrastive_loss_normalized(const at::Tensor& image_rows, const at::Tensor& text_rows,
+                                       const at::Tensor& image_columns, const at::Tensor& text_columns,
+                                       const at::Tensor& scale, const at::Tensor& labels) {
+  // logits_per_image[i, j] = scale * <image_i, text_j>; logits_per_text[i, j] = scale * <text_i, image_j>.
+  const at::Tensor logits_per_image = scale * at::matmul(image_rows, text_columns.t());
+  const at::Tensor logits_per_text = scale * at::matmul(text_rows, image_columns.t());
+  return (at::cross_entropy_loss(logits_per_image.to(at::kFloat), labels) +
+          at::cross_entropy_loss(logits_per_text.to(at::kFloat), labels)) /
+         2;
+}
+
+at::Tensor contrastive_loss(const at::Tensor& image_features, const at::Tensor& text_features,
+                            const at::Tensor& logit_scale) {
+  TORCH_CHECK(image_features.sizes() == text_features.sizes() && image_features.dim() == 2,
+              "contrastive_loss needs image and text features of one shape [N, D], got ", image_features.sizes(),
+              " and ", text_features.sizes());
+  const at::Tensor image = image_features / image_features.norm(2, -1, true);
+  const at::Tensor text = text_features / text_features.norm(2, -1, true);
+  const at::Tensor labels = at::arange(image.size(0), image.options().dtype(at::kLong));
+  return contrastive_loss_normalized(image, text, image, text, logit_scale.exp(), labels);
+}
+
+}  // namespace clip

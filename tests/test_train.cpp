@@ -1,0 +1,320 @@
+// The trainer: gradient accumulation equals the full batch, resumed runs equal straight runs, the non-finite
+// guard, checkpoints that survive kill -9 and a full disk, the config and flags, an end-to-end run with
+// evaluations and the report.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "clip/io/checkpoint.h"
+#include "clip/io/safetensors.h"
+#include "clip/train/step.h"
+#include "clip/train/train_config.h"
+#include "clip/train/train_state.h"
+#include "clip/train/trainer.h"
+#include "clip/util/error.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() : path_(fs::temp_directory_path() / ("clip_train_" + std::to_string(::getpid()) + "_" + std::to_string(n_++))) {
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  static inline int n_ = 0;
+  fs::path path_;
+};
+
+clip::TrainConfig tiny_config(const std::string& output_dir) {
+  clip::TrainConfig c;
+  c.model_config = clip::test::data("vit_tiny.json");
+  c.train_data = "synthetic";
+  c.synthetic_samples = 64;
+  c.batch_size = 8;
+  c.epochs = 3;
+  c.warmup = 2;
+  c.lr = 1e-3;
+  c.log_every = 1;
+  c.output_dir = output_dir;
+  c.report = false;
+  return c;
+}
+
+std::vector<nlohmann::json> metric_lines(const std::string& path, const std::string& type) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["type"] == type) out.push_back(j);
+  }
+  return out;
+}
+
+// Gradients with accum_freq 2 and 4 equal the single-pass gradients of the whole batch (ViT: no BatchNorm).
+TEST(Accumulation, GivesTheFullBatchGradients) {
+  const clip::TensorMap ref = clip::read_safetensors(clip::test::data("vit_tiny.train_grad.safetensors")).tensors;
+  auto gradients = [&](int64_t accum) {
+    clip::CLIP model = clip::load_model(clip::test::data("vit_tiny.safetensors"),
+                                        clip::LoadOptions().config_path(clip::test::data("vit_tiny.json")));
+    model->train();
+    clip::contrastive_backward(*model, ref.at("image"), ref.at("text"), accum);
+    clip::TensorMap grads;
+    for (const auto& item : model->named_parameters()) grads[item.key()] = item.value().grad().clone();
+    return grads;
+  };
+  const clip::TensorMap full = gradients(1);
+  for (int64_t accum : {2, 4}) {
+    const clip::TensorMap acc = gradients(accum);
+    double worst = 0;
+    for (const auto& [name, g] : full) {
+      const double d = clip::test::relative_difference(acc.at(name), g);
+      worst = std::max(worst, d);
+      EXPECT_LT(d, 1e-5) << name << " with accum_freq " << accum;
+      EXPECT_LT(clip::test::relative_difference(acc.at(name), ref.at("grad." + name)), 1e-4) << name;
+    }
+    std::printf("[ measured ] accum_freq %lld vs one pass: worst relative gradient difference %.3g\n",
+                static_cast<long long>(accum), worst);
+  }
+}
+
+// 10 steps, stop, resume, 10 more steps == 20 steps straight: same losses, same final weights. Data from a
+// labeled image folder with augmentation, so shuffling, crops and captions must all resume exactly.
+TEST(Resume, ContinuesExactly) {
+  TempDir tmp;
+  const fs::path images = tmp.path() / "images";
+  int n = 0;
+  for (const auto& entry : fs::directory_iterator(clip::test::data("preprocess/images"))) {
+    const std::string ext = entry.path().extension().string();
+    if (ext != ".png" && ext != ".jpg") continue;
+    if (entry.path().filename().string().find("truncated") != std::string::npos) continue;
+    const fs::path dir = images / (n % 2 ? "cats" : "dogs");
+    fs::create_directories(dir);
+    fs::copy_file(entry.path(), dir / entry.path().filename());
+    ++n;
+  }
+  ASSERT_GE(n, 8);
+  auto config = [&](const std::string& out) {
+    clip::TrainConfig c = tiny_config(out);
+    c.model_config = clip::test::data("vit_tiny_bpe.json");  // the CLIP BPE's 49408 ids
+    c.train_data = images.string();
+    c.batch_size = 4;
+    c.epochs = 100;
+    c.max_steps = 20;
+    c.workers = 2;
+    return c;
+  };
+  clip::TrainConfig straight = config(tmp / "straight");
+  const clip::TrainResult a = clip::train(straight);
+  clip::TrainConfig first = config(tmp / "resumed");
+  first.stop_after = 10;
+  EXPECT_EQ(clip::train(first).steps, 10);
+  clip::TrainConfig second = config(tmp / "resumed");
+  second.resume = "latest";
+  const clip::TrainResult b = clip::train(second);
+  EXPECT_EQ(a.steps, 20);
+  EXPECT_EQ(b.steps, 20);
+  const auto la = metric_lines(tmp / "straight/metrics.jsonl", "train");
+  const auto lb = metric_lines(tmp / "resumed/metrics.jsonl", "train");
+  ASSERT_EQ(la.size(), 20u);
+  ASSERT_EQ(lb.size(), 20u);
+  double worst = 0;
+  for (size_t i = 0; i < la.size(); ++i) {
+    EXPECT_EQ(la[i]["step"], lb[i]["step"]);
+    const double d = std::abs(la[i]["loss"].get<double>() - lb[i]["loss"].get<double>());
+    worst = std::max(worst, d);
+    EXPECT_LE(d, 1e-6 * std::abs(la[i]["loss"].get<double>())) << "step " << la[i]["step"];
+  }
+  const clip::TrainCheckpoint ca = clip::load_train_checkpoint(a.last_checkpoint);
+  const clip::TrainCheckpoint cb = clip::load_train_checkpoint(b.last_checkpoint);
+  double worst_weight = 0;
+  for (const auto& [name, t] : ca.model) worst_weight = std::max(worst_weight, (t - cb.model.at(name)).abs().max().item<double>());
+  std::printf("[ measured ] 10 + resume + 10 vs 20 steps: worst loss difference %.3g, worst weight difference %.3g\n",
+              worst, worst_weight);
+  EXPECT_LE(worst_weight, 1e-6);
+}
+
+TEST(NonFinite, StopsAfterKInARowWithTheLastCheckpointIntact) {
+  TempDir tmp;
+  clip::TrainConfig c = tiny_config(tmp / "run");
+  c.lr = 1e30;  // the first update sends the weights to ~1e30: every later forward overflows
+  c.warmup = 1;
+  c.max_nonfinite = 3;
+  c.save_every = 1;
+  try {
+    clip::train(c);
+    ADD_FAILURE() << "a diverging run must stop";
+  } catch (const clip::Error& e) {
+    const std::string message = e.what();
+    std::printf("[ message  ] %s\n", message.c_str());
+    EXPECT_NE(message.find("3 non-finite steps in a row"), std::string::npos) << message;
+    EXPECT_NE(message.find("step_"), std::string::npos) << "names the last good checkpoint";
+  }
+  const std::string latest = clip::latest_checkpoint(tmp / "run");
+  ASSERT_FALSE(latest.empty());
+  EXPECT_NO_THROW(clip::load_model(latest));
+  const auto lines = metric_lines(tmp / "run/metrics.jsonl", "train");
+  ASSERT_FALSE(lines.empty());
+  EXPECT_GE(lines.back()["nonfinite_skipped"].get<int64_t>(), 2);
+}
+
+int run_shell(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string clip_train() { return std::string(CLIP_BIN_DIR) + "/clip_train"; }
+
+// kill -9 at random moments of a run that checkpoints every step: every complete checkpoint file reads back,
+// and --resume latest continues.
+TEST(Checkpoints, SurviveKillDashNine) {
+  TempDir tmp;
+  const std::string out = tmp / "run";
+  std::mt19937 rng(7);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::execl(clip_train().c_str(), "clip_train", "--model-config", clip::test::data("vit_tiny.json").c_str(),
+              "--train-data", "synthetic", "--synthetic-samples", "64", "--batch-size", "8", "--epochs", "1000",
+              "--save-every", "1", "--keep-checkpoints", "2", "--output-dir", out.c_str(), "--resume", "latest",
+              "--report", "false", "--threads", "1", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500 + rng() % 1500));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "clip_train exited on its own (status " << status << ")";
+    int complete = 0;
+    for (const auto& entry : fs::directory_iterator(out + "/checkpoints")) {
+      if (entry.path().extension() != ".safetensors") continue;  // temporary files of the interrupted write
+      EXPECT_NO_THROW(clip::load_train_checkpoint(entry.path().string())) << entry.path();
+      ++complete;
+    }
+    EXPECT_GE(complete, 1);
+  }
+  const std::string latest = clip::latest_checkpoint(out);
+  ASSERT_FALSE(latest.empty());
+  std::printf("[ measured ] after 4 kill -9: latest %s (step %lld) reads back\n", latest.c_str(),
+              static_cast<long long>(clip::load_train_checkpoint(latest).progress.step));
+  for (const auto& entry : fs::directory_iterator(out + "/checkpoints")) {
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << "stale temp file left: " << entry.path();
+  }
+}
+
+// A file-size limit stands in for a full disk: the write fails with one clear line, no partial file stays.
+TEST(Checkpoints, FullDiskIsAClearError) {
+  TempDir tmp;
+  const std::string out = tmp / "run";
+  const std::string log = tmp / "log.txt";
+  const int code = run_shell("bash -c \"trap '' XFSZ; ulimit -f 1024; exec " + clip_train() + " --model-config " +
+                             clip::test::data("vit_tiny.json") +
+                             " --train-data synthetic --synthetic-samples 16 --batch-size 8 --epochs 1 --output-dir " +
+                             out + " --report false\" > " + log + " 2>&1");
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(code, 0) << text;
+  const std::string last_line = text.substr(text.rfind("clip_train: error:"));
+  std::printf("[ message  ] %s", last_line.c_str());
+  EXPECT_NE(last_line.find("step_00000002.safetensors"), std::string::npos) << last_line;
+  EXPECT_NE(last_line.find("disk full"), std::string::npos) << last_line;
+  for (const auto& entry : fs::directory_iterator(out + "/checkpoints")) ADD_FAILURE() << "left behind: " << entry.path();
+}
+
+TEST(TrainConfig, JsonThenFlagsWithClearErrors) {
+  const clip::TrainConfig c = clip::parse_train_config(R"({"batch_size": 64, "lr": 0.001, "lock_image": true})", "cfg.json");
+  EXPECT_EQ(c.batch_size, 64);
+  EXPECT_TRUE(c.lock_image);
+  const clip::TrainConfig again = clip::parse_train_config(clip::to_json(c), "round trip");
+  EXPECT_EQ(clip::to_json(again), clip::to_json(c));
+  auto expect_error = [](const std::string& json, const std::string& needle) {
+    try {
+      clip::parse_train_config(json, "cfg.json");
+      ADD_FAILURE() << json;
+    } catch (const clip::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error(R"({"batch_sise": 3})", "unknown key 'batch_sise'");
+  expect_error(R"({"batch_size": "3"})", "'batch_size' must be an integer");
+  expect_error(R"({"lr": true})", "'lr' must be a number");
+
+  TempDir tmp;
+  const std::string file = tmp / "cfg.json";
+  std::ofstream(file) << R"({"batch_size": 64, "epochs": 3, "model": "ViT-B-32", "train_data": "synthetic"})";
+  const char* argv[] = {"clip_train", "--config", file.c_str(), "--epochs", "5", "--lr", "2e-4", "--augment", "false"};
+  const clip::TrainConfig flags = clip::parse_train_args(9, argv);
+  EXPECT_EQ(flags.batch_size, 64);  // from the file
+  EXPECT_EQ(flags.epochs, 5);       // the flag wins
+  EXPECT_DOUBLE_EQ(flags.lr, 2e-4);
+  EXPECT_FALSE(flags.augment);
+  const char* bad[] = {"clip_train", "--bogus", "1"};
+  EXPECT_THROW(clip::parse_train_args(3, bad), clip::Error);
+  const char* bad_value[] = {"clip_train", "--epochs", "three"};
+  EXPECT_THROW(clip::parse_train_args(3, bad_value), clip::Error);
+  clip::TrainConfig invalid = flags;
+  invalid.accum_freq = 5;
+  EXPECT_THROW(clip::validate(invalid), clip::Error);
+}
+
+// A labeled folder end to end: zero-shot and retrieval evaluations, metrics, the HTML report, and the final
+// checkpoint loadable as a model.
+TEST(EndToEnd, FolderRunWithEvaluationsAndReport) {
+  TempDir tmp;
+  const fs::path images = tmp.path() / "images";
+  int n = 0;
+  for (const auto& entry : fs::directory_iterator(clip::test::data("preprocess/images"))) {
+    if (entry.path().extension() != ".png") continue;
+    const fs::path dir = images / (n % 2 ? "cat" : "dog");
+    fs::create_directories(dir);
+    fs::copy_file(entry.path(), dir / entry.path().filename());
+    ++n;
+  }
+  clip::TrainConfig c = tiny_config(tmp / "run");
+  c.model_config = clip::test::data("vit_tiny_bpe.json");
+  c.train_data = images.string();
+  c.batch_size = 2;
+  c.epochs = 2;
+  c.val_split = 0.25;
+  c.zeroshot_data = images.string();
+  c.zeroshot_templates = "simple";
+  c.report = true;
+  const clip::TrainResult r = clip::train(c);
+  EXPECT_GE(r.zeroshot_top1, 0.0);
+  const auto evals = metric_lines(r.metrics, "eval");
+  ASSERT_EQ(evals.size(), 1u);
+  EXPECT_TRUE(evals[0].contains("zeroshot_top1"));
+  EXPECT_TRUE(evals[0].contains("image_to_text_r1"));
+  std::ifstream html(r.report);
+  const std::string report((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
+  EXPECT_NE(report.find("<svg"), std::string::npos);
+  EXPECT_EQ(report.find("<script"), std::string::npos) << "self-contained, no scripts";
+  EXPECT_EQ(report.find("http"), std::string::npos) << "no network references";
+  EXPECT_NO_THROW(clip::load_model(r.last_checkpoint));
+  std::printf("[ measured ] folder run: %lld steps, zero-shot top-1 %.2f on the training folder\n",
+              static_cast<long long>(r.steps), r.zeroshot_top1);
+}
+
+}  // namespace

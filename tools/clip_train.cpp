@@ -1,0 +1,20 @@
+// clip_train: contrastive training from a JSON config and flags (every key is a flag).
+#include <cstdio>
+
+#include "clip/train/train_config.h"
+#include "clip/train/trainer.h"
+#include "clip/util/error.h"
+
+int main(int argc, char** argv) {
+  return clip::run_tool("clip_train", [&] {
+    const clip::TrainConfig config = clip::parse_train_args(argc, argv);
+    const clip::TrainResult r = clip::train(config);
+    std::printf("trained %lld steps, last loss %.4f, %lld non-finite steps skipped\n", static_cast<long long>(r.steps),
+                r.last_loss, static_cast<long long>(r.nonfinite_skipped));
+    if (r.zeroshot_top1 >= 0) std::printf("zero-shot top-1: %.2f%%\n", 100 * r.zeroshot_top1);
+    std::printf("checkpoint: %s\nmetrics: %s\n", r.last_checkpoint.c_str(), r.metrics.c_str());
+    if (!r.model.empty()) std::printf("model: %s\n", r.model.c_str());
+    if (!r.report.empty()) std::printf("report: %s\n", r.report.c_str());
+    return 0;
+  });
+}
