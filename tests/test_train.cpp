@@ -202,7 +202,20 @@ TEST(Checkpoints, SurviveKillDashNine) {
               "--report", "false", "--threads", "1", static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500 + rng() % 1500));
+    // Once this run has written a checkpoint of its own (start-up time varies with the machine's load), kill it
+    // at a random moment of the following steps, each of which writes one.
+    auto newest_step = [&] {
+      int64_t step = -1;
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(out + "/checkpoints", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (entry.path().extension() == ".safetensors") step = std::max<int64_t>(step, std::stoll(name.substr(5, 8)));
+      }
+      return step;
+    };
+    const int64_t before = newest_step();
+    for (int i = 0; i < 600 && newest_step() <= before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 700));
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);

@@ -21,14 +21,6 @@ namespace {
 
 class TrainStep : public testing::TestWithParam<std::string> {};
 
-// max |a - b| / max(max |b|, 1e-4): relative per tensor, except that a gradient which is zero in exact
-// arithmetic (the attention pool's k_proj.bias: a constant added to every key cancels in the softmax) is
-// compared at the scale 1e-4 rather than at its float noise (~1e-9).
-double gradient_difference(const at::Tensor& actual, const at::Tensor& expected) {
-  return (actual.to(at::kDouble) - expected.to(at::kDouble)).abs().max().item<double>() /
-         std::max(expected.abs().max().item<double>(), 1e-4);
-}
-
 clip::CLIP load_fixture_model(const std::string& name) {
   clip::CLIP model = clip::load_model(clip::test::data(name + ".safetensors"),
                                       clip::LoadOptions().config_path(clip::test::data(name + ".json")));
@@ -56,7 +48,7 @@ TEST_P(TrainStep, GradientsMatchTheReference) {
   std::string worst_name;
   for (const auto& item : model->named_parameters()) {
     ASSERT_TRUE(item.value().grad().defined()) << item.key();
-    const double d = gradient_difference(item.value().grad(), ref.at("grad." + item.key()));
+    const double d = clip::test::gradient_difference(item.value().grad(), ref.at("grad." + item.key()));
     if (d > worst) worst = d, worst_name = item.key();
     EXPECT_LT(d, 1e-4) << "gradient of " << item.key();
   }

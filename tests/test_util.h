@@ -2,6 +2,7 @@
 // Shared helpers of the test suite: data paths and the relative difference the parity tests report.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -14,6 +15,14 @@ inline std::string config(const std::string& name) { return std::string(CLIP_CON
 inline double relative_difference(const at::Tensor& actual, const at::Tensor& expected) {
   const at::Tensor a = actual.to(at::kDouble), b = expected.to(at::kDouble);
   return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+/// max |a - b| / max(max |b|, 1e-4): a gradient's relative difference, except that a gradient which is zero in
+/// exact arithmetic (the attention pool's k_proj.bias: a constant added to every key cancels in the softmax) is
+/// compared at the scale 1e-4 rather than at its float noise (~1e-9).
+inline double gradient_difference(const at::Tensor& actual, const at::Tensor& expected) {
+  return (actual.to(at::kDouble) - expected.to(at::kDouble)).abs().max().item<double>() /
+         std::max(expected.abs().max().item<double>(), 1e-4);
 }
 
 /// Prints and returns the relative difference, so every parity test shows what it measured.

@@ -12,6 +12,7 @@
 #include "clip/io/safetensors.h"
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
+#include "clip/util/threads.h"
 
 namespace {
 
@@ -44,7 +45,7 @@ void print_logits(const at::Tensor& logits) {
 
 int run(const Params& p) {
   clip::warn_if_reference_blas();
-  if (p.threads > 0) at::set_num_threads(p.threads);
+  clip::set_cpu_threads(p.threads);
   if (p.inputs.empty() && p.images.empty() && p.texts.empty()) {
     clip::fail("nothing to embed: give --inputs FILE.safetensors, or --images and/or --texts");
   }
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
   app.add_option("--output", p.output, "safetensors file to write")->required();
   app.add_option("--device", p.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--batch-size", p.batch_size, "rows per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--threads", p.threads, "LibTorch CPU threads (0: its default)")
+  app.add_option("--threads", p.threads, "LibTorch CPU threads (0: one per core)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--workers", p.workers, "image decoding threads (0: one per core)")

@@ -10,6 +10,7 @@
 #include "clip/text/tokenizer.h"
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
+#include "clip/util/threads.h"
 #include "clip/zeroshot/evaluate.h"
 #include "clip/zeroshot/prompts.h"
 
@@ -27,7 +28,7 @@ struct Params {
 
 int run(Params p) {
   clip::warn_if_reference_blas();
-  if (p.threads > 0) at::set_num_threads(p.threads);
+  clip::set_cpu_threads(p.threads);
   clip::CLIP model =
       clip::load_model(p.checkpoint, clip::LoadOptions().config_path(p.config).model_name(p.model).device(p.device));
 
@@ -100,7 +101,7 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", p.run.batch_size, "images per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--threads", p.threads, "LibTorch CPU threads (0: its default)")->capture_default_str();
+  app.add_option("--threads", p.threads, "LibTorch CPU threads (0: one per core)")->capture_default_str();
   app.add_option("--workers", p.run.threads, "image decoding threads (0: one per core)")->capture_default_str();
   app.add_option("--device", p.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--output", p.run.output, "per-image predictions: .csv or .jsonl");

@@ -24,7 +24,9 @@ void load_image_into(const std::string& path, const ImageLoaderOptions& options,
   rgb.resize(static_cast<size_t>(n * n * 3));
   if (options.random_resized_crop) {
     const Window window = random_resized_crop_window(image.width, image.height, *options.random_resized_crop,
-                                                     item_seed(options.seed, options.index_offset + index));
+                                                     item_seed(options.seed, options.item_indices.empty()
+                                                                               ? index
+                                                                               : options.item_indices.at(index)));
     resized_crop_rgb(image, window, options.preprocess, rgb.data());
   } else {
     preprocess_rgb(image, options.preprocess, rgb.data());
@@ -112,6 +114,8 @@ ImageLoader::ImageLoader(std::vector<std::string> paths, ImageLoaderOptions opti
   TORCH_CHECK(options.batch_size > 0, "ImageLoader: batch_size must be positive, got ", options.batch_size);
   TORCH_CHECK(options.prefetch_batches > 0, "ImageLoader: prefetch_batches must be positive");
   TORCH_CHECK(options.preprocess.size > 0, "ImageLoader: size must be positive");
+  TORCH_CHECK(options.item_indices.empty() || options.item_indices.size() == paths.size(), "ImageLoader: ",
+              options.item_indices.size(), " item_indices for ", paths.size(), " paths");
   State& s = *state_;
   s.paths = std::move(paths);
   s.options = std::move(options);

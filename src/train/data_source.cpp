@@ -21,8 +21,11 @@ constexpr uint64_t kSyntheticSalt = 0x53594e54ULL;   // "SYNT"
 
 class SyntheticSource : public BatchSource {
  public:
-  SyntheticSource(const ModelConfig& model, const TrainConfig& config) : model_(model), config_(config) {}
-  int64_t batches_per_epoch() const override { return std::max<int64_t>(config_.synthetic_samples / config_.batch_size, 1); }
+  SyntheticSource(const ModelConfig& model, const TrainConfig& config, int rank, int world)
+      : model_(model), config_(config), rank_(rank), world_(world) {}
+  int64_t batches_per_epoch() const override {
+    return std::max<int64_t>(config_.synthetic_samples / (config_.batch_size * world_), 1);
+  }
   void start_epoch(int64_t epoch, int64_t first) override {
     epoch_ = epoch;
     next_ = first;
@@ -31,7 +34,8 @@ class SyntheticSource : public BatchSource {
     if (next_ >= batches_per_epoch()) return std::nullopt;
     const uint64_t seed = item_seed(item_seed(uint64_t(config_.seed) ^ kSyntheticSalt, uint64_t(epoch_)), uint64_t(next_++));
     at::Generator gen = at::detail::createCPUGenerator(seed);
-    const int64_t b = config_.batch_size, r = model_.vision.image_size, l = model_.text.context_length;
+    // The global batch, of which this rank keeps its slice.
+    const int64_t b = config_.batch_size * world_, r = model_.vision.image_size, l = model_.text.context_length;
     const int64_t vocab = model_.text.vocab_size;
     TrainBatch batch;
     batch.images = at::randn({b, 3, r, r}, gen, at::kFloat);
@@ -47,28 +51,35 @@ class SyntheticSource : public BatchSource {
       for (int64_t j = 1; j <= n; ++j) ids[i][j] = w[i][j];
       ids[i][std::min(n + 1, l - 1)] = vocab - 1;
     }
+    if (world_ > 1) {
+      batch.images = batch.images.narrow(0, rank_ * config_.batch_size, config_.batch_size).contiguous();
+      batch.texts = batch.texts.narrow(0, rank_ * config_.batch_size, config_.batch_size).contiguous();
+    }
     return batch;
   }
 
  private:
   ModelConfig model_;
   TrainConfig config_;
+  int rank_, world_;
   int64_t epoch_ = 0, next_ = 0;
 };
 
 class DatasetSource : public BatchSource {
  public:
   DatasetSource(CaptionDataset data, const ModelConfig& model, const TrainConfig& config,
-                std::shared_ptr<const Tokenizer> tokenizer)
-      : data_(std::move(data)), model_(model), config_(config), tokenizer_(std::move(tokenizer)) {
-    if (static_cast<int64_t>(data_.size()) < config_.batch_size) {
-      fail(data_.source, ": ", data_.size(), " samples, fewer than one batch of ", config_.batch_size,
+                std::shared_ptr<const Tokenizer> tokenizer, int rank, int world)
+      : data_(std::move(data)), model_(model), config_(config), tokenizer_(std::move(tokenizer)), rank_(rank), world_(world) {
+    if (static_cast<int64_t>(data_.size()) < global_batch()) {
+      fail(data_.source, ": ", data_.size(), " samples, fewer than one global batch of ", global_batch(),
            "; lower --batch-size");
     }
   }
 
-  // The last partial batch is dropped, as open_clip does in training.
-  int64_t batches_per_epoch() const override { return static_cast<int64_t>(data_.size()) / config_.batch_size; }
+  int64_t global_batch() const { return config_.batch_size * world_; }
+
+  // The last partial global batch is dropped on every rank, as open_clip does in training.
+  int64_t batches_per_epoch() const override { return static_cast<int64_t>(data_.size()) / global_batch(); }
 
   void start_epoch(int64_t epoch, int64_t first) override {
     loader_.reset();
@@ -77,10 +88,19 @@ class DatasetSource : public BatchSource {
     std::iota(order_.begin(), order_.end(), size_t{0});
     std::mt19937_64 rng(item_seed(uint64_t(config_.seed) ^ kShuffleSalt, uint64_t(epoch)));
     std::shuffle(order_.begin(), order_.end(), rng);
-    first_item_ = first * config_.batch_size;
-    const int64_t end = batches_per_epoch() * config_.batch_size;
+    // This rank's items: slice `rank_` of every global batch from `first` on, in order; each keeps its position
+    // in the epoch, which picks the sample, seeds its crop and its caption.
+    positions_.clear();
     std::vector<std::string> paths;
-    for (int64_t i = first_item_; i < end; ++i) paths.push_back(data_.paths[order_[size_t(i)]]);
+    std::vector<uint64_t> seeds;
+    for (int64_t batch = first; batch < batches_per_epoch(); ++batch) {
+      for (int64_t i = 0; i < config_.batch_size; ++i) {
+        const int64_t position = batch * global_batch() + rank_ * config_.batch_size + i;
+        positions_.push_back(position);
+        paths.push_back(data_.paths[order_[size_t(position)]]);
+        seeds.push_back(static_cast<uint64_t>(position));
+      }
+    }
     if (paths.empty()) return;
     ImageLoaderOptions o;
     o.batch_size = config_.batch_size;
@@ -93,7 +113,7 @@ class DatasetSource : public BatchSource {
     }
     // Item seeds follow the position in the epoch, so a resumed epoch augments as a straight one.
     o.seed = item_seed(uint64_t(config_.seed) ^ kAugmentSalt, uint64_t(epoch));
-    o.index_offset = static_cast<uint64_t>(first_item_);
+    o.item_indices = std::move(seeds);
     loader_ = std::make_unique<ImageLoader>(std::move(paths), o);
   }
 
@@ -106,7 +126,7 @@ class DatasetSource : public BatchSource {
     std::vector<std::string> captions;
     const uint64_t caption_seed = item_seed(uint64_t(config_.seed) ^ kCaptionSalt, uint64_t(epoch_));
     for (int64_t row : batch->indices) {
-      const size_t sample = order_[size_t(first_item_ + row)];
+      const size_t sample = order_[size_t(positions_[size_t(row)])];
       captions.push_back(data_.caption(sample, caption_seed));
     }
     out.texts = tokenizer_->tokenize(captions, model_.text.context_length, /*truncate=*/true);
@@ -120,20 +140,24 @@ class DatasetSource : public BatchSource {
   ModelConfig model_;
   TrainConfig config_;
   std::shared_ptr<const Tokenizer> tokenizer_;
+  int rank_, world_;
   std::vector<size_t> order_;
-  int64_t epoch_ = 0, first_item_ = 0;
+  std::vector<int64_t> positions_;  // epoch position of each item handed to the loader
+  int64_t epoch_ = 0;
   std::unique_ptr<ImageLoader> loader_;
 };
 
 }  // namespace
 
-std::unique_ptr<BatchSource> make_synthetic_source(const ModelConfig& model, const TrainConfig& config) {
-  return std::make_unique<SyntheticSource>(model, config);
+std::unique_ptr<BatchSource> make_synthetic_source(const ModelConfig& model, const TrainConfig& config, int rank,
+                                                   int world_size) {
+  return std::make_unique<SyntheticSource>(model, config, rank, world_size);
 }
 
 std::unique_ptr<BatchSource> make_dataset_source(CaptionDataset data, const ModelConfig& model,
-                                                 const TrainConfig& config, std::shared_ptr<const Tokenizer> tokenizer) {
-  return std::make_unique<DatasetSource>(std::move(data), model, config, std::move(tokenizer));
+                                                 const TrainConfig& config, std::shared_ptr<const Tokenizer> tokenizer,
+                                                 int rank, int world_size) {
+  return std::make_unique<DatasetSource>(std::move(data), model, config, std::move(tokenizer), rank, world_size);
 }
 
 }  // namespace clip

@@ -30,13 +30,23 @@ class BatchSource {
   virtual void start_epoch(int64_t epoch, int64_t first) = 0;
   /// The next batch of the epoch, or nullopt at its end.
   virtual std::optional<TrainBatch> next() = 0;
+  /// Where the batches delivered so far leave the data, for checkpoints (shard streams); "" when (epoch, batch)
+  /// say it all.
+  virtual std::string position() const { return ""; }
+  /// A recorded position(), taken up by the next start_epoch that continues at its (epoch, batch).
+  virtual void restore_position(const std::string& /*position*/) {}
 };
 
-/// Random images and token sequences (for benchmarks and tests).
-std::unique_ptr<BatchSource> make_synthetic_source(const ModelConfig& model, const TrainConfig& config);
+/// Random images and token sequences (for benchmarks and tests). With several ranks, each gets its slice of the
+/// global batch that one process would draw.
+std::unique_ptr<BatchSource> make_synthetic_source(const ModelConfig& model, const TrainConfig& config, int rank = 0,
+                                                   int world_size = 1);
 
-/// Images and captions from a dataset, decoded and augmented on loader threads, tokenized per batch.
+/// Images and captions from a dataset, decoded and augmented on loader threads, tokenized per batch. Each epoch
+/// is one shuffled order (from the seed) cut into global batches of world_size x batch_size; rank r takes the r-th
+/// slice of each, so the ranks together see what one process with the global batch would, crops included.
 std::unique_ptr<BatchSource> make_dataset_source(CaptionDataset data, const ModelConfig& model,
-                                                 const TrainConfig& config, std::shared_ptr<const Tokenizer> tokenizer);
+                                                 const TrainConfig& config, std::shared_ptr<const Tokenizer> tokenizer,
+                                                 int rank = 0, int world_size = 1);
 
 }  // namespace clip

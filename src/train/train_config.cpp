@@ -33,7 +33,16 @@ std::vector<Spec> specs(TrainConfig& c) {
       {"init", &c.init, "checkpoint to start from (fine-tuning)"},
       {"lock_image", &c.lock_image, "freeze the image tower (LiT)"},
       {"grad_checkpointing", &c.grad_checkpointing, "recompute Transformer blocks in backward (less memory)"},
-      {"train_data", &c.train_data, "CSV/TSV of image path + caption, labeled image folder, or 'synthetic'"},
+      {"train_data", &c.train_data,
+       "CSV/TSV of image path + caption, labeled image folder, 'synthetic', or shards 'dir/{00000..00099}.tar' "
+       "(several joined by '::')"},
+      {"train_num_samples", &c.train_num_samples, "shards: samples per epoch, all ranks (0: from sizes.json)"},
+      {"train_data_weights", &c.train_data_weights, "shards: sampling weight per source, joined by '::' (resampled)"},
+      {"dataset_resampled", &c.dataset_resampled, "shards: draw shards with replacement (any number of ranks)"},
+      {"shuffle_buffer", &c.shuffle_buffer, "shards: samples shuffled together per loader thread"},
+      {"json_caption_key", &c.json_caption_key, "shards: caption field of a sample's json when it has no txt"},
+      {"max_failure_fraction", &c.max_failure_fraction, "shards: stop when more than this fraction of samples fails"},
+      {"jpeg_dct_scaling", &c.jpeg_dct_scaling, "shards: decode large JPEGs at 1/2-1/8 size (faster, not exact)"},
       {"csv_img_key", &c.csv_img_key, "CSV column of the image paths"},
       {"csv_caption_key", &c.csv_caption_key, "CSV column of the captions"},
       {"csv_separator", &c.csv_separator, "CSV separator (a tab by default, as open_clip)"},
@@ -52,7 +61,7 @@ std::vector<Spec> specs(TrainConfig& c) {
       {"epochs", &c.epochs, "passes over the training data"},
       {"max_steps", &c.max_steps, "stop after this many steps (0: all epochs)"},
       {"stop_after", &c.stop_after, "end this invocation after this many steps, checkpointed (a job time limit)"},
-      {"batch_size", &c.batch_size, "samples per optimizer step"},
+      {"batch_size", &c.batch_size, "samples per rank per optimizer step (the global batch is ranks x this)"},
       {"accum_freq", &c.accum_freq, "micro-batches per step (the full batch stays the negatives)"},
       {"lr", &c.lr, "peak learning rate"},
       {"weight_decay", &c.weight_decay, "AdamW weight decay"},
@@ -63,9 +72,14 @@ std::vector<Spec> specs(TrainConfig& c) {
       {"schedule", &c.schedule, "cosine | constant"},
       {"grad_clip_norm", &c.grad_clip_norm, "clip the gradient norm to this (0: off)"},
       {"max_nonfinite", &c.max_nonfinite, "stop after this many non-finite steps in a row"},
-      {"device", &c.device, "cpu, cuda or cuda:N"},
+      {"nproc_per_node", &c.nproc_per_node, "start this many local worker processes (one per GPU)"},
+      {"dist_backend", &c.dist_backend, "auto (NCCL on CUDA, Gloo on CPU) | gloo | nccl"},
+      {"dist_timeout", &c.dist_timeout, "seconds a collective waits for a missing rank before failing"},
+      {"local_loss", &c.local_loss, "each rank scores its own rows against all columns (less memory)"},
+      {"bucket_mb", &c.bucket_mb, "gradient all-reduce bucket size in MB"},
+      {"device", &c.device, "cpu, cuda or cuda:N (with several ranks, cuda means cuda:LOCAL_RANK)"},
       {"precision", &c.precision, "fp32 | bf16 (autocast on CUDA)"},
-      {"threads", &c.threads, "LibTorch CPU threads (0: its default)"},
+      {"threads", &c.threads, "LibTorch CPU threads (0: one per core)"},
       {"seed", &c.seed, "seed of initialization, shuffling and augmentation"},
       {"output_dir", &c.output_dir, "checkpoints, metrics.jsonl, config.json and report.html go here"},
       {"log_every", &c.log_every, "steps between metric lines"},
@@ -224,7 +238,15 @@ void validate(const TrainConfig& c) {
   if (!(c.rrc_scale_min > 0 && c.rrc_scale_min <= c.rrc_scale_max && c.rrc_scale_max <= 1)) {
     fail("--rrc-scale-min/max: expected 0 < min <= max <= 1");
   }
+  if (c.train_num_samples < 0 || c.shuffle_buffer < 0) fail("--train-num-samples and --shuffle-buffer must be >= 0");
+  if (!(c.max_failure_fraction >= 0 && c.max_failure_fraction <= 1)) {
+    fail("--max-failure-fraction ", c.max_failure_fraction, ": expected a fraction in [0, 1]");
+  }
   if (c.keep_checkpoints < 1) fail("--keep-checkpoints must be at least 1");
+  if (c.dist_timeout < 1 || c.bucket_mb < 1) fail("--dist-timeout and --bucket-mb must be positive");
+  if (c.dist_backend != "auto" && c.dist_backend != "gloo" && c.dist_backend != "nccl") {
+    fail("--dist-backend ", c.dist_backend, ": expected auto, gloo or nccl");
+  }
   if (c.log_every < 1) fail("--log-every must be at least 1");
 }
 

@@ -54,7 +54,8 @@ void save_train_checkpoint(const std::string& path, CLIPImpl& model, const AdamW
                   {"epoch", progress.epoch},
                   {"batch_in_epoch", progress.batch_in_epoch},
                   {"samples_seen", progress.samples_seen},
-                  {"nonfinite_skipped", progress.nonfinite_skipped}};
+                  {"nonfinite_skipped", progress.nonfinite_skipped},
+                  {"data_position", progress.data_position}};
   write_safetensors(path, tensors,
                     {{"format", "pt"},
                      {"clip_train_checkpoint", "1"},
@@ -86,6 +87,7 @@ TrainCheckpoint load_train_checkpoint(const std::string& path) {
     c.progress.batch_in_epoch = p.at("batch_in_epoch").get<int64_t>();
     c.progress.samples_seen = p.at("samples_seen").get<int64_t>();
     c.progress.nonfinite_skipped = p.at("nonfinite_skipped").get<int64_t>();
+    c.progress.data_position = p.value("data_position", "");
   } catch (const std::exception& e) {
     fail(path, ": malformed progress metadata (", e.what(), ")");
   }

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +17,10 @@
 #include <nlohmann/json.hpp>
 
 #include "clip/data/image_folder.h"
+#include "clip/dist/communicator.h"
+#include "clip/dist/grad_sync.h"
+#include "clip/dist/launch.h"
+#include "clip/data/shards.h"
 #include "clip/io/checkpoint.h"
 #include "clip/model/registry.h"
 #include "clip/model/vision_transformer.h"
@@ -27,9 +32,11 @@
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
 #include "clip/util/progress.h"
+#include "clip/util/threads.h"
 #include "clip/zeroshot/evaluate.h"
 #include "clip/zeroshot/prompts.h"
 #include "train/data_source.h"
+#include "train/shard_source.h"
 #include "util/atomic_file.h"
 #include "util/torch_compat.h"
 
@@ -57,7 +64,8 @@ struct StepStats {
 
 class Trainer {
  public:
-  explicit Trainer(TrainConfig config) : config_(std::move(config)), device_(config_.device) {}
+  explicit Trainer(TrainConfig config)
+      : config_(std::move(config)), env_(detect_dist_env()), device_(rank_device(config_.device, env_)) {}
 
   TrainResult run() {
     setup();
@@ -66,15 +74,21 @@ class Trainer {
     const int64_t per_epoch = source_->batches_per_epoch();
     total_steps_ = config_.epochs * per_epoch;
     if (config_.max_steps > 0) total_steps_ = std::min(total_steps_ > 0 ? total_steps_ : config_.max_steps, config_.max_steps);
-    std::fprintf(stderr, "clip_train: %lld steps (%lld per epoch, batch %lld), starting at step %lld\n",
-                 static_cast<long long>(total_steps_), static_cast<long long>(per_epoch),
-                 static_cast<long long>(config_.batch_size), static_cast<long long>(progress_.step));
+    if (main_rank()) {
+      std::fprintf(stderr, "clip_train: %lld steps (%lld per epoch, batch %lld x %d rank%s), starting at step %lld\n",
+                   static_cast<long long>(total_steps_), static_cast<long long>(per_epoch),
+                   static_cast<long long>(config_.batch_size), world(), world() > 1 ? "s" : "",
+                   static_cast<long long>(progress_.step));
+    }
 
     // This invocation ends at `stop_at`: the whole run, or earlier with --stop-after (then resumed later).
     const int64_t stop_at =
         config_.stop_after > 0 ? std::min(total_steps_, progress_.step + config_.stop_after) : total_steps_;
-    Progress bar("train", total_steps_, "step");
-    bar.advance(progress_.step);
+    std::optional<Progress> bar;
+    if (main_rank()) {
+      bar.emplace("train", total_steps_, "step");
+      bar->advance(progress_.step);
+    }
     int64_t consecutive_nonfinite = 0;
     double window_loss = 0, window_wait = 0, window_samples = 0;
     int64_t window_steps = 0, window_skipped_images = 0;
@@ -88,7 +102,7 @@ class Trainer {
         window_wait += seconds_since(wait);
         if (!batch) break;
         ++progress_.batch_in_epoch;
-        for (const auto& e : batch->errors) std::fprintf(stderr, "clip_train: skipped %s\n", e.c_str());
+        for (const auto& e : batch->errors) std::fprintf(stderr, "clip_train: rank %d skipped %s\n", env_.rank, e.c_str());
         window_skipped_images += batch->skipped;
         if (batch->images.size(0) < 2) continue;  // nothing to contrast
 
@@ -98,12 +112,15 @@ class Trainer {
         optimizer_->set_lr(lr);
         const StepStats s = step(*batch);
         ++progress_.step;
-        progress_.samples_seen += batch->images.size(0);
+        progress_.samples_seen += batch->images.size(0) * world();
+        if (comm_) comm_->record_step(progress_.step);
         if (!s.finite) {
           ++progress_.nonfinite_skipped;
           ++consecutive_nonfinite;
-          std::fprintf(stderr, "\nclip_train: step %lld skipped: non-finite %s\n", static_cast<long long>(progress_.step),
-                       std::isfinite(s.loss) ? "gradient" : "loss");
+          if (main_rank()) {
+            std::fprintf(stderr, "\nclip_train: step %lld skipped: non-finite %s\n",
+                         static_cast<long long>(progress_.step), std::isfinite(s.loss) ? "gradient" : "loss");
+          }
           if (consecutive_nonfinite >= config_.max_nonfinite) {
             fail("training diverged: ", consecutive_nonfinite, " non-finite steps in a row (at step ", progress_.step,
                  "); the last good checkpoint is ", last_checkpoint_.empty() ? "(none yet)" : last_checkpoint_,
@@ -115,10 +132,12 @@ class Trainer {
           window_loss += s.loss;
           ++window_steps;
         }
-        window_samples += double(batch->images.size(0));
-        char note[96];
-        std::snprintf(note, sizeof note, "loss %.4f lr %.2e", s.loss, lr);
-        bar.advance(1, note);
+        window_samples += double(batch->images.size(0) * world());
+        if (bar) {
+          char note[96];
+          std::snprintf(note, sizeof note, "loss %.4f lr %.2e", s.loss, lr);
+          bar->advance(1, note);
+        }
 
         if (progress_.step % config_.log_every == 0 || progress_.step == total_steps_) {
           const double elapsed = seconds_since(window_start);
@@ -143,13 +162,13 @@ class Trainer {
         if (config_.save_every == 0 && progress_.step < stop_at) save();
       }
     }
-    bar.finish();
+    if (bar) bar->finish();
     save();
-    if (progress_.step < total_steps_) {
+    if (progress_.step < total_steps_ && main_rank()) {
       std::fprintf(stderr, "clip_train: stopped at step %lld of %lld (--stop-after); continue with --resume latest\n",
                    static_cast<long long>(progress_.step), static_cast<long long>(total_steps_));
     }
-    if (progress_.step >= total_steps_) {
+    if (progress_.step >= total_steps_ && main_rank()) {
       result.model = (fs::path(config_.output_dir) / "model.safetensors").string();
       save_model(*model_, result.model);
     }
@@ -158,7 +177,7 @@ class Trainer {
     result.nonfinite_skipped = progress_.nonfinite_skipped;
     result.last_checkpoint = last_checkpoint_;
     result.zeroshot_top1 = top1;
-    if (config_.report) {
+    if (config_.report && main_rank()) {
       result.report = (fs::path(config_.output_dir) / "report.html").string();
       write_report(metrics_path_, result.report, "clip_train: " + model_->config().name, to_json(config_));
     }
@@ -168,7 +187,17 @@ class Trainer {
  private:
   void setup() {
     validate(config_);
-    if (config_.threads > 0) at::set_num_threads(config_.threads);
+    set_cpu_threads(config_.threads);
+    CommunicatorOptions comm_options;
+    comm_options.backend = config_.dist_backend;
+    comm_options.device = device_;
+    comm_options.timeout = std::chrono::seconds(config_.dist_timeout);
+    comm_ = Communicator::create(env_, comm_options);
+    if (comm_ && main_rank()) {
+      std::fprintf(stderr, "clip_train: %d ranks (%s), rendezvous at %s:%d, global batch %lld\n", world(),
+                   env_.launcher.c_str(), env_.master_addr.c_str(), env_.master_port,
+                   static_cast<long long>(config_.batch_size * world()));
+    }
     warn_if_reference_blas();
     if (config_.precision == "bf16" && !device_.is_cuda()) {
       fail("--precision bf16 is autocast on CUDA; on ", config_.device, " use fp32");
@@ -181,7 +210,7 @@ class Trainer {
     std::string resume_path;
     if (config_.resume == "latest") {
       resume_path = latest_checkpoint(config_.output_dir);
-      if (resume_path.empty()) std::fprintf(stderr, "clip_train: no checkpoint in %s yet; starting fresh\n", config_.output_dir.c_str());
+      if (resume_path.empty() && main_rank()) std::fprintf(stderr, "clip_train: no checkpoint in %s yet; starting fresh\n", config_.output_dir.c_str());
     } else if (!config_.resume.empty()) {
       resume_path = config_.resume;
     }
@@ -204,18 +233,30 @@ class Trainer {
         generator.set_state(ck.cpu_rng_state);
       }
       progress_ = ck.progress;
+      saved_step_ = progress_.step;
       last_checkpoint_ = resume_path;
-      std::fprintf(stderr, "clip_train: resumed from %s (step %lld, epoch %lld)\n", resume_path.c_str(),
-                   static_cast<long long>(progress_.step), static_cast<long long>(progress_.epoch));
-    } else {
+      if (main_rank()) {
+        std::fprintf(stderr, "clip_train: resumed from %s (step %lld, epoch %lld)\n", resume_path.c_str(),
+                     static_cast<long long>(progress_.step), static_cast<long long>(progress_.epoch));
+      }
+    } else if (main_rank()) {
       // A fresh run starts a fresh metrics file.
       std::ofstream(metrics_path_, std::ios::trunc).close();
     }
+    if (comm_) {
+      // Every rank starts from rank 0's weights (and resumes from its checkpoint's).
+      std::vector<at::Tensor> state;
+      for (const auto& [name, t] : state_dict(*model_)) state.push_back(t);
+      broadcast_module_state(*comm_, state);
+      sync_ = std::make_unique<GradientSynchronizer>(*comm_, *model_, config_.bucket_mb << 20);
+    }
 
-    const std::string resolved = to_json(config_);
-    std::fprintf(stderr, "clip_train: resolved config:\n%s\n", resolved.c_str());
-    write_text((fs::path(config_.output_dir) / "config.json").string(), resolved + "\n");
-    write_text((fs::path(config_.output_dir) / "model_config.json").string(), to_json(model_->config()) + "\n");
+    if (main_rank()) {
+      const std::string resolved = to_json(config_);
+      std::fprintf(stderr, "clip_train: resolved config:\n%s\n", resolved.c_str());
+      write_text((fs::path(config_.output_dir) / "config.json").string(), resolved + "\n");
+      write_text((fs::path(config_.output_dir) / "model_config.json").string(), to_json(model_->config()) + "\n");
+    }
     build_data();
   }
 
@@ -241,14 +282,19 @@ class Trainer {
         vit->transformer->set_grad_checkpointing(true);
       }
     }
-    std::fprintf(stderr, "clip_train: model %s, %.2fM parameters%s\n", model_->config().name.c_str(),
-                 double(count_parameters(*model_)) / 1e6, config_.lock_image ? " (image tower locked)" : "");
+    if (main_rank()) {
+      std::fprintf(stderr, "clip_train: model %s, %.2fM parameters%s\n", model_->config().name.c_str(),
+                   double(count_parameters(*model_)) / 1e6, config_.lock_image ? " (image tower locked)" : "");
+    }
   }
 
   void build_data() {
     const ModelConfig& mc = model_->config();
     if (config_.train_data == "synthetic") {
-      source_ = make_synthetic_source(mc, config_);
+      source_ = make_synthetic_source(mc, config_, env_.rank, world());
+    } else if (looks_like_shards(config_.train_data)) {
+      tokenizer_ = std::shared_ptr<const Tokenizer>(load_tokenizer(mc.text));
+      source_ = make_shard_source(mc, config_, tokenizer_, env_.rank, world());
     } else {
       tokenizer_ = std::shared_ptr<const Tokenizer>(load_tokenizer(mc.text));
       CaptionDataset data;
@@ -262,9 +308,12 @@ class Trainer {
         data = std::move(train);
         validation_ = std::move(held);
       }
-      std::fprintf(stderr, "clip_train: %zu training samples from %s\n", data.size(), config_.train_data.c_str());
-      source_ = make_dataset_source(std::move(data), mc, config_, tokenizer_);
+      if (main_rank()) {
+        std::fprintf(stderr, "clip_train: %zu training samples from %s\n", data.size(), config_.train_data.c_str());
+      }
+      source_ = make_dataset_source(std::move(data), mc, config_, tokenizer_, env_.rank, world());
     }
+    if (!progress_.data_position.empty()) source_->restore_position(progress_.data_position);
     if (!config_.val_data.empty()) {
       validation_ = fs::is_directory(config_.val_data)
                         ? caption_folder(config_.val_data, load_prompt_set(config_.caption_templates).templates,
@@ -290,13 +339,26 @@ class Trainer {
     const at::Tensor images = batch.images.to(device_, /*non_blocking=*/true);
     const at::Tensor texts = batch.texts.to(device_, /*non_blocking=*/true);
     const bool autocast = config_.precision == "bf16" && device_.is_cuda();
-    const at::Tensor loss = contrastive_backward(*model_, images, texts, config_.accum_freq, autocast);
+    if (comm_ && !model_->buffers().empty()) {
+      broadcast_module_state(*comm_, model_->buffers());  // BatchNorm statistics follow rank 0, as DDP's
+    }
+    DistributedStep dist;
+    dist.comm = comm_.get();
+    dist.sync = sync_.get();
+    dist.local_loss = config_.local_loss;
+    const at::Tensor loss = contrastive_backward(*model_, images, texts, config_.accum_freq, autocast, dist);
     std::vector<at::Tensor> grads;
     for (const auto& p : model_->parameters()) {
       if (p.grad().defined()) grads.push_back(p.grad());
     }
     const at::Tensor norm = at::stack(at::_foreach_norm(grads, 2)).norm();
-    const at::Tensor health = at::stack({loss.detach().to(at::kFloat), norm.to(at::kFloat)}).to(at::kCPU);
+    at::Tensor health = at::stack({loss.detach().to(at::kFloat), norm.to(at::kFloat)});
+    if (comm_) {
+      // One decision on every rank: a non-finite value anywhere makes the sum non-finite.
+      comm_->allreduce_sum(health);
+      health = health / world();
+    }
+    health = health.to(at::kCPU);
     StepStats s;
     s.loss = health[0].item<double>();
     s.grad_norm = health[1].item<double>();
@@ -309,6 +371,16 @@ class Trainer {
     at::NoGradGuard no_grad;
     model_->logit_scale.clamp_(0, std::log(100.0));
     return s;
+  }
+
+  bool main_rank() const { return env_.rank == 0; }
+  int world() const { return env_.world_size; }
+
+  // With several ranks, "cuda" means this rank's GPU (LOCAL_RANK).
+  static at::Device rank_device(const std::string& device, const DistEnv& env) {
+    at::Device d(device);
+    if (d.is_cuda() && !d.has_index() && env.world_size > 1) return at::Device(at::kCUDA, static_cast<int8_t>(env.local_rank));
+    return d;
   }
 
   void log_train(double loss, double lr, double samples_per_s, double wait_share, int64_t skipped_images) {
@@ -326,15 +398,27 @@ class Trainer {
   }
 
   void append_metrics(const json& line) {
+    if (!main_rank()) return;
     std::ofstream out(metrics_path_, std::ios::app);
     out << line.dump() << "\n";
     if (!out) fail(metrics_path_, ": cannot append metrics (disk full?)");
   }
 
+  // Every rank calls this at the same steps: the data positions are gathered, rank 0 writes.
   void save() {
-    const std::string path = checkpoint_path(config_.output_dir, progress_.step);
-    if (path == last_checkpoint_ && saved_step_ == progress_.step) return;  // already written at this step
+    if (saved_step_ == progress_.step) return;  // already written at this step
     saved_step_ = progress_.step;
+    progress_.data_position = source_->position();
+    if (comm_) {
+      // One record per rank (shard streams differ by rank): a JSON array when any rank has one.
+      const std::vector<std::string> all = comm_->all_gather_strings(progress_.data_position);
+      const bool any = std::any_of(all.begin(), all.end(), [](const std::string& p) { return !p.empty(); });
+      std::string joined;
+      for (const auto& p : all) joined += (joined.empty() ? "[" : ",") + (p.empty() ? std::string("null") : p);
+      progress_.data_position = any ? joined + "]" : "";
+    }
+    if (!main_rank()) return;
+    const std::string path = checkpoint_path(config_.output_dir, progress_.step);
     save_train_checkpoint(path, *model_, *optimizer_, progress_, to_json(config_));
     last_checkpoint_ = path;
     prune_checkpoints(config_.output_dir, config_.keep_checkpoints);
@@ -343,6 +427,10 @@ class Trainer {
   // Zero-shot and retrieval evaluations; returns the zero-shot top-1 (or -1).
   double evaluate() {
     if (zeroshot_folder_.paths.empty() && !validation_) return -1;
+    if (!main_rank()) {
+      comm_->barrier();  // rank 0 evaluates; the others wait for it
+      return -1;
+    }
     json line = {{"type", "eval"}, {"step", progress_.step}, {"epoch", progress_.epoch}};
     double top1 = -1;
     model_->eval();
@@ -379,11 +467,15 @@ class Trainer {
     }
     append_metrics(line);
     set_train_mode();
+    if (comm_) comm_->barrier();
     return top1;
   }
 
   TrainConfig config_;
+  DistEnv env_;
   at::Device device_;
+  std::shared_ptr<Communicator> comm_;
+  std::unique_ptr<GradientSynchronizer> sync_;
   CLIP model_{nullptr};
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<BatchSource> source_;

@@ -3,7 +3,17 @@
 // Code elsewhere calls these and never tests TORCH_VERSION_* itself.
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
+
+// CLIP_TORCH_CUDA: LibTorch was built with CUDA (set by src/CMakeLists.txt); only then do the CUDA headers exist.
+#ifndef CLIP_TORCH_CUDA
+#define CLIP_TORCH_CUDA 0
+#endif
+#if CLIP_TORCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
 
 #include <cmath>
 #include <vector>
@@ -109,6 +119,41 @@ inline void adamw_step(std::vector<at::Tensor>& params, std::vector<at::Tensor>&
   at::_foreach_div_(denom, std::sqrt(bias2));
   at::_foreach_add_(denom, eps);
   at::_foreach_addcdiv_(params, exp_avgs, denom, -lr / bias1);
+}
+
+/// Waits for the work queued on a CUDA device (torch.cuda.synchronize); a no-op on the CPU.
+inline void synchronize(const c10::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.has_index() ? device.index() : -1);
+}
+
+#if CLIP_TORCH_CUDA
+inline c10::DeviceIndex cuda_index(const c10::Device& device) {
+  return device.has_index() ? device.index() : c10::cuda::current_device();
+}
+#endif
+
+/// Starts a new peak for cuda_peak_allocated_bytes (torch.cuda.reset_peak_memory_stats); a no-op on the CPU.
+/// The caching allocator's getDeviceStats / resetPeakStats take an int device in 1.x and a c10::DeviceIndex in
+/// 2.x; a DeviceIndex converts to either.
+inline void cuda_reset_peak_memory(const c10::Device& device) {
+#if CLIP_TORCH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(cuda_index(device));
+#else
+  (void)device;
+#endif
+}
+
+/// The most bytes the CUDA caching allocator had handed out since the last reset (torch.cuda.max_memory_allocated);
+/// -1 for a CPU device or a LibTorch without CUDA.
+inline int64_t cuda_peak_allocated_bytes(const c10::Device& device) {
+#if CLIP_TORCH_CUDA
+  if (!device.is_cuda()) return -1;
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(cuda_index(device));
+  return stats.allocated_bytes[0].peak;  // [0]: StatType::AGGREGATE, the small and large pools together
+#else
+  (void)device;
+  return -1;
+#endif
 }
 
 }  // namespace clip::compat

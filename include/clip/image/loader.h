@@ -47,9 +47,10 @@ struct ImageLoaderOptions {
   /// item_seed(seed, i).
   std::optional<RandomResizedCropOptions> random_resized_crop;
   uint64_t seed = 0;
-  /// Added to each item's position before it seeds the augmentation: a loader over items [k, n) of a longer
-  /// list with index_offset k crops them as a loader over the whole list would (a resumed epoch).
-  uint64_t index_offset = 0;
+  /// When not empty, item i's augmentation is seeded by item_seed(seed, item_indices[i]) instead of by its
+  /// position i: a loader over part of a longer list (a resumed epoch, one rank's share of a global batch) then
+  /// crops each item as a loader over the whole list would.
+  std::vector<uint64_t> item_indices;
 };
 
 /// A file that could not be read or decoded.

@@ -9,6 +9,11 @@
 /// sample keeps the whole batch as negatives while only one micro-batch's activations are alive at a time
 /// (open_clip's accum_freq). The gradients equal the full batch's (exactly, for models without BatchNorm):
 /// unlike open_clip, the temperature's gradient is taken once, not once per micro-batch.
+///
+/// Distributed: the normalized features of every rank are gathered (all_gather_with_grad), so the loss sees the
+/// global batch; with `local_loss` each rank scores only its own rows against all columns (logits [b, B]
+/// instead of [B, B], the same gradients). The GradientSynchronizer is armed for the last backward pass and
+/// finished before returning, so .grad holds the global average.
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -17,9 +22,21 @@
 
 namespace clip {
 
+class Communicator;
+class GradientSynchronizer;
+
+/// How a step spans ranks (all null: one process).
+struct DistributedStep {
+  Communicator* comm = nullptr;
+  GradientSynchronizer* sync = nullptr;
+  bool local_loss = false;
+};
+
 /// Accumulates the gradients of the contrastive loss of (images, texts) into the model's .grad and returns the
-/// loss (detached). `bf16_autocast` runs the forward passes under CUDA bf16 autocast.
+/// loss (detached; with local_loss, this rank's share). `bf16_autocast` runs the forward passes under CUDA bf16
+/// autocast.
 at::Tensor contrastive_backward(CLIPImpl& model, const at::Tensor& images, const at::Tensor& texts,
-                                int64_t accum_freq = 1, bool bf16_autocast = false);
+                                int64_t accum_freq = 1, bool bf16_autocast = false,
+                                const DistributedStep& dist = {});
 
 }  // namespace clip

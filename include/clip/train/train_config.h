@@ -22,7 +22,16 @@ struct TrainConfig {
   bool grad_checkpointing = false;  ///< recompute Transformer blocks in the backward pass (less memory)
 
   // Data
-  std::string train_data;    ///< a CSV/TSV of image path + caption, a labeled image folder, or "synthetic"
+  std::string train_data;    ///< a CSV/TSV of image path + caption, a labeled image folder, "synthetic", or
+                             ///< WebDataset shards "dir/{00000..01023}.tar" (several joined by "::")
+  // Shards (train_data names .tar files; see clip/data/shard_stream.h)
+  int64_t train_num_samples = 0;   ///< samples per epoch over all ranks (0: from the shards' sizes.json)
+  std::string train_data_weights;  ///< per-source sampling weights joined by "::" (with dataset_resampled)
+  bool dataset_resampled = false;  ///< draw shards with replacement (any number of ranks and threads)
+  int64_t shuffle_buffer = 1000;   ///< samples shuffled together per loader thread
+  std::string json_caption_key = "caption";  ///< caption field of a sample's json when it has no txt
+  double max_failure_fraction = 0.1;  ///< stop when more than this fraction of samples (or shards) fails
+  bool jpeg_dct_scaling = false;   ///< decode large JPEGs at 1/2-1/8 size in the DCT domain (faster, not exact)
   std::string csv_img_key = "filepath";
   std::string csv_caption_key = "title";
   std::string csv_separator = "\t";
@@ -43,7 +52,7 @@ struct TrainConfig {
   int64_t epochs = 1;
   int64_t max_steps = 0;     ///< stop after this many steps (0: run all epochs)
   int64_t stop_after = 0;    ///< end this invocation after this many steps, checkpointed, to be resumed (0: off)
-  int64_t batch_size = 256;  ///< samples per optimizer step (all micro-batches together)
+  int64_t batch_size = 256;  ///< samples per rank per optimizer step (all micro-batches together)
   int64_t accum_freq = 1;    ///< micro-batches per step; the whole step's batch is every sample's negatives
   double lr = 5e-4;
   double weight_decay = 0.2;
@@ -55,10 +64,17 @@ struct TrainConfig {
   double grad_clip_norm = 0.0;      ///< 0: no clipping
   int64_t max_nonfinite = 10;       ///< stop after this many non-finite steps in a row
 
+  // Distributed (one process per GPU; batch_size is per rank, the global batch world_size x batch_size)
+  int nproc_per_node = 0;             ///< >1: clip_train starts this many local workers itself
+  std::string dist_backend = "auto";  ///< auto (NCCL on CUDA, Gloo on CPU) | gloo | nccl
+  int64_t dist_timeout = 1800;        ///< seconds a collective may wait for a missing rank
+  bool local_loss = false;            ///< each rank scores its rows against all columns (logits [b, B])
+  int64_t bucket_mb = 25;             ///< gradient all-reduce bucket size
+
   // Runtime
   std::string device = "cpu";
   std::string precision = "fp32";  ///< fp32 | bf16 (autocast on CUDA, fp32 master weights)
-  int threads = 0;                 ///< LibTorch CPU threads (0: its default)
+  int threads = 0;                 ///< LibTorch CPU threads (0: one per core)
   int64_t seed = 0;
 
   // Output

@@ -6,7 +6,7 @@
 ///
 /// Tensors: `model.<name>` (the model's state dict), `optim.<name>.exp_avg|exp_avg_sq` and `optim.step`,
 /// `rng.cpu` (the default CPU generator's state). Metadata: `clip_train_checkpoint`, `progress` (step, epoch,
-/// position in the epoch, samples seen, skipped steps), `train_config` (the resolved run settings) and `config`
+/// position in the epoch, samples seen, skipped steps, the data source's position), `train_config` (the resolved run settings) and `config`
 /// (the model config), so load_model and clip_zeroshot read a training checkpoint directly. Files are written
 /// atomically: a crash or a full disk leaves the previous checkpoint intact.
 #include <cstdint>
@@ -26,6 +26,7 @@ struct TrainProgress {
   int64_t batch_in_epoch = 0;  ///< batches of `epoch` already consumed
   int64_t samples_seen = 0;
   int64_t nonfinite_skipped = 0;  ///< steps skipped for a non-finite loss or gradient, over the run
+  std::string data_position;      ///< the data source's own record (shard stream positions, JSON); "" if none
 };
 
 /// A checkpoint read back.

@@ -1,0 +1,40 @@
+#pragma once
+/// Who this process is in a multi-process job, and starting local workers.
+///
+///   clip::DistEnv env = clip::detect_dist_env();   // torchrun's or Slurm's variables, else a single process
+///   if (env.world_size > 1) ...
+///
+/// torchrun (--no-python) sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT; Slurm's
+/// srun sets SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE and SLURM_JOB_NODELIST (the
+/// rendezvous host is MASTER_ADDR when set, else the node list's first host).
+#include <string>
+#include <vector>
+
+namespace clip {
+
+/// The process's place in the job.
+struct DistEnv {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  int local_world_size = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  std::string launcher = "single";  ///< "torchrun", "slurm" or "single"
+};
+
+/// Reads the launcher's variables; throws clip::Error naming a variable that is malformed or inconsistent.
+DistEnv detect_dist_env();
+
+/// The first host of a Slurm node list: "gpu[003-005,007],cpu01" -> "gpu003".
+std::string first_slurm_host(const std::string& nodelist);
+
+/// A free TCP port on this machine (for a single-node job).
+int free_tcp_port();
+
+/// Runs `nproc` copies of `argv[0]` with `args` as one single-node job (RANK, WORLD_SIZE, LOCAL_RANK, ...
+/// set for each), forwards SIGINT/SIGTERM to them, and waits. When one fails, the others are stopped. Returns
+/// the job's exit code: 0 when every worker exited 0, else the first failing worker's code.
+int run_local_workers(int nproc, const std::string& program, const std::vector<std::string>& args);
+
+}  // namespace clip

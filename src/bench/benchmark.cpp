@@ -1,0 +1,311 @@
+#include "clip/bench/benchmark.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "clip/bench/flops.h"
+#include "clip/model/clip_model.h"
+#include "clip/model/registry.h"
+#include "clip/train/optimizer.h"
+#include "clip/train/step.h"
+#include "clip/util/error.h"
+#include "clip/util/threads.h"
+#include "util/torch_compat.h"
+
+namespace clip {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// Token ids like a tokenizer's: a start token, random words, the end token, zero padding. The end token is the
+// one the text tower pools at (the largest id for the CLIP BPE, eos_token_id otherwise).
+at::Tensor synthetic_texts(const TextConfig& text, int64_t batch, at::Generator& gen) {
+  const int64_t l = text.context_length, vocab = text.vocab_size;
+  const int64_t eos = text.pool == TextPool::argmax ? vocab - 1 : text.eos_token_id;
+  at::Tensor ids = at::randint(1, std::max<int64_t>(vocab - 2, 2), {batch, l}, gen, at::kLong);
+  const at::Tensor end = at::randint(1, std::max<int64_t>(l, 2), {batch, 1}, gen, at::kLong);  // in [1, L-1]
+  ids.masked_fill_(at::arange(l, at::kLong).unsqueeze(0) > end, 0);
+  ids.scatter_(1, end, eos);
+  ids.select(1, 0).fill_(std::max<int64_t>(vocab - 2, 0));
+  return ids;
+}
+
+// Peak resident memory of this process: VmHWM after clearing it (Linux >= 4.0), else getrusage's lifetime peak.
+bool reset_peak_rss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";
+  clear.flush();
+  return static_cast<bool>(clear);
+}
+
+int64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:   123456 kB"
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return int64_t(usage.ru_maxrss) * 1024;
+}
+
+std::string format_bytes(int64_t bytes) {
+  if (bytes < 0) return "n/a";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(1LL << 30));
+  return buf;
+}
+
+void validate(const BenchOptions& o) {
+  if (o.batch_size() < 1) fail("--batch-size must be at least 1, got ", o.batch_size());
+  if (o.steps() < 1) fail("--steps must be at least 1, got ", o.steps());
+  if (o.warmup() < 0) fail("--warmup must be at least 0, got ", o.warmup());
+  if (o.peak_tflops() < 0) fail("--peak-tflops must be positive (or 0 to measure), got ", o.peak_tflops());
+}
+
+at::Device bench_device(const std::string& name) {
+  at::Device device(at::kCPU);
+  try {
+    device = at::Device(name);
+  } catch (const std::exception&) {
+    fail("--device '", name, "': expected cpu, cuda or cuda:N");
+  }
+  if (!device.is_cpu() && !device.is_cuda()) fail("--device '", name, "': expected cpu, cuda or cuda:N");
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    fail("--device ", name, ": no CUDA device is visible (",
+         at::hasCUDA() ? "no GPU or driver found" : "this LibTorch was built without CUDA", ")");
+  }
+  if (device.is_cuda() && device.has_index() && size_t(device.index()) >= torch::cuda::device_count()) {
+    fail("--device ", name, ": only ", torch::cuda::device_count(), " CUDA device(s) visible");
+  }
+  return device;
+}
+
+}  // namespace
+
+ModelConfig bench_model_config(const std::string& model) {
+  const std::filesystem::path path(model);
+  if (path.extension() == ".json" || std::filesystem::is_regular_file(path)) return load_model_config(model);
+  return registered_config(model);
+}
+
+BenchMode parse_bench_mode(const std::string& text) {
+  if (text == "train") return BenchMode::train;
+  if (text == "image") return BenchMode::image;
+  if (text == "text") return BenchMode::text;
+  fail("--mode '", text, "': expected train, image or text");
+}
+
+BenchPrecision parse_bench_precision(const std::string& text) {
+  if (text == "fp32") return BenchPrecision::fp32;
+  if (text == "bf16") return BenchPrecision::bf16;
+  fail("--precision '", text, "': expected fp32 or bf16");
+}
+
+const char* to_string(BenchMode mode) {
+  switch (mode) {
+    case BenchMode::train: return "train";
+    case BenchMode::image: return "image";
+    case BenchMode::text: return "text";
+  }
+  return "?";
+}
+
+const char* to_string(BenchPrecision precision) { return precision == BenchPrecision::bf16 ? "bf16" : "fp32"; }
+
+double measure_matmul_tflops(const std::string& device_name, BenchPrecision precision) {
+  const at::Device device = bench_device(device_name);
+  const bool cuda = device.is_cuda();
+  const at::ScalarType dtype = precision == BenchPrecision::bf16 ? at::kBFloat16 : at::kFloat;
+  const int64_t n = cuda ? 8192 : (precision == BenchPrecision::bf16 ? 1024 : 2048);
+  // Several products between synchronizations on CUDA, so the host round trip stays out of the rate.
+  const int inner = cuda ? 10 : 1, rounds = cuda ? 5 : 3;
+  at::NoGradGuard no_grad;
+  // Random data: products of zeros run faster than real data on some GPUs.
+  const auto options = at::TensorOptions().device(device).dtype(dtype);
+  const at::Tensor a = at::randn({n, n}, options), b = at::randn({n, n}, options);
+  at::Tensor c = at::empty({n, n}, options);
+  for (int i = 0; i < (cuda ? 3 : 1); ++i) at::mm_out(c, a, b);  // cuBLAS handles, heuristics, clocks
+  compat::synchronize(device);
+  std::vector<double> rates;
+  for (int r = 0; r < rounds; ++r) {
+    const auto start = Clock::now();
+    for (int i = 0; i < inner; ++i) at::mm_out(c, a, b);
+    compat::synchronize(device);
+    rates.push_back(2.0 * double(n) * double(n) * double(n) * inner / seconds_since(start) / 1e12);
+  }
+  return median(rates);
+}
+
+BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const std::string&)>& log_fn) {
+  auto log = [&](const std::string& line) {
+    if (log_fn) log_fn(line);
+  };
+  validate(o);
+  const at::Device device = bench_device(o.device());
+  const bool bf16 = o.precision() == BenchPrecision::bf16;
+  if (bf16 && !device.is_cuda()) fail("--precision bf16 is CUDA autocast (as clip_train); on ", o.device(), " use fp32");
+  BenchResult r;
+  r.mode = o.mode();
+  r.device = o.device();
+  r.precision = o.precision();
+  r.batch_size = o.batch_size();
+  r.threads = set_cpu_threads(o.threads());
+
+  const ModelConfig config = bench_model_config(o.model());
+  r.model = config.name.empty() ? o.model() : config.name;
+  at::manual_seed(o.seed());
+  CLIP model(config);
+  // fp32 weights in every mode: bf16 comes from autocast, as in clip_train and open_clip's own benchmarks.
+  convert_module(*model, device, at::kFloat);
+  log(str("model ", r.model, ": ", double(count_parameters(*model)) / 1e6, "M parameters on ", o.device(), ", ",
+          to_string(o.precision()), ", ", r.threads, " CPU thread(s)"));
+
+  at::Generator gen = at::detail::createCPUGenerator(o.seed() + 1);
+  const int64_t b = o.batch_size(), res = config.vision.image_size;
+  at::Tensor images, texts;
+  if (o.mode() != BenchMode::text) images = at::randn({b, 3, res, res}, gen, at::kFloat).to(device);
+  if (o.mode() != BenchMode::image) texts = synthetic_texts(config.text, b, gen).to(device);
+
+  std::unique_ptr<AdamW> optimizer;
+  at::Tensor loss;
+  std::function<void()> step;
+  switch (o.mode()) {
+    case BenchMode::train:
+      model->train();
+      optimizer = std::make_unique<AdamW>(*model, default_adamw_options(config));
+      step = [&] {
+        optimizer->zero_grad();
+        loss = contrastive_backward(*model, images, texts, /*accum_freq=*/1, /*bf16_autocast=*/bf16);
+        optimizer->step();
+        at::NoGradGuard no_grad;
+        model->logit_scale.clamp_(0, std::log(100.0));
+      };
+      r.flops_per_sample = train_flops_per_sample(config, b);
+      break;
+    case BenchMode::image:
+      model->eval();
+      step = [&] {
+        at::NoGradGuard no_grad;
+        compat::AutocastGuard autocast(bf16, at::kBFloat16);
+        model->encode_image(images);
+      };
+      r.flops_per_sample = image_forward_flops(config);
+      break;
+    case BenchMode::text:
+      model->eval();
+      step = [&] {
+        at::NoGradGuard no_grad;
+        compat::AutocastGuard autocast(bf16, at::kBFloat16);
+        model->encode_text(texts);
+      };
+      r.flops_per_sample = text_forward_flops(config);
+      break;
+  }
+
+  const auto warm_start = Clock::now();
+  for (int64_t i = 0; i < o.warmup(); ++i) step();
+  compat::synchronize(device);
+  if (o.warmup() > 0) log(str(o.warmup(), " warm-up step(s) in ", seconds_since(warm_start), " s"));
+
+  // The peak covers the timed steps only (model, optimizer state and inputs are already resident).
+  bool rss_reset = false;
+  if (device.is_cuda()) {
+    compat::cuda_reset_peak_memory(device);
+  } else {
+    rss_reset = reset_peak_rss();
+  }
+  for (int64_t i = 0; i < o.steps(); ++i) {
+    const auto start = Clock::now();
+    step();
+    compat::synchronize(device);
+    r.step_seconds.push_back(seconds_since(start));
+  }
+  if (device.is_cuda()) {
+    r.peak_memory_bytes = compat::cuda_peak_allocated_bytes(device);
+    r.memory_kind = "CUDA allocator peak";
+  } else {
+    r.peak_memory_bytes = peak_rss_bytes();
+    r.memory_kind = rss_reset ? "process peak RSS" : "process peak RSS since start";
+  }
+  if (loss.defined()) r.last_loss = loss.item<double>();
+
+  r.median_step_seconds = median(r.step_seconds);
+  r.samples_per_second = double(b) / r.median_step_seconds;
+  r.achieved_tflops = r.samples_per_second * r.flops_per_sample / 1e12;
+  if (o.peak_tflops() > 0) {
+    r.peak_tflops = o.peak_tflops();
+  } else {
+    // After the timed steps, so the product's buffers stay out of the memory peak.
+    optimizer.reset();
+    r.peak_tflops = measure_matmul_tflops(o.device(), o.precision());
+    r.peak_measured = true;
+    log(str("measured peak: ", r.peak_tflops, " TFLOP/s (", to_string(o.precision()), " matrix product)"));
+  }
+  r.mfu = r.achieved_tflops / r.peak_tflops;
+  return r;
+}
+
+std::string format_bench_table(const std::vector<BenchResult>& results) {
+  std::ostringstream out;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-12s %-5s %-6s %-4s %6s %10s %7s %11s %12s %8s %12s %6s %10s\n", "model", "mode",
+                "device", "prec", "batch", "step ms", "spread", "samples/s", "GFLOP/sample", "TFLOP/s", "peak TFLOP/s",
+                "MFU", "peak mem");
+  out << line;
+  for (const BenchResult& r : results) {
+    const auto [lo, hi] = std::minmax_element(r.step_seconds.begin(), r.step_seconds.end());
+    const double spread = r.step_seconds.empty() ? 0 : (*hi - *lo) / r.median_step_seconds;
+    char peak[32];
+    std::snprintf(peak, sizeof peak, "%.3g%s", r.peak_tflops, r.peak_measured ? " (m)" : "");
+    std::snprintf(line, sizeof line, "%-12s %-5s %-6s %-4s %6lld %10.2f %6.1f%% %11.1f %12.2f %8.3f %12s %5.1f%% %10s\n",
+                  r.model.c_str(), to_string(r.mode), r.device.c_str(), to_string(r.precision),
+                  static_cast<long long>(r.batch_size), 1e3 * r.median_step_seconds, 100 * spread, r.samples_per_second,
+                  r.flops_per_sample / 1e9, r.achieved_tflops, peak, 100 * r.mfu, format_bytes(r.peak_memory_bytes).c_str());
+    out << line;
+  }
+  return out.str();
+}
+
+std::string bench_result_json(const BenchResult& r) {
+  const nlohmann::json j = {{"model", r.model},
+                            {"mode", to_string(r.mode)},
+                            {"device", r.device},
+                            {"precision", to_string(r.precision)},
+                            {"batch_size", r.batch_size},
+                            {"threads", r.threads},
+                            {"step_seconds", r.step_seconds},
+                            {"median_step_seconds", r.median_step_seconds},
+                            {"samples_per_second", r.samples_per_second},
+                            {"flops_per_sample", r.flops_per_sample},
+                            {"achieved_tflops", r.achieved_tflops},
+                            {"peak_tflops", r.peak_tflops},
+                            {"peak_measured", r.peak_measured},
+                            {"mfu", r.mfu},
+                            {"peak_memory_bytes", r.peak_memory_bytes},
+                            {"memory_kind", r.memory_kind},
+                            {"last_loss", r.last_loss}};
+  return j.dump();
+}
+
+}  // namespace clip

@@ -1,0 +1,208 @@
+// Shard names: brace expansion, "::"-joined sources with weights, sizes.json. No libarchive here, so these are in
+// every build (the trainer recognizes shard patterns also where reading them is left out).
+#include "clip/data/shards.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "clip/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace clip {
+namespace {
+
+constexpr size_t kMaxExpansion = 10'000'000;
+
+std::vector<std::string> split(const std::string& text, const std::string& separator) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    const size_t at = text.find(separator, start);
+    parts.push_back(text.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) return parts;
+    start = at + separator.size();
+  }
+}
+
+bool is_integer(const std::string& s) {
+  size_t i = s.size() > 1 && s[0] == '-' ? 1 : 0;
+  if (i >= s.size()) return false;
+  for (; i < s.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+// "{lo..hi}" as bash expands it: padded to the wider bound when either starts with a zero.
+std::optional<std::vector<std::string>> numeric_range(const std::string& body, const std::string& pattern) {
+  const size_t dots = body.find("..");
+  if (dots == std::string::npos) return std::nullopt;
+  const std::string lo = body.substr(0, dots), hi = body.substr(dots + 2);
+  if (!is_integer(lo) || !is_integer(hi)) {
+    fail(pattern, ": '{", body, "}' is not a range of integers like {00000..00099}");
+  }
+  const long long a = std::strtoll(lo.c_str(), nullptr, 10), b = std::strtoll(hi.c_str(), nullptr, 10);
+  auto leading_zero = [](const std::string& s) { return s.size() > 1 && (s[0] == '0' || (s[0] == '-' && s[1] == '0')); };
+  const size_t width = leading_zero(lo) || leading_zero(hi) ? std::max(lo.size(), hi.size()) : 0;
+  const long long count = (a <= b ? b - a : a - b) + 1;
+  if (static_cast<unsigned long long>(count) > kMaxExpansion) fail(pattern, ": range {", body, "} is too long");
+  std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(count));
+  for (long long i = 0; i < count; ++i) {
+    const long long v = a <= b ? a + i : a - i;
+    std::string digits = std::to_string(v < 0 ? -v : v);
+    const size_t sign = v < 0 ? 1 : 0;
+    if (digits.size() + sign < width) digits.insert(0, width - sign - digits.size(), '0');
+    out.push_back(v < 0 ? "-" + digits : digits);
+  }
+  return out;
+}
+
+// Splits a brace body on its top-level commas.
+std::vector<std::string> alternatives(const std::string& body) {
+  std::vector<std::string> out;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i < body.size(); ++i) {
+    if (body[i] == '{') ++depth;
+    if (body[i] == '}') --depth;
+    if (body[i] == ',' && depth == 0) {
+      out.push_back(body.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  out.push_back(body.substr(start));
+  return out;
+}
+
+void expand_into(const std::string& text, const std::string& pattern, std::vector<std::string>& out) {
+  const size_t open = text.find('{');
+  if (open == std::string::npos) {
+    if (text.find('}') != std::string::npos) fail(pattern, ": unbalanced '}'");
+    out.push_back(text);
+    return;
+  }
+  if (text.substr(0, open).find('}') != std::string::npos) fail(pattern, ": unbalanced '}'");
+  int depth = 0;
+  size_t close = std::string::npos;
+  for (size_t i = open; i < text.size(); ++i) {
+    depth += text[i] == '{' ? 1 : text[i] == '}' ? -1 : 0;
+    if (depth == 0) {
+      close = i;
+      break;
+    }
+  }
+  if (close == std::string::npos) fail(pattern, ": unbalanced '{'");
+  const std::string prefix = text.substr(0, open), body = text.substr(open + 1, close - open - 1);
+  std::vector<std::string> choices;
+  if (std::optional<std::vector<std::string>> range = numeric_range(body, pattern)) {
+    choices = std::move(*range);
+  } else {
+    for (const std::string& alternative : alternatives(body)) expand_into(alternative, pattern, choices);
+  }
+  std::vector<std::string> rest;
+  expand_into(text.substr(close + 1), pattern, rest);
+  if (choices.size() * rest.size() + out.size() > kMaxExpansion) fail(pattern, ": expands to too many names");
+  for (const std::string& choice : choices) {
+    for (const std::string& tail : rest) out.push_back(prefix + choice + tail);
+  }
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+bool shards_available() {
+#ifdef CLIP_WITH_SHARDS
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::vector<std::string> expand_braces(const std::string& pattern) {
+  std::vector<std::string> out;
+  expand_into(pattern, pattern, out);
+  return out;
+}
+
+std::vector<ShardSource> parse_shard_sources(const std::string& spec, const std::string& weights) {
+  std::vector<ShardSource> sources;
+  for (const std::string& part : split(spec, "::")) {
+    if (part.empty()) fail("'", spec, "': an empty source between '::' separators");
+    ShardSource s;
+    s.pattern = part;
+    s.shards = expand_braces(part);
+    sources.push_back(std::move(s));
+  }
+  if (!weights.empty()) {
+    const std::vector<std::string> given = split(weights, "::");
+    if (given.size() != sources.size()) {
+      fail("weights '", weights, "': ", given.size(), " weights for ", sources.size(), " sources (join them with '::')");
+    }
+    for (size_t i = 0; i < given.size(); ++i) {
+      char* end = nullptr;
+      const double w = std::strtod(given[i].c_str(), &end);
+      if (given[i].empty() || *end != '\0' || !(w > 0) || w > 1e12) {
+        fail("weights '", weights, "': '", given[i], "' is not a positive number");
+      }
+      sources[i].weight = w;
+    }
+  } else {
+    // Unweighted: each shard as likely as any other, so a source weighs its shard count.
+    for (ShardSource& s : sources) s.weight = static_cast<double>(s.shards.size());
+  }
+  return sources;
+}
+
+bool looks_like_shards(const std::string& train_data) {
+  if (train_data.empty()) return false;
+  for (const std::string& part : split(train_data, "::")) {
+    if (!(ends_with(part, ".tar") || ends_with(part, ".tar.gz") || ends_with(part, ".tgz"))) return false;
+  }
+  return true;
+}
+
+std::optional<int64_t> count_from_sizes_json(const std::vector<std::string>& shards) {
+  std::map<std::string, nlohmann::json> tables;
+  int64_t total = 0;
+  for (const std::string& shard : shards) {
+    const fs::path path(shard);
+    const std::string dir = path.parent_path().string();
+    auto table = tables.find(dir);
+    if (table == tables.end()) {
+      nlohmann::json j;
+      std::ifstream in((path.parent_path() / "sizes.json").string());
+      if (in) j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      table = tables.emplace(dir, std::move(j)).first;
+    }
+    const nlohmann::json& j = table->second;
+    const std::string name = path.filename().string();
+    if (!j.is_object() || !j.contains(name) || !j[name].is_number_integer()) return std::nullopt;
+    total += j[name].get<int64_t>();
+  }
+  return total;
+}
+
+ShardCounts& ShardCounts::operator+=(const ShardCounts& o) {
+  shards += o.shards;
+  shards_failed += o.shards_failed;
+  shards_truncated += o.shards_truncated;
+  samples += o.samples;
+  no_image += o.no_image;
+  no_caption += o.no_caption;
+  corrupt += o.corrupt;
+  undecodable += o.undecodable;
+  return *this;
+}
+
+}  // namespace clip

@@ -1,0 +1,198 @@
+// FLOP accounting against open_clip's model profile, and the benchmark runner on the tiny models on the CPU.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <torch/cuda.h>
+
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <ostream>
+#include <nlohmann/json.hpp>
+
+#include "clip/bench/benchmark.h"
+#include "clip/bench/flops.h"
+#include "clip/model/config.h"
+#include "clip/util/error.h"
+#include "test_util.h"
+
+namespace {
+
+struct Profile {
+  const char* model;
+  double image_gflops, text_gflops;
+};
+
+// open_clip's docs/model_profile.csv (torch.utils.flop_counter, 2 FLOPs per multiply-add, batch 1): image_gflops
+// and text_gflops of the nine OpenAI architectures.
+const Profile kOpenClipProfile[] = {
+    {"RN50", 12.22, 5.96},         {"RN101", 19.54, 5.96},    {"RN50x4", 42.56, 9.27},
+    {"RN50x16", 149.39, 13.30},    {"RN50x64", 529.11, 23.55}, {"ViT-B-32", 8.82, 5.96},
+    {"ViT-B-16", 35.13, 5.96},     {"ViT-L-14", 162.03, 13.30}, {"ViT-L-14-336", 381.92, 13.30},
+};
+
+void PrintTo(const Profile& p, std::ostream* os) { *os << p.model; }
+
+class OpenClipProfile : public testing::TestWithParam<Profile> {};
+
+TEST_P(OpenClipProfile, FlopCountAgrees) {
+  const Profile& p = GetParam();
+  const clip::ModelConfig config = clip::load_model_config(clip::test::config(p.model));
+  const double image = clip::image_forward_flops(config) / 1e9, text = clip::text_forward_flops(config) / 1e9;
+  const double di = std::abs(image - p.image_gflops) / p.image_gflops, dt = std::abs(text - p.text_gflops) / p.text_gflops;
+  std::printf("[ measured ] %-13s image %8.3f GFLOPs (open_clip %7.2f, %.2g)  text %6.3f (open_clip %5.2f, %.2g)\n",
+              p.model, image, p.image_gflops, di, text, p.text_gflops, dt);
+  EXPECT_LT(di, 0.01) << p.model << " image";
+  EXPECT_LT(dt, 0.01) << p.model << " text";
+}
+
+INSTANTIATE_TEST_SUITE_P(ReleasedModels, OpenClipProfile, testing::ValuesIn(kOpenClipProfile),
+                         [](const testing::TestParamInfo<Profile>& info) {
+                           std::string name = info.param.model;
+                           for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return name;
+                         });
+
+TEST(FlopCount, TrainingSampleIsThreeForwards) {
+  const clip::ModelConfig config = clip::load_model_config(clip::test::config("ViT-B-32"));
+  // PERFORMANCE.md: 44.34 GFLOPs per ViT-B/32 training sample; the loss adds 4 B D = 2.1 MFLOPs at B = 1024.
+  EXPECT_NEAR(clip::loss_forward_flops(config, 1024), 4.0 * 1024 * 512, 1e-3);
+  EXPECT_NEAR(clip::train_flops_per_sample(config, 1024) / 1e9, 44.34, 0.01);
+}
+
+TEST(FlopCount, ItemizesTheParts) {
+  const clip::ModelConfig vit = clip::load_model_config(clip::test::config("ViT-B-32"));
+  const auto terms = clip::image_tower_flop_terms(vit);
+  // Patch embedding: 49 patches x 768 outputs x 3072 inputs, 2 FLOPs each.
+  EXPECT_EQ(terms.front().flops, 2.0 * 49 * 768 * 3 * 32 * 32);
+  EXPECT_DOUBLE_EQ(clip::total_flops(terms), clip::image_forward_flops(vit));
+  // libclip's attention pool queries with the mean token alone: 12.22 -> 11.59 GFLOPs for RN50.
+  const clip::ModelConfig rn = clip::load_model_config(clip::test::config("RN50"));
+  const double executed = clip::total_flops(clip::image_tower_flop_terms(rn, clip::AttnPoolFlops::libclip)) / 1e9;
+  std::printf("[ measured ] RN50 image tower as libclip computes it: %.3f GFLOPs\n", executed);
+  EXPECT_NEAR(executed, 11.59, 0.01);
+}
+
+void expect_sane(const clip::BenchResult& r, const clip::BenchOptions& o) {
+  ASSERT_EQ(r.step_seconds.size(), size_t(o.steps()));
+  for (double s : r.step_seconds) EXPECT_GT(s, 0);
+  EXPECT_NEAR(r.samples_per_second, double(o.batch_size()) / r.median_step_seconds, 1e-9 * r.samples_per_second);
+  EXPECT_NEAR(r.achieved_tflops, r.samples_per_second * r.flops_per_sample / 1e12, 1e-9 * r.achieved_tflops);
+  EXPECT_GT(r.peak_tflops, 0);
+  EXPECT_NEAR(r.mfu, r.achieved_tflops / r.peak_tflops, 1e-12);
+  EXPECT_GT(r.peak_memory_bytes, 1 << 20) << r.memory_kind;  // a process holding LibTorch is far over 1 MiB
+  EXPECT_EQ(r.memory_kind.rfind("process peak RSS", 0), 0u) << r.memory_kind;
+}
+
+TEST(Benchmark, TrainsTheTinyViTOnTheCpu) {
+  const auto o = clip::BenchOptions().model("vit_tiny").batch_size(4).steps(3).warmup(1).peak_tflops(0.05).threads(1);
+  const clip::BenchResult r = clip::run_benchmark(o);
+  expect_sane(r, o);
+  const clip::ModelConfig config = clip::bench_model_config("vit_tiny");
+  EXPECT_DOUBLE_EQ(r.flops_per_sample, clip::train_flops_per_sample(config, 4));
+  EXPECT_FALSE(r.peak_measured);
+  // Random features: the loss sits near ln(batch).
+  EXPECT_TRUE(std::isfinite(r.last_loss));
+  EXPECT_GT(r.last_loss, 0.5);
+  EXPECT_LT(r.last_loss, 5.0);
+  const std::string table = clip::format_bench_table({r});
+  std::printf("%s", table.c_str());
+  EXPECT_NE(table.find("vit_tiny"), std::string::npos);
+  EXPECT_NE(table.find("MFU"), std::string::npos);
+  const auto json = nlohmann::json::parse(clip::bench_result_json(r));
+  EXPECT_EQ(json.at("mode"), "train");
+  EXPECT_EQ(json.at("step_seconds").size(), 3u);
+}
+
+TEST(Benchmark, EncodesWithTheTinyResNetOnTheCpu) {
+  for (const auto mode : {clip::BenchMode::image, clip::BenchMode::text}) {
+    const auto o =
+        clip::BenchOptions().model("rn_tiny").mode(mode).batch_size(3).steps(2).warmup(1).peak_tflops(0.05).threads(1);
+    const clip::BenchResult r = clip::run_benchmark(o);
+    expect_sane(r, o);
+    const clip::ModelConfig config = clip::bench_model_config("rn_tiny");
+    EXPECT_DOUBLE_EQ(r.flops_per_sample, mode == clip::BenchMode::image ? clip::image_forward_flops(config)
+                                                                         : clip::text_forward_flops(config));
+    std::printf("%s", clip::format_bench_table({r}).c_str());
+  }
+}
+
+TEST(Benchmark, MeasuresAMatmulPeak) {
+  const double tflops = clip::measure_matmul_tflops("cpu", clip::BenchPrecision::fp32);
+  std::printf("[ measured ] CPU fp32 2048^3 matrix product: %.1f GFLOP/s\n", 1e3 * tflops);
+  EXPECT_GT(tflops, 1e-3);  // even the reference BLAS on one core does > 1 GFLOP/s
+  EXPECT_LT(tflops, 100);
+}
+
+TEST(Benchmark, RefusesWhatItCannotRun) {
+  auto message = [](const clip::BenchOptions& o) {
+    try {
+      clip::run_benchmark(o);
+    } catch (const clip::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const auto tiny = clip::BenchOptions().model("vit_tiny").batch_size(2).steps(1).warmup(0).peak_tflops(1);
+  for (const auto mode : {clip::BenchMode::train, clip::BenchMode::image}) {
+    EXPECT_NE(message(clip::BenchOptions(tiny).mode(mode).precision(clip::BenchPrecision::bf16)).find("CUDA autocast"),
+              std::string::npos);
+  }
+  EXPECT_NE(message(clip::BenchOptions(tiny).model("ViT-Z-99")).find("unknown model"), std::string::npos);
+  EXPECT_NE(message(clip::BenchOptions(tiny).device("tpu")).find("expected cpu, cuda"), std::string::npos);
+  EXPECT_NE(message(clip::BenchOptions(tiny).steps(0)).find("--steps"), std::string::npos);
+  EXPECT_THROW(clip::parse_bench_mode("infer"), clip::Error);
+  EXPECT_THROW(clip::parse_bench_precision("fp16"), clip::Error);
+  if (!torch::cuda::is_available()) {
+    EXPECT_NE(message(clip::BenchOptions(tiny).device("cuda")).find("no CUDA device is visible"), std::string::npos);
+  }
+}
+
+// The tool, as a user runs it.
+struct ToolRun {
+  int exit_code;
+  std::string output;
+};
+
+ToolRun run(const std::string& command) {
+  ToolRun r{-1, {}};
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen((command + " 2>&1").c_str(), "r"), ::pclose);
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) r.output.append(buffer.data(), n);
+  const int status = ::pclose(pipe.release());
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+const std::string kBench = std::string(CLIP_BIN_DIR) + "/clip_bench";
+
+TEST(ClipBench, PrintsATable) {
+  const ToolRun r = run(kBench + " --model vit_tiny --batch-size 2 --steps 2 --warmup 1 --peak-tflops 0.05 --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("samples/s"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("last loss"), std::string::npos) << r.output;
+}
+
+TEST(ClipBench, PrintsTheFlopBreakdown) {
+  const ToolRun r = run(kBench + " --model ViT-B-32 --flops --batch-size 1024");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("image tower (open_clip's count): 8.82 GFLOPs"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("text tower: 5.96 GFLOPs"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("training sample at batch 1024: 44.34 GFLOPs"), std::string::npos) << r.output;
+}
+
+TEST(ClipBench, FailsWithOneLine) {
+  const ToolRun bad_mode = run(kBench + " --model vit_tiny --mode infer");
+  EXPECT_EQ(bad_mode.exit_code, 1) << bad_mode.output;
+  EXPECT_NE(bad_mode.output.find("clip_bench: error: --mode 'infer'"), std::string::npos) << bad_mode.output;
+  if (!torch::cuda::is_available()) {
+    const ToolRun no_gpu = run(kBench + " --model vit_tiny --device cuda --steps 1 --warmup 0");
+    EXPECT_EQ(no_gpu.exit_code, 1) << no_gpu.output;
+    EXPECT_NE(no_gpu.output.find("no CUDA device is visible"), std::string::npos) << no_gpu.output;
+  }
+}
+
+}  // namespace

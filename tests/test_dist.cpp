@@ -1,0 +1,286 @@
+// Distributed training on CPU over Gloo: two ranks with batch b equal one process with batch 2b (loss, gradients
+// and the parameters after one step, with and without the local loss, ViT and ResNet); the bucketed all-reduce
+// equals a plain average and overlaps the backward pass; the launcher variables; a killed rank is named; the
+// spawner end to end.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "clip/dist/communicator.h"
+#include "clip/dist/grad_sync.h"
+#include "clip/dist/launch.h"
+#include "clip/io/checkpoint.h"
+#include "clip/io/safetensors.h"
+#include "clip/train/optimizer.h"
+#include "clip/train/step.h"
+#include "clip/util/error.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Runs fn(rank, comm) on `world` threads joined into one Gloo job.
+void run_ranks(int world, const std::function<void(int, clip::Communicator&)>& fn) {
+  const int port = clip::free_tcp_port();
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(static_cast<size_t>(world));
+  for (int rank = 0; rank < world; ++rank) {
+    threads.emplace_back([&, rank] {
+      try {
+        clip::DistEnv env;
+        env.rank = rank;
+        env.world_size = world;
+        env.master_port = port;
+        clip::CommunicatorOptions o;
+        o.backend = "gloo";
+        o.timeout = std::chrono::seconds(60);
+        auto comm = clip::Communicator::create(env, o);
+        fn(rank, *comm);
+      } catch (const std::exception& e) {
+        errors[size_t(rank)] = clip::error_message(e);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int rank = 0; rank < world; ++rank) EXPECT_EQ(errors[size_t(rank)], "") << "rank " << rank;
+}
+
+struct StepResult {
+  double loss = 0;
+  clip::TensorMap grads, params;
+  size_t buckets = 0, launched_during_backward = 0;
+};
+
+clip::CLIP fixture_model(const std::string& name) {
+  clip::CLIP model = clip::load_model(clip::test::data(name + ".safetensors"),
+                                      clip::LoadOptions().config_path(clip::test::data(name + ".json")));
+  // ViT: train mode (no BatchNorm). ResNet: eval mode, since per-rank BatchNorm statistics of b samples differ
+  // from one process's statistics of 2b by design (DDP without SyncBatchNorm does the same).
+  model->train(name == "vit_tiny");
+  return model;
+}
+
+// AdamW with eps 1e-3: Adam's first step moves an element by lr * g / (|g| + eps), so with eps 1e-6 a gradient at
+// float-noise level (1e-8, whose sign the summation order decides) moves by up to lr either way, and two correct
+// runs differ by ~3e-5 (measured). A larger eps keeps that amplification out of a test of the distribution itself;
+// the gradients are compared directly as well.
+StepResult one_step(clip::CLIPImpl& model, const at::Tensor& images, const at::Tensor& texts, int64_t accum,
+                    const clip::DistributedStep& dist) {
+  clip::AdamW optimizer(model, clip::AdamWOptions().lr(1e-3).beta2(0.98).eps(1e-3).weight_decay(0.2));
+  StepResult r;
+  r.loss = clip::contrastive_backward(model, images, texts, accum, false, dist).item<double>();
+  for (const auto& item : model.named_parameters()) r.grads[item.key()] = item.value().grad().clone();
+  optimizer.step();
+  for (const auto& item : model.named_parameters()) r.params[item.key()] = item.value().detach().clone();
+  if (dist.sync) {
+    r.buckets = dist.sync->num_buckets();
+    r.launched_during_backward = dist.sync->launched_during_backward();
+  }
+  return r;
+}
+
+struct Case {
+  std::string model;
+  bool local_loss;
+  int64_t accum;
+};
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << (c.local_loss ? " local loss" : " global loss") << " accum " << c.accum;
+}
+
+class TwoRanks : public testing::TestWithParam<Case> {};
+
+TEST_P(TwoRanks, EqualOneProcessWithTheGlobalBatch) {
+  const Case c = GetParam();
+  const clip::TensorMap batch = clip::read_safetensors(clip::test::data(c.model + ".train_grad.safetensors")).tensors;
+  const at::Tensor images = batch.at("image"), texts = batch.at("text");  // 4 samples: 2 per rank
+  clip::CLIP single = fixture_model(c.model);
+  const StepResult expected = one_step(*single, images, texts, c.accum, {});
+
+  std::vector<StepResult> results(2);
+  run_ranks(2, [&](int rank, clip::Communicator& comm) {
+    clip::CLIP model = fixture_model(c.model);
+    clip::GradientSynchronizer sync(comm, *model, /*bucket_bytes=*/64 << 10);  // several buckets
+    clip::DistributedStep dist;
+    dist.comm = &comm;
+    dist.sync = &sync;
+    dist.local_loss = c.local_loss;
+    results[size_t(rank)] = one_step(*model, images.narrow(0, 2 * rank, 2), texts.narrow(0, 2 * rank, 2), c.accum, dist);
+  });
+  const double loss = c.local_loss ? (results[0].loss + results[1].loss) / 2 : results[0].loss;
+  EXPECT_NEAR(loss, expected.loss, 1e-5 * std::abs(expected.loss));
+  double worst_grad = 0, worst_param = 0;
+  for (const auto& [name, g] : expected.grads) {
+    for (const auto& r : results) {
+      worst_grad = std::max(worst_grad, clip::test::gradient_difference(r.grads.at(name), g));
+      worst_param = std::max(worst_param, (r.params.at(name) - expected.params.at(name)).abs().max().item<double>());
+    }
+  }
+  std::printf("[ measured ] %s, local_loss %d, accum %lld: loss %.6f vs %.6f, worst gradient difference %.3g "
+              "(relative), worst parameter difference after one step %.3g; %zu buckets, %zu launched during backward\n",
+              c.model.c_str(), c.local_loss, static_cast<long long>(c.accum), loss, expected.loss, worst_grad,
+              worst_param, results[0].buckets, results[0].launched_during_backward);
+  EXPECT_LT(worst_grad, 1e-5);
+  EXPECT_LT(worst_param, 1e-5);
+  EXPECT_GT(results[0].buckets, 1u);
+  EXPECT_GT(results[0].launched_during_backward, 0u) << "buckets are launched before backward ends";
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TwoRanks,
+                         testing::Values(Case{"vit_tiny", false, 1}, Case{"vit_tiny", true, 1},
+                                         Case{"rn_tiny", false, 1}, Case{"rn_tiny", true, 1},
+                                         Case{"vit_tiny", false, 2}));
+
+TEST(GradientSynchronizer, EqualsAPlainPerParameterAverage) {
+  run_ranks(3, [](int rank, clip::Communicator& comm) {
+    clip::CLIP model(clip::load_model_config(clip::test::data("vit_tiny.json")));
+    clip::GradientSynchronizer sync(comm, *model, 32 << 10);
+    // Each rank's gradient: a deterministic function of (rank, parameter), through a real backward pass.
+    at::Tensor total = at::zeros({});
+    int64_t i = 0;
+    for (const auto& p : model->parameters()) total = total + (p * (rank + 1) * (1 + (i++ % 7))).sum();
+    sync.arm();
+    total.backward();
+    sync.finish();
+    i = 0;
+    for (const auto& p : model->parameters()) {
+      // d/dp of sum_r (r + 1) (1 + i mod 7) p, averaged over 3 ranks: (1 + 2 + 3) / 3 (1 + i mod 7).
+      const double expected = 2.0 * double(1 + (i++ % 7));
+      EXPECT_NEAR((p.grad() - expected).abs().max().item<double>(), 0, 1e-6);
+    }
+    if (rank == 0) {
+      std::printf("[ measured ] 3 ranks, %zu buckets: every gradient equals the per-parameter average\n",
+                  sync.num_buckets());
+    }
+  });
+}
+
+TEST(Launch, ReadsTorchrunAndSlurmVariables) {
+  auto clear = [] {
+    for (const char* v : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                          "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_JOB_NODELIST"}) {
+      ::unsetenv(v);
+    }
+  };
+  clear();
+  EXPECT_EQ(clip::detect_dist_env().world_size, 1);
+  ::setenv("RANK", "3", 1);
+  ::setenv("WORLD_SIZE", "8", 1);
+  ::setenv("LOCAL_RANK", "1", 1);
+  ::setenv("LOCAL_WORLD_SIZE", "2", 1);
+  ::setenv("MASTER_ADDR", "node7", 1);
+  ::setenv("MASTER_PORT", "29511", 1);
+  clip::DistEnv e = clip::detect_dist_env();
+  EXPECT_EQ(e.launcher, "torchrun");
+  EXPECT_EQ(e.rank, 3);
+  EXPECT_EQ(e.world_size, 8);
+  EXPECT_EQ(e.local_rank, 1);
+  EXPECT_EQ(e.master_addr, "node7");
+  EXPECT_EQ(e.master_port, 29511);
+  ::setenv("RANK", "8", 1);
+  EXPECT_THROW(clip::detect_dist_env(), clip::Error);
+  clear();
+  ::setenv("SLURM_PROCID", "5", 1);
+  ::setenv("SLURM_NTASKS", "16", 1);
+  ::setenv("SLURM_LOCALID", "1", 1);
+  ::setenv("SLURM_NTASKS_PER_NODE", "4(x4)", 1);
+  ::setenv("SLURM_JOB_NODELIST", "gpu[003-006],cpu01", 1);
+  e = clip::detect_dist_env();
+  EXPECT_EQ(e.launcher, "slurm");
+  EXPECT_EQ(e.rank, 5);
+  EXPECT_EQ(e.world_size, 16);
+  EXPECT_EQ(e.local_world_size, 4);
+  EXPECT_EQ(e.master_addr, "gpu003");
+  clear();
+  EXPECT_EQ(clip::first_slurm_host("a01"), "a01");
+  EXPECT_EQ(clip::first_slurm_host("rack[07,09-12]-n"), "rack07-n");
+}
+
+std::string clip_train() { return std::string(CLIP_BIN_DIR) + "/clip_train"; }
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(ClipTrain, NprocPerNodeEndToEnd) {
+  const fs::path dir = fs::temp_directory_path() / ("clip_dist_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::string log = (dir / "log.txt").string();
+  fs::create_directories(dir);
+  const int status = std::system((clip_train() + " --nproc-per-node 2 --model-config " + clip::test::data("vit_tiny.json") +
+                                  " --train-data synthetic --synthetic-samples 64 --batch-size 8 --epochs 2 --log-every 1"
+                                  " --threads 1 --report false --output-dir " + (dir / "run").string() + " > " + log +
+                                  " 2>&1")
+                                     .c_str());
+  const std::string output = read_file(log);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_NE(output.find("2 ranks (torchrun)"), std::string::npos) << output;
+  EXPECT_NE(output.find("global batch 16"), std::string::npos) << output;
+  EXPECT_TRUE(fs::exists(dir / "run/model.safetensors"));
+  // 64 samples / global batch 16 = 4 steps an epoch.
+  EXPECT_NE(read_file((dir / "run/metrics.jsonl").string()).find("\"step\":8"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+// Two ranks started as torchrun would (RANK, WORLD_SIZE, MASTER_*); rank 1 is killed: rank 0 must stop non-zero
+// within the short timeout and name rank 1.
+TEST(ClipTrain, AKilledRankIsNamed) {
+  const fs::path dir = fs::temp_directory_path() / ("clip_dist_kill_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const int port = clip::free_tcp_port();
+  std::vector<pid_t> pids;
+  for (int rank = 0; rank < 2; ++rank) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setenv("RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("WORLD_SIZE", "2", 1);
+      ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      const std::string log = (dir / ("rank" + std::to_string(rank) + ".txt")).string();
+      ::freopen(log.c_str(), "w", stderr);
+      ::freopen(log.c_str(), "a", stdout);
+      ::execl(clip_train().c_str(), "clip_train", "--model-config", clip::test::data("vit_tiny.json").c_str(),
+              "--train-data", "synthetic", "--synthetic-samples", "64", "--batch-size", "8", "--epochs", "100000",
+              "--threads", "1", "--dist-timeout", "20", "--report", "false", "--log-every", "1", "--output-dir",
+              (dir / "run").c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    pids.push_back(pid);
+  }
+  // Wait until training runs (rank 0 has logged a step), then kill rank 1.
+  for (int i = 0; i < 200 && read_file((dir / "run/metrics.jsonl").string()).find("\"step\":3") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ::kill(pids[1], SIGKILL);
+  const auto start = std::chrono::steady_clock::now();
+  int status = 0;
+  ::waitpid(pids[0], &status, 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ::waitpid(pids[1], nullptr, 0);
+  const std::string output = read_file((dir / "rank0.txt").string());
+  const std::string last = output.substr(output.rfind("clip_train: error:") == std::string::npos ? 0 : output.rfind("clip_train: error:"));
+  std::printf("[ measured ] rank 0 stopped %.1f s after rank 1 was killed: %s", seconds, last.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << output;
+  EXPECT_NE(last.find("rank 1"), std::string::npos) << last;
+  EXPECT_LT(seconds, 60);
+  fs::remove_all(dir);
+}
+
+}  // namespace
