@@ -1,7 +1,6 @@
 #include "clip/bench/benchmark.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <sys/resource.h>
 
 #include <algorithm>

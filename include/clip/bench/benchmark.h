@@ -39,7 +39,9 @@ enum class BenchPrecision {
 BenchMode parse_bench_mode(const std::string& text);
 /// "fp32" | "bf16" (clip::Error otherwise).
 BenchPrecision parse_bench_precision(const std::string& text);
+/// The flag spelling: "train", "image", "text".
 const char* to_string(BenchMode mode);
+/// The flag spelling: "fp32", "bf16".
 const char* to_string(BenchPrecision precision);
 
 /// Options of run_benchmark.
