@@ -150,22 +150,8 @@ TEST(Benchmark, RefusesWhatItCannotRun) {
   }
 }
 
-// The tool, as a user runs it.
-struct ToolRun {
-  int exit_code;
-  std::string output;
-};
-
-ToolRun run(const std::string& command) {
-  ToolRun r{-1, {}};
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen((command + " 2>&1").c_str(), "r"), ::pclose);
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) r.output.append(buffer.data(), n);
-  const int status = ::pclose(pipe.release());
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using ToolRun = clip::test::CommandResult;
+ToolRun run(const std::string& command) { return clip::test::run_command(command + " 2>&1"); }
 
 const std::string kBench = std::string(CLIP_BIN_DIR) + "/clip_bench";
 

@@ -28,20 +28,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using clip::test::TempDir;
+
 constexpr double kTolerance = 1e-4;  // fixtures/README.md
-
-class TempDir {
- public:
-  TempDir() : path_(fs::temp_directory_path() / ("clip_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(n_++))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  static inline int n_ = 0;
-  fs::path path_;
-};
 
 // Runs the model on the fixture inputs and checks every output against the reference.
 void expect_reference_outputs(clip::CLIPImpl& model, const std::string& io_file, const std::string& label) {
@@ -106,7 +95,7 @@ TEST(RoundTrip, SaveThenLoadGivesIdenticalTensors) {
   TempDir tmp;
   for (const std::string source : {"vit_tiny.jit.pt", "rn_tiny.ckpt.pt", "vit_tiny.safetensors"}) {
     clip::CLIP model = clip::load_model(clip::test::data(source));
-    const std::string saved = tmp.file("saved.safetensors");
+    const std::string saved = (tmp / "saved.safetensors");
     clip::save_model(*model, saved);
     clip::CLIP again = clip::load_model(saved);  // no config given: the file carries it
     EXPECT_EQ(clip::to_json(again->config()), clip::to_json(model->config()));
@@ -119,7 +108,7 @@ TEST(RoundTrip, SaveThenLoadGivesIdenticalTensors) {
 TEST(RoundTrip, OpenAiArchiveToHfFolderGivesTheSameOutputs) {
   TempDir tmp;
   clip::CLIP model = clip::load_model(clip::test::data("vit_tiny.jit.pt"));
-  const std::string dir = tmp.file("hf");
+  const std::string dir = (tmp / "hf");
   clip::save_hf_folder(*model, dir);
   EXPECT_TRUE(fs::exists(dir + "/config.json"));
   EXPECT_TRUE(fs::exists(dir + "/model.safetensors"));
@@ -142,7 +131,7 @@ TEST(Activation, AStatedMismatchIsRefused) {
   std::ifstream in(clip::test::data("vit_tiny.json"));
   std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   json.replace(json.find("\"quick_gelu\": true"), 18, "\"quick_gelu\": false");
-  const std::string gelu = tmp.file("gelu.json");
+  const std::string gelu = (tmp / "gelu.json");
   std::ofstream(gelu) << json;
   for (const std::string source : {"vit_tiny.jit.pt", "hf_vit_tiny"}) {
     const auto options = clip::LoadOptions().config_path(gelu);
@@ -181,7 +170,7 @@ TEST(BadInputs, EachIsAClearOneLineError) {
   for (const std::string source : {"vit_tiny.ckpt.pt", "vit_tiny.jit.pt"}) {
     std::ifstream in(clip::test::data(source), std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::string cut = tmp.file("cut_" + source);
+    const std::string cut = (tmp / "cut_" + source);
     std::ofstream(cut, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
     expect_refused(cut, "truncated or corrupt");
   }
@@ -192,12 +181,12 @@ TEST(BadInputs, EachIsAClearOneLineError) {
   expect_refused(bad("legacy.pt"), "legacy");
   expect_refused(bad("other_model.jit.pt"), "not a CLIP state dict");
   expect_refused(bad("not_a_checkpoint.bin"), "not a checkpoint");
-  const std::string empty = tmp.file("empty.pt");
+  const std::string empty = (tmp / "empty.pt");
   std::ofstream(empty).close();
   expect_refused(empty, "empty file");
-  fs::create_directories(tmp.file("folder"));
-  expect_refused(tmp.file("folder"), "without config.json");
-  expect_refused(tmp.file("missing.pt"), "no such file");
+  fs::create_directories((tmp / "folder"));
+  expect_refused((tmp / "folder"), "without config.json");
+  expect_refused((tmp / "missing.pt"), "no such file");
   const auto vit = clip::LoadOptions().config_path(clip::test::data("vit_tiny.json"));
   expect_refused(clip::test::data("rn_tiny.jit.pt"), "state dict does not match", vit);
 }
@@ -239,6 +228,15 @@ TEST(Registry, ResolvesNamesAndVerifiesHashes) {
     ADD_FAILURE();
   } catch (const clip::Error& e) {
     EXPECT_NE(std::string(e.what()).find("ViT-B-32"), std::string::npos) << "lists the known names: " << e.what();
+  }
+  // A config file's path works where a name does; a missing one is named.
+  EXPECT_EQ(clip::registered_config(clip::test::data("vit_tiny.json")).vision.width,
+            clip::load_model_config(clip::test::data("vit_tiny.json")).vision.width);
+  try {
+    clip::registered_config("no/such/model.json");
+    ADD_FAILURE();
+  } catch (const clip::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no/such/model.json: no such model config file"), std::string::npos) << e.what();
   }
   testing::internal::CaptureStderr();
   EXPECT_FALSE(clip::verify_release("ViT-B-32", clip::test::data("vit_tiny.jit.pt")));

@@ -19,21 +19,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout, then stderr when asked
-};
-
-Result run(const std::string& command) {
-  Result r{-1, {}};
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) r.output.append(buffer.data(), n);
-  const int status = ::pclose(pipe.release());
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = clip::test::CommandResult;
+Result run(const std::string& command) { return clip::test::run_command(command); }
 
 std::string tool() { return std::string(CLIP_BIN_DIR) + "/clip_tokenize"; }
 

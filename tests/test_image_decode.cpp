@@ -16,24 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("clip_image_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string write(const std::string& name, const std::string& bytes) const {
-    const std::string file = (path_ / name).string();
-    std::ofstream(file, std::ios::binary) << bytes;
-    return file;
-  }
-  std::string path() const { return path_.string(); }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using clip::test::TempDir;
 
 std::string image_bytes(const std::string& name) {
   std::ifstream in(clip::test::data("preprocess/" + name), std::ios::binary);
@@ -56,8 +39,8 @@ void expect_refused(const std::string& path, const std::string& needle, const cl
 
 TEST(DecodeErrors, PathsThatAreNotImageFiles) {
   TempDir dir;
-  expect_refused(dir.path() + "/missing.jpg", "no such file");
-  expect_refused(dir.path(), "is a directory");
+  expect_refused(dir / "missing.jpg", "no such file");
+  expect_refused(dir.path().string(), "is a directory");
   const std::string file = dir.write("file.png", image_bytes("images/tiny_5x3.png"));
   expect_refused(file + "/inside.png", "cannot open: Not a directory");
   expect_refused(dir.write("empty.jpg", ""), "empty file");

@@ -19,21 +19,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
+using Result = clip::test::CommandResult;
 Result run(const std::string& args) {
-  const std::string command = std::string(CLIP_BIN_DIR) + "/clip_preprocess " + args + " 2>&1";
-  Result r{-1, {}};
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) r.output.append(buffer.data(), n);
-  const int status = ::pclose(pipe.release());
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return clip::test::run_command(clip::test::tool("clip_preprocess") + " " + args + " 2>&1");
 }
 
 std::string image(const std::string& name) { return clip::test::data("preprocess/images/" + name); }

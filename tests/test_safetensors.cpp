@@ -22,19 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("clip_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using clip::test::TempDir;
 
 std::string bytes_of(const std::string& header, const std::string& data,
                      std::optional<uint64_t> declared_length = std::nullopt) {
@@ -51,7 +39,7 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 // Expects reading `bytes` to throw clip::Error whose message holds the file name and `needle`.
 void expect_rejected(const std::string& bytes, const std::string& needle) {
   TempDir dir;
-  const std::string path = dir.file("bad.safetensors");
+  const std::string path = (dir / "bad.safetensors");
   write_bytes(path, bytes);
   try {
     clip::read_safetensors(path);
@@ -81,7 +69,7 @@ TEST(Safetensors, RoundTripsEveryDtypeAndMetadata) {
       {"empty", at::empty({0, 3})},
       {"strided", at::randn({4, 6}).t()},
   };
-  const std::string path = dir.file("round.safetensors");
+  const std::string path = (dir / "round.safetensors");
   clip::write_safetensors(path, tensors, {{"format", "pt"}, {"note", "x"}});
   const clip::Safetensors back = clip::read_safetensors(path);
   EXPECT_EQ(back.metadata.at("note"), "x");
@@ -160,8 +148,8 @@ TEST(Safetensors, RejectsShapeByteCountMismatch) {
 
 TEST(Safetensors, RejectsPathsThatAreNotFiles) {
   TempDir dir;
-  for (const auto& [path, needle] : {std::pair<std::string, std::string>{dir.file("missing.safetensors"), "cannot open"},
-                                     {dir.file(""), "is a directory"}}) {
+  for (const auto& [path, needle] : {std::pair<std::string, std::string>{(dir / "missing.safetensors"), "cannot open"},
+                                     {(dir / ""), "is a directory"}}) {
     try {
       clip::read_safetensors(path);
       ADD_FAILURE() << path;
@@ -218,7 +206,7 @@ TEST(StateDict, LoadModelReadsTheConfigFromMetadata) {
   TempDir dir;
   clip::CLIP model = clip::load_model(clip::test::data("vit_tiny.safetensors"),
                                        clip::LoadOptions().config_path(clip::test::data("vit_tiny.json")));
-  const std::string path = dir.file("with_config.safetensors");
+  const std::string path = (dir / "with_config.safetensors");
   clip::save_model(*model, path);
   clip::CLIP again = clip::load_model(path);
   EXPECT_EQ(clip::to_json(again->config()), clip::to_json(model->config()));

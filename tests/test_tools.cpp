@@ -17,23 +17,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
+using Result = clip::test::CommandResult;
+Result run(const std::string& command) { return clip::test::run_command(command + " 2>&1"); }
 
-Result run(const std::string& command) {
-  Result r{-1, {}};
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen((command + " 2>&1").c_str(), "r"), ::pclose);
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) r.output.append(buffer.data(), n);
-  const int status = ::pclose(pipe.release());
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string tool(const std::string& name) { return std::string(CLIP_BIN_DIR) + "/" + name; }
+using clip::test::tool;
 
 std::string temp_file(const std::string& name) {
   return (fs::temp_directory_path() / ("clip_tools_" + std::to_string(::getpid()) + "_" + name)).string();

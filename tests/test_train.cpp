@@ -32,20 +32,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() : path_(fs::temp_directory_path() / ("clip_train_" + std::to_string(::getpid()) + "_" + std::to_string(n_++))) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  static inline int n_ = 0;
-  fs::path path_;
-};
+using clip::test::TempDir;
 
 clip::TrainConfig tiny_config(const std::string& output_dir) {
   clip::TrainConfig c;

@@ -1,9 +1,16 @@
 #pragma once
-// Shared helpers of the test suite: data paths and the relative difference the parity tests report.
+// Shared helpers of the test suite: data paths, the relative difference the parity tests report, temporary
+// folders, and running a tool as a user would.
 #include <ATen/ATen.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
 #include <string>
 
 namespace clip::test {
@@ -31,5 +38,58 @@ inline double report(const std::string& what, const at::Tensor& actual, const at
   std::printf("[ measured ] %-40s relative difference %.3g\n", what.c_str(), d);
   return d;
 }
+
+/// A fresh folder under the system's temporary directory, removed with everything in it at destruction.
+class TempDir {
+ public:
+  TempDir()
+      : path_(std::filesystem::temp_directory_path() /
+              ("clip_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++))) {
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  /// The path of `name` inside the folder.
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  /// Writes `bytes` to `name` inside the folder and returns its path.
+  std::string write(const std::string& name, const std::string& bytes) const {
+    const std::string file = *this / name;
+    std::ofstream(file, std::ios::binary) << bytes;
+    return file;
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::filesystem::path path_;
+};
+
+/// What a command printed on stdout (append " 2>&1" to the command for stderr too) and its exit status (-1 when it
+/// did not exit normally).
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+
+inline CommandResult run_command(const std::string& command) {
+  CommandResult r{-1, {}};
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
+  if (!pipe) return r;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) r.output.append(buffer.data(), n);
+  const int status = ::pclose(pipe.release());
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+/// The path of a built tool: tool("clip_zeroshot").
+inline std::string tool(const std::string& name) { return std::string(CLIP_BIN_DIR) + "/" + name; }
 
 }  // namespace clip::test

@@ -29,6 +29,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using clip::test::TempDir;
+
 // A word-hash tokenizer for the 1000-token fixture vocabulary (start 998, end 999, the fixtures' layout).
 class HashTokenizer : public clip::Tokenizer {
  public:
@@ -43,19 +45,6 @@ class HashTokenizer : public clip::Tokenizer {
   int64_t pad_id() const override { return 0; }
   int64_t vocab_size() const override { return 1000; }
   clip::TextPool pool() const override { return clip::TextPool::argmax; }
-};
-
-class TempDir {
- public:
-  TempDir() : path_(fs::temp_directory_path() / ("clip_zs_" + std::to_string(::getpid()) + "_" + std::to_string(n_++))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  static inline int n_ = 0;
-  fs::path path_;
 };
 
 TEST(Classifier, EnsemblesPromptsAsTheReference) {
@@ -126,21 +115,8 @@ TEST(Prompts, SetsFilesAndClassNames) {
   EXPECT_THROW(clip::parse_class_list("cat,,dog"), clip::Error);
 }
 
-struct Result {
-  int exit_code;
-  std::string output;
-};
-
-Result run(const std::string& command) {
-  Result r{-1, {}};
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = clip::test::CommandResult;
+Result run(const std::string& command) { return clip::test::run_command(command + " 2>&1"); }
 
 std::string tool(const std::string& name) { return std::string(CLIP_BIN_DIR) + "/" + name; }
 

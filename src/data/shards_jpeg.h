@@ -18,7 +18,8 @@ std::optional<std::pair<int64_t, int64_t>> jpeg_dimensions(const uint8_t* data, 
 
 /// Decodes a JPEG at 1/`denominator` (2, 4 or 8) of its size, each side rounded up. nullopt for the files this
 /// path leaves to the exact decoder (CMYK and other component counts). Throws clip::Error naming `source` for
-/// corrupt or truncated data and for images over options.max_pixels (checked on the full size).
+/// corrupt or truncated data and for images over options.max_pixels (checked on the full size). Defined in
+/// image/decode_jpeg.cpp.
 std::optional<Image> decode_jpeg_reduced(const uint8_t* data, size_t size, int denominator, const std::string& source,
                                          const DecodeOptions& options);
 

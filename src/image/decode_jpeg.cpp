@@ -3,7 +3,10 @@
 // it). A file that ends before the image data does is refused, as Pillow refuses it ("image file is truncated")
 // where libjpeg alone would pad the picture with gray and only warn.
 //
-// libjpeg reports errors through a callback that must not return; it longjmps back into the two small functions
+// The shard loader's reduced-size decode (decode_jpeg_reduced, declared in data/shards_jpeg.h) is here too: the
+// same job at a DCT scale of 1/2, 1/4 or 1/8.
+//
+// libjpeg reports errors through a callback that must not return; it longjmps back into the small functions
 // below that call setjmp. They hold no C++ objects, so the jump skips no destructor; the decoder state lives in
 // JpegJob, whose destructor releases it on every path.
 #include <algorithm>
@@ -15,7 +18,10 @@
 #include <jerror.h>
 #include <jpeglib.h>
 
+#include <c10/util/Exception.h>
+
 #include "clip/util/error.h"
+#include "data/shards_jpeg.h"
 #include "image/decode_formats.h"
 
 namespace clip::detail {
@@ -65,10 +71,19 @@ bool read_header(JpegJob& job, const uint8_t* data, size_t size, bool keep_exif)
   return true;
 }
 
-bool read_pixels(JpegJob& job, J_COLOR_SPACE space, uint8_t* pixels, size_t row_bytes) {
+// Sets the output up (colour space, 1/`denominator` scale) and starts the decompressor.
+bool start(JpegJob& job, J_COLOR_SPACE space, int denominator) {
   if (setjmp(job.errors.jump)) return false;
   job.info.out_color_space = space;
+  job.info.scale_num = 1;
+  job.info.scale_denom = static_cast<unsigned int>(denominator);
   jpeg_start_decompress(&job.info);
+  return true;
+}
+
+// Reads the started image into `pixels` (output_height rows of row_bytes).
+bool read_rows(JpegJob& job, uint8_t* pixels, size_t row_bytes) {
+  if (setjmp(job.errors.jump)) return false;
   JSAMPROW rows[16];
   while (job.info.output_scanline < job.info.output_height) {
     const JDIMENSION first = job.info.output_scanline;
@@ -112,14 +127,33 @@ Decoded decode_jpeg(const uint8_t* data, size_t size, const std::string& source,
   Decoded out;
   // Saved markers live in libjpeg's image pool, which jpeg_finish_decompress frees: read them first.
   if (options.apply_exif_orientation) out.orientation = orientation_of(job.info);
+  if (!start(job, space, 1)) failed(job, source);
   out.image = Image::allocate(width, height, mode);
-  if (!read_pixels(job, space, out.image.pixels.data(), static_cast<size_t>(out.image.row_bytes()))) {
-    failed(job, source);
-  }
+  if (!read_rows(job, out.image.pixels.data(), static_cast<size_t>(out.image.row_bytes()))) failed(job, source);
   if (mode == PixelMode::CMYK) {
     for (uint8_t& v : out.image.pixels) v = static_cast<uint8_t>(255 - v);  // Pillow's "CMYK;I"
   }
   return out;
+}
+
+std::optional<Image> decode_jpeg_reduced(const uint8_t* data, size_t size, int denominator, const std::string& source,
+                                         const DecodeOptions& options) {
+  TORCH_CHECK(denominator == 2 || denominator == 4 || denominator == 8,
+              "decode_jpeg_reduced: denominator must be 2, 4 or 8, got ", denominator);
+  JpegJob job;
+  if (!read_header(job, data, size, /*keep_exif=*/false)) failed(job, source);
+  check_pixel_limit(job.info.image_width, job.info.image_height, source, options);
+  PixelMode mode;
+  J_COLOR_SPACE space;
+  switch (job.info.num_components) {
+    case 1: mode = PixelMode::L, space = JCS_GRAYSCALE; break;
+    case 3: mode = PixelMode::RGB, space = JCS_RGB; break;
+    default: return std::nullopt;
+  }
+  if (!start(job, space, denominator)) failed(job, source);
+  Image image = Image::allocate(job.info.output_width, job.info.output_height, mode);
+  if (!read_rows(job, image.pixels.data(), static_cast<size_t>(image.row_bytes()))) failed(job, source);
+  return image;
 }
 
 }  // namespace clip::detail

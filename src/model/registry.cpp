@@ -34,8 +34,13 @@ const RegisteredModel& registered_model(const std::string& name) {
 }
 
 ModelConfig registered_config(const std::string& name) {
+  // A path to a model-config file is taken as it is: "my_model.json", "configs/x.json", "/abs/x.json".
+  if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) {
+    if (!std::filesystem::exists(name)) fail(name, ": no such model config file");
+    return load_model_config(name);
+  }
   if (name.empty() || name.find('/') != std::string::npos || name.find("..") != std::string::npos) {
-    fail("'", name, "' is not a model name; pass a config file with --config instead");
+    fail("'", name, "' is not a model name (known names are in configs/models; a config file must end in .json)");
   }
   const std::string dir = resource_path("configs/models");
   const std::string path = dir + "/" + name + ".json";

@@ -28,7 +28,7 @@ struct Spec {
 // The one table of settings: JSON keys, flags, help and (de)serialization all come from it.
 std::vector<Spec> specs(TrainConfig& c) {
   return {
-      {"model", &c.model, "registry name (RN50, ViT-B-32, ...) or a config name in configs/models"},
+      {"model", &c.model, "registry name (RN50, ViT-B-32, ...), a config name in configs/models, or a config file (.json)"},
       {"model_config", &c.model_config, "model config JSON (instead of --model)"},
       {"init", &c.init, "checkpoint to start from (fine-tuning)"},
       {"lock_image", &c.lock_image, "freeze the image tower (LiT)"},

@@ -25,7 +25,7 @@ const std::vector<RegisteredModel>& registered_models();
 const RegisteredModel& registered_model(const std::string& name);
 
 /// Reads `name`'s config from configs/models (see resource_path). Names of config files there that are not
-/// release models (the tiny test models) work too.
+/// release models (the tiny test models) work too, and so does the path of a config file ("x.json").
 ModelConfig registered_config(const std::string& name);
 
 /// Hashes `path` and compares with the release's SHA-256. Returns true when they match; otherwise prints a
