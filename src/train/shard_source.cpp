@@ -196,8 +196,10 @@ class ShardBatchSource : public BatchSource {
     // One object for this rank, or an array with one object per rank.
     const json* mine = nullptr;
     if (j.is_object()) mine = &j;
-    for (const json& item : j.is_array() ? j : json::array()) {
-      if (item.is_object() && item.value("rank", -1) == rank_) mine = &item;
+    if (j.is_array()) {
+      for (const json& item : j) {  // j itself: a pointer into a copy would dangle after the loop
+        if (item.is_object() && item.value("rank", -1) == rank_) mine = &item;
+      }
     }
     try {
       if (mine == nullptr || mine->value("kind", "") != "shards" || mine->value("rank", -1) != rank_) return;
