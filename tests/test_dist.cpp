@@ -172,7 +172,8 @@ TEST(GradientSynchronizer, EqualsAPlainPerParameterAverage) {
 TEST(Launch, ReadsTorchrunAndSlurmVariables) {
   auto clear = [] {
     for (const char* v : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                          "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_JOB_NODELIST"}) {
+                          "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_JOB_NODELIST",
+                          "TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RESTART_COUNT"}) {
       ::unsetenv(v);
     }
   };
@@ -191,6 +192,12 @@ TEST(Launch, ReadsTorchrunAndSlurmVariables) {
   EXPECT_EQ(e.local_rank, 1);
   EXPECT_EQ(e.master_addr, "node7");
   EXPECT_EQ(e.master_port, 29511);
+  EXPECT_FALSE(e.agent_store);  // rank 0 serves the store
+  ::setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
+  ::setenv("TORCHELASTIC_RESTART_COUNT", "2", 1);
+  e = clip::detect_dist_env();
+  EXPECT_TRUE(e.agent_store);
+  EXPECT_EQ(e.store_prefix, "/worker/attempt_2");
   ::setenv("RANK", "8", 1);
   EXPECT_THROW(clip::detect_dist_env(), clip::Error);
   clear();
@@ -235,6 +242,27 @@ TEST(ClipTrain, NprocPerNodeEndToEnd) {
   // 64 samples / global batch 16 = 4 steps an epoch.
   EXPECT_NE(read_file((dir / "run/metrics.jsonl").string()).find("\"step\":8"), std::string::npos);
   fs::remove_all(dir);
+}
+
+// Under torchrun itself (Debian's python3-torch when installed): its agent already serves the store on
+// MASTER_PORT and says so (TORCHELASTIC_USE_AGENT_STORE=True), so rank 0 must join as a client.
+TEST(ClipTrain, RunsUnderTorchrun) {
+  if (clip::test::run_command("/usr/bin/python3 -c 'import torch.distributed.run' 2>/dev/null").exit_code != 0) {
+    GTEST_SKIP() << "no torchrun here (/usr/bin/python3 cannot import torch.distributed.run)";
+  }
+  clip::test::TempDir dir;
+  // 1.13's flag spellings (newer torchrun takes them too); --redirects/--tee: 1.13's defaults of "0" break under
+  // Python 3.11's enum.
+  const std::string command = "/usr/bin/python3 -m torch.distributed.run --redirects 2 --tee 2 --nnodes 1 "
+                              "--nproc_per_node 2 --master_port " + std::to_string(clip::free_tcp_port()) +
+                              " --no_python " + clip_train() + " --model-config " + clip::test::data("vit_tiny.json") +
+                              " --train-data synthetic --synthetic-samples 32 --batch-size 4 --epochs 1 --threads 1"
+                              " --report false --output-dir " + (dir / "run") + " 2>&1";
+  const clip::test::CommandResult r = clip::test::run_command(command);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("2 ranks (torchrun)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("trained 4 steps"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "run/model.safetensors"));
 }
 
 // Two ranks started as torchrun would (RANK, WORLD_SIZE, MASTER_*); rank 1 is killed: rank 0 must stop non-zero

@@ -561,7 +561,6 @@ TEST(ShardTraining, TwoRankResumeEqualsStraightRun) {
   ASSERT_EQ(ranks.size(), 2u) << position;
   EXPECT_EQ(ranks[0].value("rank", -1), 0);
   EXPECT_EQ(ranks[1].value("rank", -1), 1);
-  EXPECT_NE(ranks[0].dump(), ranks[1].dump());
 }
 
 // The same for a CSV: its order, crops and captions follow from (seed, epoch, step), so nothing else is recorded.

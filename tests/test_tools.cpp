@@ -125,6 +125,7 @@ TEST(ClipConvert, ConvertedFilesReproduceTheReference) {
   EXPECT_NE(resnet_hf.output.find("no ResNet image tower"), std::string::npos) << resnet_hf.output;
   const Result bad_format = run(tool("clip_convert") + " --input " + vit + ".jit.pt --output x --format onnx");
   EXPECT_NE(bad_format.exit_code, 0);
+  EXPECT_NE(bad_format.output.find("onnx"), std::string::npos) << bad_format.output;
   fs::remove(st);
   fs::remove(out);
   fs::remove_all(hf);

@@ -270,6 +270,12 @@ TEST(TrainConfig, JsonThenFlagsWithClearErrors) {
   EXPECT_EQ(flags.epochs, 5);       // the flag wins
   EXPECT_DOUBLE_EQ(flags.lr, 2e-4);
   EXPECT_FALSE(flags.augment);
+  // A switch works bare too, also before another flag.
+  const char* bare[] = {"clip_train", "--lock-image", "--local-loss", "--epochs", "2"};
+  const clip::TrainConfig switches = clip::parse_train_args(5, bare);
+  EXPECT_TRUE(switches.lock_image);
+  EXPECT_TRUE(switches.local_loss);
+  EXPECT_EQ(switches.epochs, 2);
   const char* bad[] = {"clip_train", "--bogus", "1"};
   EXPECT_THROW(clip::parse_train_args(3, bad), clip::Error);
   const char* bad_value[] = {"clip_train", "--epochs", "three"};

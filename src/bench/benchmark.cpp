@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -103,9 +102,7 @@ at::Device bench_device(const std::string& name) {
 }  // namespace
 
 ModelConfig bench_model_config(const std::string& model) {
-  const std::filesystem::path path(model);
-  if (path.extension() == ".json" || std::filesystem::is_regular_file(path)) return load_model_config(model);
-  return registered_config(model);
+  return registered_config(model);  // a name, or a config file's path
 }
 
 BenchMode parse_bench_mode(const std::string& text) {

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
@@ -22,7 +23,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string key(const char* what, int rank) { return std::string("clip/") + what + "/" + std::to_string(rank); }
+// Heartbeat keys; under torchrun's agent store, below this attempt's prefix like every other key of the job.
+std::string key(const DistEnv& env, const char* what, int rank) {
+  return env.store_prefix + "/clip/" + what + "/" + std::to_string(rank);
+}
 
 std::vector<uint8_t> bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 
@@ -61,8 +65,8 @@ class Heartbeat {
       auto read = [&] {
         std::vector<std::pair<int64_t, int64_t>> state(size_t(env_.world_size), {-1, -1});
         for (int r = 0; r < env_.world_size; ++r) {
-          if (!probe->check({key("alive", r)})) continue;
-          const auto v = probe->get(key("alive", r));
+          if (!probe->check({key(env_, "alive", r)})) continue;
+          const auto v = probe->get(key(env_, "alive", r));
           const std::string s(v.begin(), v.end());
           const auto colon = s.find(':');
           state[size_t(r)] = {std::stoll(s.substr(0, colon)), std::stoll(s.substr(colon + 1))};
@@ -98,7 +102,7 @@ class Heartbeat {
     while (!stop_) {
       lock.unlock();
       try {
-        store_->set(key("alive", env_.rank), bytes(std::to_string(++beats) + ":" + std::to_string(step_.load())));
+        store_->set(key(env_, "alive", env_.rank), bytes(std::to_string(++beats) + ":" + std::to_string(step_.load())));
       } catch (const std::exception&) {
         // The store is gone: the main thread's next collective reports it.
       }
@@ -223,11 +227,12 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const Com
   try {
     c10d::TCPStoreOptions o;
     o.port = static_cast<uint16_t>(env.master_port);
-    o.isServer = env.rank == 0;
+    o.isServer = env.rank == 0 && !env.agent_store;  // under torchrun's agent store, the agent is the server
     o.numWorkers = env.world_size;
     o.waitWorkers = true;
     o.timeout = timeout;
     store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+    if (env.agent_store) store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix, store);
   } catch (const std::exception& e) {
     fail("rank ", env.rank, ": rendezvous at ", env.master_addr, ":", env.master_port, " failed (", error_message(e),
          "); check MASTER_ADDR/MASTER_PORT and that all ", env.world_size, " ranks started");

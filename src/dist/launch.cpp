@@ -90,6 +90,12 @@ DistEnv detect_dist_env() {
       e.master_addr = first_slurm_host(env("SLURM_JOB_NODELIST"));
     }
   }
+  if (e.launcher == "torchrun" && env("TORCHELASTIC_USE_AGENT_STORE") != nullptr &&
+      std::string(env("TORCHELASTIC_USE_AGENT_STORE")) == "True") {
+    e.agent_store = true;
+    const char* restart = env("TORCHELASTIC_RESTART_COUNT");
+    e.store_prefix = std::string("/worker/attempt_") + (restart != nullptr ? restart : "0");
+  }
   if (const char* addr = env("MASTER_ADDR")) e.master_addr = addr;
   e.master_port = env_int("MASTER_PORT", e.master_port);
   if (e.world_size < 1) fail("world size ", e.world_size, " must be at least 1 (", e.launcher, ")");

@@ -194,14 +194,14 @@ class ShardBatchSource : public BatchSource {
     recorded_.reset();
     const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
     // One object for this rank, or an array with one object per rank.
-    const json* mine = nullptr;
-    if (j.is_object()) mine = &j;
-    if (j.is_array()) {
-      for (const json& item : j) {  // j itself: a pointer into a copy would dangle after the loop
-        if (item.is_object() && item.value("rank", -1) == rank_) mine = &item;
-      }
-    }
     try {
+      const json* mine = nullptr;
+      if (j.is_object()) mine = &j;
+      if (j.is_array()) {
+        for (const json& item : j) {  // j itself: a pointer into a copy would dangle after the loop
+          if (item.is_object() && item.value("rank", -1) == rank_) mine = &item;
+        }
+      }
       if (mine == nullptr || mine->value("kind", "") != "shards" || mine->value("rank", -1) != rank_) return;
       RecordedPosition r;
       r.epoch = mine->at("epoch").get<int64_t>();

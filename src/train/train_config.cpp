@@ -202,8 +202,16 @@ TrainConfig parse_train_args(int argc, const char* const* argv) {
   std::map<std::string, std::string> given;
   for (const Spec& spec : table) {
     const json def = value_of(spec);
-    app.add_option(flag_name(spec.key), given[spec.key], spec.help)
-        ->default_str(def.is_string() ? def.get<std::string>() : def.dump());
+    if (def.is_boolean()) {
+      // A switch works bare (--lock-image) or with a value (--lock-image false). No default_str: CLI11 would
+      // hand a bare switch its default as the value.
+      app.add_option(flag_name(spec.key), given[spec.key], std::string(spec.help) + " (default " + def.dump() + ")")
+          ->expected(0, 1)
+          ->type_name("[BOOL]");
+    } else {
+      app.add_option(flag_name(spec.key), given[spec.key], spec.help)
+          ->default_str(def.is_string() ? def.get<std::string>() : def.dump());
+    }
   }
   try {
     app.parse(argc, argv);
@@ -217,7 +225,10 @@ TrainConfig parse_train_args(int argc, const char* const* argv) {
   if (!config_file.empty()) c = parse_train_config(read_file(config_file), config_file);
   const std::vector<Spec> target = specs(c);
   for (size_t i = 0; i < table.size(); ++i) {
-    if (app.get_option(flag_name(table[i].key))->count() > 0) set_from_text(target[i], given[table[i].key]);
+    if (app.get_option(flag_name(table[i].key))->count() == 0) continue;
+    const std::string& text = given[table[i].key];
+    const bool bare_switch = text.empty() && std::holds_alternative<bool*>(target[i].field);
+    set_from_text(target[i], bare_switch ? "true" : text);
   }
   return c;
 }

@@ -79,8 +79,8 @@ struct BenchResult {
   double last_loss = 0;              ///< train mode: the loss of the last step (a sanity check: finite, ~ln B)
 };
 
-/// The config of `model`: a model-config JSON file (a path ending in .json, or any existing file), else a
-/// registry name (configs/models). clip::Error naming the known models when it is neither.
+/// The config of `model`: a registry name (configs/models) or a model-config file (a path ending in .json), as
+/// registered_config. clip::Error naming the known models when it is neither.
 ModelConfig bench_model_config(const std::string& model);
 
 /// Builds the model from its config with fresh weights, runs the benchmark, returns what it measured.

@@ -21,6 +21,11 @@ struct DistEnv {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::string launcher = "single";  ///< "torchrun", "slurm" or "single"
+  /// torchrun's agent already serves the store at MASTER_ADDR:MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE=True):
+  /// every rank is a client and the keys live under store_prefix ("/worker/attempt_<restart>"), as PyTorch's own
+  /// ranks do. Otherwise rank 0 serves the store.
+  bool agent_store = false;
+  std::string store_prefix;
 };
 
 /// Reads the launcher's variables; throws clip::Error naming a variable that is malformed or inconsistent.
