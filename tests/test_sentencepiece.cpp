@@ -17,6 +17,8 @@ using Ids = std::vector<int64_t>;
 
 namespace {
 
+using clip::test::error_of;
+
 std::string temp_dir() {
   static const std::string dir = [] {
     const fs::path d = fs::temp_directory_path() / ("clip_spm_test_" + std::to_string(::getpid()));
@@ -62,19 +64,6 @@ const std::string& model_path() {
   }();
   return path;
 }
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    std::printf("[ message  ] %s\n", e.what());
-    return e.what();
-  }
-  return "(no error)";
-}
-
-#define EXPECT_CONTAINS(haystack, needle) EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
 
 }  // namespace
 

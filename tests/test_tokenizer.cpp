@@ -22,6 +22,8 @@ using Ids = std::vector<int64_t>;
 
 namespace {
 
+using clip::test::error_of;
+
 struct Case {
   std::string text;
   Ids bpe;
@@ -69,19 +71,6 @@ Ids row(const at::Tensor& tokens, int64_t i) {
   while (!out.empty() && out.back() == 0) out.pop_back();  // the fixture removes the zero padding
   return out;
 }
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    std::printf("[ message  ] %s\n", e.what());
-    return e.what();
-  }
-  return "(no error)";
-}
-
-#define EXPECT_CONTAINS(haystack, needle) EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
 
 }  // namespace
 

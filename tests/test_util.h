@@ -89,7 +89,22 @@ inline CommandResult run_command(const std::string& command) {
   return r;
 }
 
+/// The message of the exception `f` throws (printed, so the test log shows it), or "(no error)".
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    std::printf("[ message  ] %s\n", e.what());
+    return e.what();
+  }
+  return "(no error)";
+}
+
 /// The path of a built tool: tool("clip_zeroshot").
 inline std::string tool(const std::string& name) { return std::string(CLIP_BIN_DIR) + "/" + name; }
 
 }  // namespace clip::test
+
+/// EXPECT that `haystack` contains `needle`, showing the haystack when not.
+#define EXPECT_CONTAINS(haystack, needle) EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)

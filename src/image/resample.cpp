@@ -147,19 +147,24 @@ void copy_window(const uint8_t* src, int64_t src_stride, int64_t pixel_bytes, co
 
 }  // namespace
 
-void resample_u8(const uint8_t* src, int64_t src_stride, int channels, const ResampleGeometry& g, Filter filter,
-                 uint8_t* dst, int64_t dst_stride) {
-  check_geometry(g);
-  TORCH_CHECK(channels >= 1 && channels <= 4, "resample_u8: channels ", channels);
-  if (filter == Filter::nearest) return resample_nearest(src, src_stride, channels, g, dst, dst_stride);
+namespace {
+
+// The two-pass driver both pixel types share: the vertical taps decide which source rows the window needs; the
+// horizontal pass (when the width changes) writes them into a temporary (or straight to dst when the height does
+// not change); the vertical pass reads that. `horizontal_step(rows, stride, n, taps, out, out_stride)` and
+// `vertical_step(rows, stride, taps, row_offset, dst, dst_stride)` do the arithmetic of one pixel type.
+template <typename Horizontal, typename Vertical>
+void resample_separable(const uint8_t* src, int64_t src_stride, int64_t pixel_bytes, const ResampleGeometry& g,
+                        Filter filter, uint8_t* dst, int64_t dst_stride, Horizontal horizontal_step,
+                        Vertical vertical_step) {
   const Window& w = g.window;
-  const bool horizontal = g.out_width != g.in_width, vertical = g.out_height != g.in_height;
-  if (!horizontal && !vertical) return copy_window(src, src_stride, channels, w, dst, dst_stride);
+  const bool resize_width = g.out_width != g.in_width, resize_height = g.out_height != g.in_height;
+  if (!resize_width && !resize_height) return copy_window(src, src_stride, pixel_bytes, w, dst, dst_stride);
 
   // Source rows the window needs: all of its vertical taps, or just its own rows when there is no vertical pass.
   Taps vt;
   int64_t row_begin = w.y, row_end = w.y + w.height;
-  if (vertical) {
+  if (resize_height) {
     vt = compute_taps(g.in_height, g.out_height, w.y, w.height, filter);
     row_begin = vt.source_begin();
     row_end = vt.source_end();
@@ -167,73 +172,71 @@ void resample_u8(const uint8_t* src, int64_t src_stride, int channels, const Res
   const uint8_t* rows = src + row_begin * src_stride;
   int64_t rows_stride = src_stride;
   std::vector<uint8_t> temp;
-  if (horizontal) {
+  if (resize_width) {
     const Taps ht = compute_taps(g.in_width, g.out_width, w.x, w.width, filter);
-    const int64_t temp_stride = w.width * channels;
+    const int64_t temp_stride = w.width * pixel_bytes;
     temp.resize(static_cast<size_t>((row_end - row_begin) * temp_stride));
-    uint8_t* out = vertical ? temp.data() : dst;
-    const int64_t out_stride = vertical ? temp_stride : dst_stride;
-    const int64_t n = row_end - row_begin;
-    horizontal_pass(rows, src_stride, n, g.in_width, channels, ht, w.width, out, out_stride);
-    if (!vertical) return;
+    uint8_t* out = resize_height ? temp.data() : dst;
+    const int64_t out_stride = resize_height ? temp_stride : dst_stride;
+    horizontal_step(rows, src_stride, row_end - row_begin, ht, out, out_stride);
+    if (!resize_height) return;
     rows = temp.data();
     rows_stride = temp_stride;
   } else {
-    rows += w.x * channels;  // no horizontal pass: the window's columns of the source
+    rows += w.x * pixel_bytes;  // no horizontal pass: the window's columns of the source
   }
-  vertical_pass(rows, rows_stride, w.width * channels, vt, row_begin, w.height, dst, dst_stride);
+  vertical_step(rows, rows_stride, vt, row_begin, dst, dst_stride);
+}
+
+}  // namespace
+
+void resample_u8(const uint8_t* src, int64_t src_stride, int channels, const ResampleGeometry& g, Filter filter,
+                 uint8_t* dst, int64_t dst_stride) {
+  check_geometry(g);
+  TORCH_CHECK(channels >= 1 && channels <= 4, "resample_u8: channels ", channels);
+  if (filter == Filter::nearest) return resample_nearest(src, src_stride, channels, g, dst, dst_stride);
+  const int64_t width = g.window.width, height = g.window.height;
+  resample_separable(
+      src, src_stride, channels, g, filter, dst, dst_stride,
+      [&](const uint8_t* rows, int64_t stride, int64_t n, const Taps& ht, uint8_t* out, int64_t out_stride) {
+        horizontal_pass(rows, stride, n, g.in_width, channels, ht, width, out, out_stride);
+      },
+      [&](const uint8_t* rows, int64_t stride, const Taps& vt, int64_t row_begin, uint8_t* out, int64_t out_stride) {
+        vertical_pass(rows, stride, width * channels, vt, row_begin, height, out, out_stride);
+      });
 }
 
 void resample_i32(const uint8_t* src, int64_t src_stride, const ResampleGeometry& g, Filter filter, uint8_t* dst,
                   int64_t dst_stride) {
   check_geometry(g);
   if (filter == Filter::nearest) return resample_nearest(src, src_stride, 4, g, dst, dst_stride);
-  const Window& w = g.window;
-  const bool horizontal = g.out_width != g.in_width, vertical = g.out_height != g.in_height;
-  if (!horizontal && !vertical) return copy_window(src, src_stride, 4, w, dst, dst_stride);
-
-  Taps vt;
-  int64_t row_begin = w.y, row_end = w.y + w.height;
-  if (vertical) {
-    vt = compute_taps(g.in_height, g.out_height, w.y, w.height, filter);
-    row_begin = vt.source_begin();
-    row_end = vt.source_end();
-  }
-  const uint8_t* rows = src + row_begin * src_stride;
-  int64_t rows_stride = src_stride;
-  std::vector<uint8_t> temp;
-  if (horizontal) {
-    const Taps ht = compute_taps(g.in_width, g.out_width, w.x, w.width, filter);
-    const int64_t temp_stride = w.width * 4;
-    temp.resize(static_cast<size_t>((row_end - row_begin) * temp_stride));
-    uint8_t* out = vertical ? temp.data() : dst;
-    const int64_t out_stride = vertical ? temp_stride : dst_stride;
-    for (int64_t y = 0; y < row_end - row_begin; ++y) {
-      const uint8_t* s = rows + y * src_stride;
-      for (int64_t x = 0; x < w.width; ++x) {
-        const double* k = ht.weights.data() + x * ht.ksize;
-        double ss = 0.0;
-        for (int32_t i = 0; i < ht.n[x]; ++i) ss += load_i32(s + 4 * (ht.first[x] + i)) * k[i];
-        const int32_t v = round_up(ss);
-        std::memcpy(out + y * out_stride + 4 * x, &v, 4);
-      }
-    }
-    if (!vertical) return;
-    rows = temp.data();
-    rows_stride = temp_stride;
-  } else {
-    rows += w.x * 4;
-  }
-  for (int64_t y = 0; y < w.height; ++y) {
-    const double* k = vt.weights.data() + y * vt.ksize;
-    const uint8_t* r = rows + (vt.first[y] - row_begin) * rows_stride;
-    for (int64_t x = 0; x < w.width; ++x) {
-      double ss = 0.0;
-      for (int32_t i = 0; i < vt.n[y]; ++i) ss += load_i32(r + i * rows_stride + 4 * x) * k[i];
-      const int32_t v = round_up(ss);
-      std::memcpy(dst + y * dst_stride + 4 * x, &v, 4);
-    }
-  }
+  const int64_t width = g.window.width, height = g.window.height;
+  resample_separable(
+      src, src_stride, 4, g, filter, dst, dst_stride,
+      [&](const uint8_t* rows, int64_t stride, int64_t n, const Taps& ht, uint8_t* out, int64_t out_stride) {
+        for (int64_t y = 0; y < n; ++y) {
+          const uint8_t* s = rows + y * stride;
+          for (int64_t x = 0; x < width; ++x) {
+            const double* k = ht.weights.data() + x * ht.ksize;
+            double ss = 0.0;
+            for (int32_t i = 0; i < ht.n[x]; ++i) ss += load_i32(s + 4 * (ht.first[x] + i)) * k[i];
+            const int32_t v = round_up(ss);
+            std::memcpy(out + y * out_stride + 4 * x, &v, 4);
+          }
+        }
+      },
+      [&](const uint8_t* rows, int64_t stride, const Taps& vt, int64_t row_begin, uint8_t* out, int64_t out_stride) {
+        for (int64_t y = 0; y < height; ++y) {
+          const double* k = vt.weights.data() + y * vt.ksize;
+          const uint8_t* r = rows + (vt.first[y] - row_begin) * stride;
+          for (int64_t x = 0; x < width; ++x) {
+            double ss = 0.0;
+            for (int32_t i = 0; i < vt.n[y]; ++i) ss += load_i32(r + i * stride + 4 * x) * k[i];
+            const int32_t v = round_up(ss);
+            std::memcpy(out + y * out_stride + 4 * x, &v, 4);
+          }
+        }
+      });
 }
 
 void resample_nearest(const uint8_t* src, int64_t src_stride, int64_t pixel_bytes, const ResampleGeometry& g,
