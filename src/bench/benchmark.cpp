@@ -93,8 +93,10 @@ at::Device bench_device(const std::string& name) {
     fail("--device ", name, ": no CUDA device is visible (",
          at::hasCUDA() ? "no GPU or driver found" : "this LibTorch was built without CUDA", ")");
   }
-  if (device.is_cuda() && device.has_index() && size_t(device.index()) >= torch::cuda::device_count()) {
-    fail("--device ", name, ": only ", torch::cuda::device_count(), " CUDA device(s) visible");
+  // device_count() is size_t in LibTorch 1.13 and c10::DeviceIndex (int8_t) in 2.9+: compare and print as int64.
+  const auto visible = static_cast<int64_t>(torch::cuda::device_count());
+  if (device.is_cuda() && device.has_index() && int64_t(device.index()) >= visible) {
+    fail("--device ", name, ": only ", visible, " CUDA device(s) visible");
   }
   return device;
 }

@@ -3,10 +3,20 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef USE_C10D_NCCL
+// A backend is compiled in when LibTorch was built with it and its library's headers are on this machine (pip
+// wheels ship neither gloo's headers nor, on the default path, nccl.h; Debian's libgloo-dev has gloo's).
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
+#define CLIP_HAVE_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#else
+#define CLIP_HAVE_GLOO 0
+#endif
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#define CLIP_HAVE_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#else
+#define CLIP_HAVE_NCCL 0
 #endif
 
 #include <atomic>
@@ -240,19 +250,25 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const Com
   const std::string backend = options.backend == "auto" ? (options.device.is_cuda() ? "nccl" : "gloo") : options.backend;
   try {
     if (backend == "gloo") {
+#if CLIP_HAVE_GLOO
       auto o = c10d::ProcessGroupGloo::Options::create(timeout);
       o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, o);
       return std::make_shared<C10dCommunicator<c10d::ProcessGroupGloo>>(env, store, pg, timeout, at::Device(at::kCPU));
+#else
+      fail("--dist-backend gloo: this build has no Gloo (LibTorch without it, or no gloo headers when libclip was "
+           "built); use nccl on GPUs");
+#endif
     }
     if (backend == "nccl") {
-#ifdef USE_C10D_NCCL
+#if CLIP_HAVE_NCCL
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = timeout;
       auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, o);
       return std::make_shared<C10dCommunicator<c10d::ProcessGroupNCCL>>(env, store, pg, timeout, options.device);
 #else
-      fail("--dist-backend nccl: this LibTorch was built without NCCL; use gloo (CPU) or a CUDA LibTorch");
+      fail("--dist-backend nccl: this build has no NCCL (a LibTorch without it, or no nccl.h when libclip was built); "
+           "use gloo on CPUs, or rebuild with NCCL's headers on the include path");
 #endif
     }
   } catch (const Error&) {
