@@ -196,8 +196,7 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
         optimizer->zero_grad();
         loss = contrastive_backward(*model, images, texts, /*accum_freq=*/1, /*bf16_autocast=*/bf16);
         optimizer->step();
-        at::NoGradGuard no_grad;
-        model->logit_scale.clamp_(0, std::log(100.0));
+        clamp_logit_scale(*model);
       };
       r.flops_per_sample = train_flops_per_sample(config, b);
       break;

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "clip/dist/communicator.h"
 #include "clip/dist/grad_sync.h"
 #include "clip/train/loss.h"
@@ -73,6 +75,11 @@ at::Tensor contrastive_backward(CLIPImpl& model, const at::Tensor& images, const
   }
   if (dist.sync) dist.sync->finish();
   return loss.detach();
+}
+
+void clamp_logit_scale(CLIPImpl& model) {
+  at::NoGradGuard no_grad;
+  model.logit_scale.clamp_(0, std::log(100.0));
 }
 
 }  // namespace clip

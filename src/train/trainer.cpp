@@ -368,8 +368,7 @@ class Trainer {
       at::_foreach_mul_(grads, config_.grad_clip_norm / (s.grad_norm + 1e-6));
     }
     optimizer_->step();
-    at::NoGradGuard no_grad;
-    model_->logit_scale.clamp_(0, std::log(100.0));
+    clamp_logit_scale(*model_);
     return s;
   }
 

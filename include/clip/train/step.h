@@ -39,4 +39,7 @@ at::Tensor contrastive_backward(CLIPImpl& model, const at::Tensor& images, const
                                 int64_t accum_freq = 1, bool bf16_autocast = false,
                                 const DistributedStep& dist = {});
 
+/// Clamps logit_scale to [0, ln 100] in place (without grad), as the reference does after every optimizer step.
+void clamp_logit_scale(CLIPImpl& model);
+
 }  // namespace clip
