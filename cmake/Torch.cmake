@@ -1,7 +1,29 @@
 # LibTorch wrapped once as clip_torch, an INTERFACE target whose include directories are SYSTEM so that
 # -Wall -Wextra -Werror applies to our code and not to Torch's headers. The installed package defines the
 # same thing as clip::torch against the consumer's own find_package(Torch) (see clip-config.cmake.in).
+#
+# Which LibTorch: Debian's (libtorch-dev, /usr) by default; another one with -DTorch_ROOT=<its folder> (for pip's
+# torch: python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))'; scripts/build does this for
+# CLIP_TORCH=pip). Torch_ROOT rather than CMAKE_PREFIX_PATH: TorchConfig.cmake finds its libraries with
+# find_library(... PATHS <prefix>/lib), which searches the system's folders first, so with Debian's libtorch-dev
+# also installed a CMAKE_PREFIX_PATH build would silently link Debian's libtorch.so and c10 beside the other
+# LibTorch's headers. <Package>_ROOT is searched before the system's folders (policy CMP0074).
+if(Torch_DIR AND NOT Torch_ROOT AND NOT DEFINED ENV{Torch_ROOT})
+  get_filename_component(Torch_ROOT "${Torch_DIR}/../../.." ABSOLUTE)
+endif()
 find_package(Torch REQUIRED)
+# Every LibTorch library must come from the LibTorch whose headers we compile against.
+get_filename_component(clip_torch_prefix "${TORCH_INSTALL_PREFIX}" REALPATH)
+foreach(lib IN LISTS TORCH_LIBRARY TORCH_LIBRARIES)
+  if(IS_ABSOLUTE "${lib}" AND lib MATCHES "/lib(torch|c10)[^/]*\\.so$")
+    get_filename_component(real "${lib}" REALPATH)
+    string(FIND "${real}" "${clip_torch_prefix}/" at)
+    if(NOT at EQUAL 0)
+      message(FATAL_ERROR "clip: LibTorch ${Torch_VERSION} at ${TORCH_INSTALL_PREFIX} would link ${lib}, which "
+                          "belongs to another LibTorch. Configure with -DTorch_ROOT=${TORCH_INSTALL_PREFIX}.")
+    endif()
+  endif()
+endforeach()
 add_library(clip_torch INTERFACE)
 target_include_directories(clip_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 target_link_libraries(clip_torch INTERFACE ${TORCH_LIBRARIES})

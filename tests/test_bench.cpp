@@ -15,6 +15,7 @@
 #include "clip/bench/benchmark.h"
 #include "clip/bench/flops.h"
 #include "clip/model/config.h"
+#include "clip/util/cuda.h"
 #include "clip/util/error.h"
 #include "test_util.h"
 
@@ -146,7 +147,7 @@ TEST(Benchmark, RefusesWhatItCannotRun) {
   EXPECT_THROW(clip::parse_bench_mode("infer"), clip::Error);
   EXPECT_THROW(clip::parse_bench_precision("fp16"), clip::Error);
   if (!torch::cuda::is_available()) {
-    EXPECT_NE(message(clip::BenchOptions(tiny).device("cuda")).find("no CUDA device is visible"), std::string::npos);
+    EXPECT_NE(message(clip::BenchOptions(tiny).device("cuda")).find(clip::cuda_unavailable_reason()), std::string::npos);
   }
 }
 
@@ -177,7 +178,7 @@ TEST(ClipBench, FailsWithOneLine) {
   if (!torch::cuda::is_available()) {
     const ToolRun no_gpu = run(kBench + " --model vit_tiny --device cuda --steps 1 --warmup 0");
     EXPECT_EQ(no_gpu.exit_code, 1) << no_gpu.output;
-    EXPECT_NE(no_gpu.output.find("no CUDA device is visible"), std::string::npos) << no_gpu.output;
+    EXPECT_NE(no_gpu.output.find("--device cuda: " + clip::cuda_unavailable_reason()), std::string::npos) << no_gpu.output;
   }
 }
 

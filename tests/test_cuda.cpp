@@ -17,6 +17,7 @@
 #include "clip/model/clip_model.h"
 #include "clip/train/optimizer.h"
 #include "clip/train/step.h"
+#include "clip/util/cuda.h"
 #include "test_util.h"
 #include "util/torch_compat.h"
 
@@ -24,10 +25,7 @@ namespace {
 
 const at::Device kCuda("cuda");
 
-std::string why_no_cuda() {
-  return at::hasCUDA() ? "no CUDA device visible (no GPU or no driver)"
-                       : "no CUDA device visible: this LibTorch was built without CUDA";
-}
+std::string why_no_cuda() { return clip::cuda_unavailable_reason(); }
 
 // fp32 on the GPU means fp32: cuBLAS and cuDNN may otherwise use TF32 (cuDNN convolutions do by default).
 class Cuda : public testing::Test {

@@ -16,6 +16,7 @@
 #include "clip/model/registry.h"
 #include "clip/train/optimizer.h"
 #include "clip/train/step.h"
+#include "clip/util/cuda.h"
 #include "clip/util/error.h"
 #include "clip/util/threads.h"
 #include "util/torch_compat.h"
@@ -89,9 +90,8 @@ at::Device bench_device(const std::string& name) {
     fail("--device '", name, "': expected cpu, cuda or cuda:N");
   }
   if (!device.is_cpu() && !device.is_cuda()) fail("--device '", name, "': expected cpu, cuda or cuda:N");
-  if (device.is_cuda() && !torch::cuda::is_available()) {
-    fail("--device ", name, ": no CUDA device is visible (",
-         at::hasCUDA() ? "no GPU or driver found" : "this LibTorch was built without CUDA", ")");
+  if (device.is_cuda()) {
+    if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device ", name, ": ", why);
   }
   // device_count() is size_t in LibTorch 1.13 and c10::DeviceIndex (int8_t) in 2.9+: compare and print as int64.
   const auto visible = static_cast<int64_t>(torch::cuda::device_count());

@@ -279,6 +279,13 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const Com
   fail("--dist-backend '", options.backend, "': expected auto, gloo or nccl");
 }
 
+std::vector<std::string> Communicator::backends() {
+  std::vector<std::string> names;
+  if (CLIP_HAVE_GLOO) names.emplace_back("gloo");
+  if (CLIP_HAVE_NCCL) names.emplace_back("nccl");
+  return names;
+}
+
 std::vector<std::string> Communicator::all_gather_strings(const std::string& mine) {
   // Lengths first, then the bytes padded to the longest.
   const at::Tensor lengths =

@@ -38,6 +38,9 @@ class Communicator {
  public:
   /// Connects to the job's other ranks; returns nullptr when the job has one process.
   static std::shared_ptr<Communicator> create(const DistEnv& env, const CommunicatorOptions& options);
+  /// The c10d backends this build of libclip can start ("gloo", "nccl"): those LibTorch was built with whose
+  /// headers were found when libclip was compiled.
+  static std::vector<std::string> backends();
   virtual ~Communicator() = default;
 
   int rank() const { return rank_; }
