@@ -24,7 +24,15 @@ foreach(lib IN LISTS TORCH_LIBRARY TORCH_LIBRARIES)
     endif()
   endif()
 endforeach()
+# PyPI's libtorch.so defines some of libstdc++'s own functions (std::filesystem::remove_all and others, linked in
+# statically from the compiler it was built with; pytorch/pytorch#133437), and calling its copies from our code
+# jumps to address 0. A program takes each symbol from the first library in its link order that defines it, so
+# libstdc++ is linked ahead of LibTorch (CLIP_STDCXX_FIRST; the installed package does the same for its users).
+set(CLIP_STDCXX_FIRST "")
+if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  set(CLIP_STDCXX_FIRST "-Wl,--push-state,--no-as-needed,-lstdc++,--pop-state")
+endif()
 add_library(clip_torch INTERFACE)
 target_include_directories(clip_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
-target_link_libraries(clip_torch INTERFACE ${TORCH_LIBRARIES})
+target_link_libraries(clip_torch INTERFACE ${CLIP_STDCXX_FIRST} ${TORCH_LIBRARIES})
 message(STATUS "clip: LibTorch ${Torch_VERSION} from ${TORCH_INSTALL_PREFIX}")

@@ -247,13 +247,15 @@ TEST(ClipTrain, NprocPerNodeEndToEnd) {
 // Under torchrun itself (Debian's python3-torch when installed): its agent already serves the store on
 // MASTER_PORT and says so (TORCHELASTIC_USE_AGENT_STORE=True), so rank 0 must join as a client.
 TEST(ClipTrain, RunsUnderTorchrun) {
-  if (clip::test::run_command("/usr/bin/python3 -c 'import torch.distributed.run' 2>/dev/null").exit_code != 0) {
-    GTEST_SKIP() << "no torchrun here (/usr/bin/python3 cannot import torch.distributed.run)";
+  const std::string python = CLIP_TORCH_PYTHON;  // the python whose torch is the LibTorch we built against
+  if (clip::test::run_command(python + " -c 'import torch.distributed.run' 2>/dev/null").exit_code != 0) {
+    GTEST_SKIP() << "no torchrun here (" << python << " cannot import torch.distributed.run)";
   }
   clip::test::TempDir dir;
   // 1.13's flag spellings (newer torchrun takes them too); --redirects/--tee: 1.13's defaults of "0" break under
   // Python 3.11's enum.
-  const std::string command = "/usr/bin/python3 -m torch.distributed.run --redirects 2 --tee 2 --nnodes 1 "
+  // A bounded run: a rank that cannot reach the store must fail the test, not hang it.
+  const std::string command = "timeout 300 " + python + " -m torch.distributed.run --redirects 2 --tee 2 --nnodes 1 "
                               "--nproc_per_node 2 --master_port " + std::to_string(clip::free_tcp_port()) +
                               " --no_python " + clip_train() + " --model-config " + clip::test::data("vit_tiny.json") +
                               " --train-data synthetic --synthetic-samples 32 --batch-size 4 --epochs 1 --threads 1"

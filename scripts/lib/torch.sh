@@ -27,23 +27,22 @@ clip_resolve_torch() {
   torch_root=$("$clip_python" -c 'import os, torch; print(os.path.dirname(torch.__file__))') ||
     { echo "CLIP_TORCH=pip: $clip_python cannot import torch" >&2; return 1; }
   # Torch_ROOT, not CMAKE_PREFIX_PATH: see cmake/Torch.cmake. CUDA and NCCL must be there (test_build checks).
-  clip_torch_args=("-DTorch_ROOT=$torch_root" -DCLIP_REQUIRE_CUDA=ON)
+  clip_torch_args=("-DTorch_ROOT=$torch_root" "-DCLIP_TORCH_PYTHON=$clip_python" -DCLIP_REQUIRE_CUDA=ON)
   [[ -d /usr/local/cuda && -z "${CUDAToolkit_ROOT:-}" ]] && clip_torch_args+=(-DCUDAToolkit_ROOT=/usr/local/cuda)
   [[ -x /usr/local/cuda/bin/nvcc && -z "${CUDACXX:-}" ]] &&
     clip_torch_args+=(-DCUDA_TOOLKIT_ROOT_DIR=/usr/local/cuda -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
   return 0
 }
 
-# clip_needs_configure DIR: whether DIR has no build yet, or was configured for another LibTorch.
+# clip_needs_configure DIR: whether DIR has no build yet, or its cache lacks one of clip_torch_args (another LibTorch).
 clip_needs_configure() {
-  local dir=$1
+  local dir=$1 arg name value
   [[ -f "$dir/build.ninja" && -f "$dir/CMakeCache.txt" ]] || return 0
-  local arg
   for arg in "${clip_torch_args[@]}"; do
-    if [[ "$arg" == -DTorch_ROOT=* ]]; then
-      grep -qxF "Torch_ROOT:UNINITIALIZED=${arg#-DTorch_ROOT=}" "$dir/CMakeCache.txt" ||
-        grep -qxF "Torch_ROOT:PATH=${arg#-DTorch_ROOT=}" "$dir/CMakeCache.txt" || return 0
-    fi
+    arg=${arg#-D}
+    name=${arg%%=*} value=${arg#*=}
+    grep -qE "^${name}:[A-Z]+=" "$dir/CMakeCache.txt" || return 0
+    [[ "$(grep -E "^${name}:[A-Z]+=" "$dir/CMakeCache.txt" | head -1 | cut -d= -f2-)" == "$value" ]] || return 0
   done
   return 1
 }
