@@ -1,6 +1,7 @@
 """libclip on LibTorch 1.13 (Debian's, OpenBLAS), libclip on LibTorch 2.x (PyPI's wheel: MKL, oneDNN) and open_clip
-on the same 2.x, side by side on this CPU: the same model, mode, batch and threads, the runs alternating (one of
-each per round) so that a busy machine slows all three alike.
+on the same 2.x, side by side on this CPU: the same model (configs/models), mode, batch and threads, the runs
+alternating (one of each per round, the order rotating from round to round) so that a busy machine slows all
+three alike; the ratios are the medians of each round's ratio, so slow drift of the machine cancels.
 
     $(scripts/venv)/bin/python bench/compare_cpu.py [--rounds 3] [--threads 2] [--rows ViT-B-32:image:1,...]
         [--markdown FILE] [--jsonl FILE]
@@ -69,7 +70,7 @@ def main():
         for r in range(args.rounds):
             for model, mode, batch in rows:
                 steps, warmup = steps_for(mode, batch)
-                for name, exe in impls:
+                for name, exe in impls[r % 3:] + impls[:r % 3]:
                     common = ["--model", model, "--mode", mode, "--batch-size", str(batch), "--threads",
                               str(args.threads), "--steps", str(steps), "--warmup", str(warmup), "--json", out]
                     if exe:
@@ -89,14 +90,17 @@ def main():
     names = [n for n, _ in impls]
     lines = [f"| model | mode | batch | {' | '.join(names)} | libclip / open_clip (2.x) | libclip 2.x / 1.13 |",
              "| --- | --- | --- | " + " | ".join("---" for _ in names) + " | --- | --- |"]
+    def paired(a, b):
+        ratios = [x / y for x, y in zip(results[(row, names[a])], results[(row, names[b])])]
+        return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+
     for row in rows:
         med = [statistics.median(results[(row, n)]) for n in names]
         cells = [f"{m:.2f} ({', '.join(f'{v:.2f}' for v in results[(row, n)])})" for m, n in zip(med, names)]
-        lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {' | '.join(cells)} | {med[1] / med[2]:.2f} | "
-                     f"{med[1] / med[0]:.2f} |")
+        lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {' | '.join(cells)} | {paired(1, 2)} | {paired(1, 0)} |")
     table = "\n".join(lines)
     print(f"\nsamples/s, median over {args.rounds} alternating rounds (each round's value in brackets), "
-          f"{args.threads} threads, fp32\n" + table)
+          f"{args.threads} threads, fp32; ratios: the median of the rounds' ratios (their range)\n" + table)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table + "\n")

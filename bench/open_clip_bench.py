@@ -8,7 +8,8 @@ Modes, as `clip_bench --mode`:
   and defaults (weight decay 0.2 off for gains and biases; betas (0.9, 0.98) and eps 1e-6 for ViTs, (0.9, 0.999)
   and 1e-8 for ResNets), the logit-scale clamp to [0, ln 100];
 - image / text: one `encode_image` / `encode_text` under torch.no_grad(), the model in eval mode.
-fp32 on the CPU; `--device cuda --precision bf16` autocasts as open_clip's training does. Fresh weights
+The architecture is libclip's config of the same name (configs/models, open_clip's schema, registered with
+open_clip), so both run the same model. fp32 on the CPU; `--device cuda --precision bf16` autocasts as open_clip's training does. Fresh weights
 (`pretrained=None`): the speed does not depend on them. Prints one line; `--json FILE` appends the result in
 clip_bench's JSON fields (model, mode, batch_size, threads, samples_per_second, median_step_seconds, step_seconds).
 """
@@ -17,14 +18,21 @@ import json
 import math
 import statistics
 import sys
+import os
 import time
 
 import torch
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="ViT-B-32", help="an open_clip model name (the configs/models names)")
+    parser.add_argument("--model", default="ViT-B-32", help="a model name of configs/models (or of open_clip)")
+    parser.add_argument("--config-dir", default=os.path.join(ROOT, "configs", "models"),
+                        help="model configs registered with open_clip first, so that a name means the same "
+                             "architecture as in clip_bench (libclip's ViT-B-32 is OpenAI's, with QuickGELU: "
+                             "open_clip's own ViT-B-32 config uses GELU)")
     parser.add_argument("--mode", choices=("train", "image", "text"), default="train")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10)
@@ -40,15 +48,16 @@ def main():
     if args.precision == "bf16" and not args.device.startswith("cuda"):
         sys.exit("open_clip_bench: --precision bf16 is CUDA autocast; on the CPU use fp32")
 
-    import os
     threads = args.threads or os.cpu_count()
     torch.set_num_threads(threads)
     import open_clip
     from open_clip.loss import ClipLoss
 
+    if args.config_dir:
+        open_clip.add_model_config(args.config_dir)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    model = open_clip.create_model(args.model, pretrained=None, device=device)
+    model = open_clip.create_model(args.model, pretrained=None, device=device, output_dict=True)
     cfg = open_clip.get_model_config(args.model)
     b, res = args.batch_size, cfg["vision_cfg"].get("image_size", 224)
     ctx, vocab = cfg["text_cfg"].get("context_length", 77), cfg["text_cfg"].get("vocab_size", 49408)

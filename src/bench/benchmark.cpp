@@ -1,6 +1,7 @@
 #include "clip/bench/benchmark.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -203,7 +204,7 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
     case BenchMode::image:
       model->eval();
       step = [&] {
-        at::NoGradGuard no_grad;
+        c10::InferenceMode inference;  // as clip_embed and clip_zeroshot encode
         compat::AutocastGuard autocast(bf16, at::kBFloat16);
         model->encode_image(images);
       };
@@ -212,7 +213,7 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
     case BenchMode::text:
       model->eval();
       step = [&] {
-        at::NoGradGuard no_grad;
+        c10::InferenceMode inference;
         compat::AutocastGuard autocast(bf16, at::kBFloat16);
         model->encode_text(texts);
       };

@@ -35,12 +35,14 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  at::Tensor out = at::relu(bn1(conv1(x)));
-  out = at::relu(bn2(conv2(out)));
+  // ReLUs and the residual add in place, as the reference's (nn.ReLU(inplace=True), out += identity): autograd
+  // needs none of the overwritten values (BatchNorm's backward reads its input, ReLU's its own output).
+  at::Tensor out = bn1(conv1(x)).relu_();
+  out = bn2(conv2(out)).relu_();
   if (stride_ > 1) out = at::avg_pool2d(out, stride_);
   out = bn3(conv3(out));
-  const at::Tensor identity = downsample ? downsample->forward(x) : x;
-  return at::relu(out + identity);
+  out += downsample ? downsample->forward(x) : x;
+  return out.relu_();
 }
 
 AttentionPool2dImpl::AttentionPool2dImpl(int64_t spatial_dim, int64_t embed_dim, int64_t heads, int64_t output_dim)
@@ -114,9 +116,9 @@ torch::Tensor ModifiedResNetImpl::forward(const torch::Tensor& images) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "ModifiedResNet expects images [N, 3, H, W], got ",
               images.sizes());
   at::Tensor x = images.to(conv1->weight.scalar_type());
-  x = at::relu(bn1(conv1(x)));
-  x = at::relu(bn2(conv2(x)));
-  x = at::relu(bn3(conv3(x)));
+  x = bn1(conv1(x)).relu_();
+  x = bn2(conv2(x)).relu_();
+  x = bn3(conv3(x)).relu_();
   x = at::avg_pool2d(x, 2);
   x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
   return attnpool(x);

@@ -25,8 +25,10 @@
 #endif
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 #define CLIP_AUTOCAST_PER_DEVICE 1
+#define CLIP_HAS_FUSED_ADAMW 1  // at::_fused_adamw_ on CPUs (2.4+) and CUDA
 #else
 #define CLIP_AUTOCAST_PER_DEVICE 0
+#define CLIP_HAS_FUSED_ADAMW 0
 #endif
 
 namespace clip::compat {
@@ -104,12 +106,31 @@ class AutocastGuard {
   at::ScalarType previous_dtype_ = at::kHalf;
 };
 
-/// One AdamW update (torch.optim.AdamW's math, decoupled weight decay) over lists of tensors, with
-/// multi-tensor (foreach) kernels. bias1 = 1 - beta1^step, bias2 = 1 - beta2^step.
+/// One AdamW update (torch.optim.AdamW's math, decoupled weight decay) over lists of tensors. LibTorch 2.4+:
+/// the fused kernel (torch.optim.AdamW(fused=True)), one pass over each parameter's four tensors; before, or for
+/// tensors it does not take: multi-tensor (foreach) kernels, nine passes. bias1 = 1 - beta1^step,
+/// bias2 = 1 - beta2^step.
 inline void adamw_step(std::vector<at::Tensor>& params, std::vector<at::Tensor>& grads,
                        std::vector<at::Tensor>& exp_avgs, std::vector<at::Tensor>& exp_avg_sqs, double lr,
                        double beta1, double beta2, double eps, double weight_decay, double bias1, double bias2,
-                       int64_t /*step*/) {
+                       int64_t step) {
+#if CLIP_HAS_FUSED_ADAMW
+  bool fusable = !params.empty();
+  for (size_t i = 0; i < params.size() && fusable; ++i) {
+    fusable = params[i].scalar_type() == at::kFloat && grads[i].scalar_type() == at::kFloat &&
+              !grads[i].is_sparse() && params[i].device() == params[0].device();
+  }
+  if (fusable) {
+    // The kernel computes the bias corrections from each parameter's step count, read-only here.
+    const at::Tensor step_count = at::full({}, static_cast<double>(step), params[0].options().dtype(at::kFloat));
+    const std::vector<at::Tensor> steps(params.size(), step_count);
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2,
+                      weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+    return;
+  }
+#else
+  (void)step;
+#endif
   if (weight_decay != 0) at::_foreach_mul_(params, 1 - lr * weight_decay);
   at::_foreach_mul_(exp_avgs, beta1);
   at::_foreach_add_(exp_avgs, grads, 1 - beta1);
