@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/nn/module.h>
 
 #include "clip/embed.h"
@@ -104,6 +105,43 @@ TEST(Model, WrongInputSizesFailClearly) {
   EXPECT_THROW(clip::embed_tensors(*model, bad), clip::Error);
   EXPECT_THROW(clip::embed_tensors(*model, {{"image", at::zeros({1, 3, 32, 32})}}), clip::Error);
   EXPECT_THROW(clip::embed_tensors(*model, {{"other", at::zeros({1})}}), clip::Error);
+}
+
+// Inference without autograd may run the Transformer's linear layers from weights packed once (LibTorch 2.x with
+// MKL, src/model/packed_linear.h). The results must equal the unpacked ones (autograd on: at::linear), also after
+// the weights change in place (an optimizer step, a load) and when the batch size changes. 1e-6 relative.
+TEST(Model, InferenceEqualsTheAutogradPathAcrossWeightAndBatchChanges) {
+  clip::CLIP model = clip::load_model(clip::test::data("vit_tiny.safetensors"),
+                                      clip::LoadOptions().config_path(clip::test::data("vit_tiny.json")));
+  model->eval();
+  at::manual_seed(3);
+  const at::Tensor images = at::randn({3, 3, 64, 64});
+  const at::Tensor ids = at::randint(1, 400, {3, 77}, at::kLong);
+  // The batch order: after the change the first product has the row count of the last one before it, so only
+  // the weight's version counter can tell that its pack is stale.
+  auto check = [&](const std::string& what, std::vector<int64_t> batches) {
+    at::Tensor image_ref, text_ref;
+    {
+      at::AutoGradMode grad(true);
+      image_ref = model->encode_image(images).detach();
+      text_ref = model->encode_text(ids).detach();
+    }
+    for (int64_t batch : batches) {
+      c10::InferenceMode inference;
+      EXPECT_LT(clip::test::report(what + " image, batch " + std::to_string(batch),
+                                   model->encode_image(images.narrow(0, 0, batch)), image_ref.narrow(0, 0, batch)),
+                1e-6);
+      EXPECT_LT(clip::test::report(what + " text, batch " + std::to_string(batch),
+                                   model->encode_text(ids.narrow(0, 0, batch)), text_ref.narrow(0, 0, batch)),
+                1e-6);
+    }
+  };
+  check("inference", {3, 1});
+  {
+    torch::NoGradGuard no_grad;  // a change in place, as an optimizer step makes it
+    for (auto& p : model->parameters()) p.mul_(1.25).add_(0.01);
+  }
+  check("after an in-place change,", {1, 3});
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "model/packed_linear.h"
 #include "util/torch_compat.h"
 
 namespace clip {
@@ -30,7 +31,8 @@ torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
       .to(x.scalar_type());
 }
 
-MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width, int64_t heads) : heads_(heads) {
+MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width, int64_t heads)
+    : heads_(heads), packed_(std::make_shared<PackedLinears>()) {
   TORCH_CHECK(width % heads == 0, "attention width ", width, " is not a multiple of heads ", heads);
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
   in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
@@ -44,27 +46,31 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width, int64_t heads) : h
 torch::Tensor MultiheadAttentionImpl::forward(const torch::Tensor& x, bool causal) {
   const int64_t n = x.size(0), l = x.size(1), d = x.size(2);
   // One fused projection [N, L, 3D], viewed as (q|k|v, head, head_dim) and moved to [3, N, H, L, hd].
-  at::Tensor qkv = at::linear(x, in_proj_weight, in_proj_bias).view({n, l, 3, heads_, d / heads_});
+  at::Tensor qkv = (*packed_)(0, x, in_proj_weight, in_proj_bias).view({n, l, 3, heads_, d / heads_});
   qkv = qkv.permute({2, 0, 3, 1, 4});
   at::Tensor out = compat::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], causal);
-  return out_proj(out.transpose(1, 2).reshape({n, l, d}));
+  return (*packed_)(1, out.transpose(1, 2).reshape({n, l, d}), out_proj->weight, out_proj->bias);
 }
 
-MlpImpl::MlpImpl(int64_t width, int64_t hidden, Activation activation) : activation_(activation) {
+MlpImpl::MlpImpl(int64_t width, int64_t hidden, Activation activation)
+    : activation_(activation), packed_(std::make_shared<PackedLinears>()) {
   c_fc = register_module("c_fc", torch::nn::Linear(width, hidden));
   c_proj = register_module("c_proj", torch::nn::Linear(hidden, width));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  at::Tensor hidden = c_fc(x);
+  PackedLinears& linear = *packed_;
+  at::Tensor hidden = linear(0, x, c_fc->weight, c_fc->bias);
   if (activation_ == Activation::quick_gelu && !at::GradMode::is_enabled()) {
     // Without autograd the hidden activations are ours alone: QuickGELU in place, the same arithmetic with one
     // [N, L, hidden] buffer instead of three.
     at::Tensor gate = hidden.mul(1.702);
     gate.sigmoid_();
-    return c_proj(hidden.mul_(gate));
+    hidden.mul_(gate);
+  } else {
+    hidden = activate(hidden, activation_);
   }
-  return c_proj(activate(hidden, activation_));
+  return linear(1, hidden, c_proj->weight, c_proj->bias);
 }
 
 ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(const TransformerOptions& o) {

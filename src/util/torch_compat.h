@@ -16,12 +16,18 @@
 #endif
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #if TORCH_VERSION_MAJOR >= 2
 #define CLIP_HAS_FUSED_SDPA 1
+#define CLIP_HAS_MKL_PACKED_LINEAR 1  // mkl::_mkl_reorder_linear_weight / mkl::_mkl_linear (when built with MKL)
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <optional>
 #else
 #define CLIP_HAS_FUSED_SDPA 0
+#define CLIP_HAS_MKL_PACKED_LINEAR 0
 #endif
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 #define CLIP_AUTOCAST_PER_DEVICE 1
@@ -50,6 +56,45 @@ inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Te
   return at::matmul(at::softmax(scores, -1, scores.scalar_type()), v);
 #endif
 }
+
+/// MKL's GEMM with a weight packed once (cblas_sgemm_pack, what torch.compile's CPU freezing uses for fp32
+/// linear layers): whether this LibTorch has it (2.x built with MKL, as PyPI's x86 wheels are). CLIP_MKL_PACKED=0
+/// in the environment turns it off (to measure what it gives).
+inline bool mkl_packed_linear_available() {
+#if CLIP_HAS_MKL_PACKED_LINEAR
+  static const bool available = [] {
+    const char* env = std::getenv("CLIP_MKL_PACKED");
+    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+    auto& dispatcher = c10::Dispatcher::singleton();
+    return at::hasMKL() && dispatcher.findSchema({"mkl::_mkl_linear", ""}).has_value() &&
+           dispatcher.findSchema({"mkl::_mkl_reorder_linear_weight", ""}).has_value();
+  }();
+  return available;
+#else
+  return false;
+#endif
+}
+
+#if CLIP_HAS_MKL_PACKED_LINEAR
+/// weight [out, in] packed for products with `rows` rows of input.
+inline at::Tensor mkl_pack_linear_weight(const at::Tensor& weight, int64_t rows) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("mkl::_mkl_reorder_linear_weight", "")
+                             .typed<at::Tensor(const at::Tensor&, int64_t)>();
+  return op.call(weight, rows);
+}
+
+/// x W^T + b from the packed weight (`weight` is the unpacked one, `rows` what it was packed for).
+inline at::Tensor mkl_packed_linear(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& weight,
+                                    const at::Tensor& bias, int64_t rows) {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkl::_mkl_linear", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            int64_t)>();
+  return op.call(x, packed, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt, rows);
+}
+#endif
 
 /// Whether CUDA autocast is on, and its dtype.
 inline bool autocast_enabled() {

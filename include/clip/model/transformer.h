@@ -13,7 +13,11 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <memory>
+
 namespace clip {
+
+class PackedLinears;
 
 /// The MLP activation: QuickGELU x * sigmoid(1.702 x) (OpenAI's models) or exact (erf) GELU.
 enum class Activation { gelu, quick_gelu };
@@ -51,6 +55,7 @@ class MultiheadAttentionImpl : public torch::nn::Module {
 
  private:
   int64_t heads_;
+  std::shared_ptr<PackedLinears> packed_;  // inference on the CPU (src/model/packed_linear.h)
 };
 TORCH_MODULE(MultiheadAttention);
 
@@ -76,6 +81,7 @@ class MlpImpl : public torch::nn::Module {
 
  private:
   Activation activation_;
+  std::shared_ptr<PackedLinears> packed_;  // inference on the CPU (src/model/packed_linear.h)
 };
 TORCH_MODULE(Mlp);
 
