@@ -11,6 +11,23 @@
 if(Torch_DIR AND NOT Torch_ROOT AND NOT DEFINED ENV{Torch_ROOT})
   get_filename_component(Torch_ROOT "${Torch_DIR}/../../.." ABSOLUTE)
 endif()
+# A build folder reconfigured with another Torch_ROOT still caches the previous LibTorch's Torch_DIR and library
+# paths (find_package and find_library keep what they found): forget every cached LibTorch path outside Torch_ROOT.
+if(Torch_ROOT)
+  get_filename_component(clip_new_root "${Torch_ROOT}" REALPATH)
+  get_cmake_property(clip_cached CACHE_VARIABLES)
+  foreach(var IN LISTS clip_cached)
+    set(value "${${var}}")
+    if(value MATCHES "/lib(torch|c10|caffe2)[^/]*\\.so[.0-9]*$|/cmake/(Torch|Caffe2)$")
+      get_filename_component(real "${value}" REALPATH)
+      string(FIND "${real}" "${clip_new_root}/" at)
+      if(NOT at EQUAL 0)
+        message(STATUS "clip: forgetting ${var}=${value} (not in Torch_ROOT ${Torch_ROOT})")
+        unset(${var} CACHE)
+      endif()
+    endif()
+  endforeach()
+endif()
 find_package(Torch REQUIRED)
 # Every LibTorch library must come from the LibTorch whose headers we compile against.
 get_filename_component(clip_torch_prefix "${TORCH_INSTALL_PREFIX}" REALPATH)
