@@ -11,6 +11,7 @@
 #include "clip/io/safetensors.h"
 #include "clip/model/modified_resnet.h"
 #include "clip/model/vision_transformer.h"
+#include "clip/train/optimizer.h"
 #include "clip/util/error.h"
 #include "test_util.h"
 
@@ -107,12 +108,17 @@ TEST(Model, WrongInputSizesFailClearly) {
   EXPECT_THROW(clip::embed_tensors(*model, {{"other", at::zeros({1})}}), clip::Error);
 }
 
-// Inference without autograd may run the Transformer's linear layers from weights packed once (LibTorch 2.x with
-// MKL, src/model/packed_linear.h). The results must equal the unpacked ones (autograd on: at::linear), also after
-// the weights change in place (an optimizer step, a load) and when the batch size changes. 1e-6 relative.
-TEST(Model, InferenceEqualsTheAutogradPathAcrossWeightAndBatchChanges) {
-  clip::CLIP model = clip::load_model(clip::test::data("vit_tiny.safetensors"),
-                                      clip::LoadOptions().config_path(clip::test::data("vit_tiny.json")));
+// Inference without autograd may take faster paths on the CPU: the Transformer's linear layers from weights packed
+// once (LibTorch 2.x with MKL, src/model/packed_linear.h), the ResNet's convolutions with their BatchNorms folded
+// in (src/model/folded_conv.h). The results must equal those of the plain path (autograd on: at::linear, conv then
+// BatchNorm), also after the weights or the BatchNorm statistics change in place (an optimizer step, a load, a
+// training-mode forward) and when the batch size changes. 1e-6 relative.
+class InferencePaths : public testing::TestWithParam<std::string> {};
+
+TEST_P(InferencePaths, EqualTheAutogradPathAcrossWeightAndBatchChanges) {
+  const std::string name = GetParam();
+  clip::CLIP model = clip::load_model(clip::test::data(name + ".safetensors"),
+                                      clip::LoadOptions().config_path(clip::test::data(name + ".json")));
   model->eval();
   at::manual_seed(3);
   const at::Tensor images = at::randn({3, 3, 64, 64});
@@ -128,10 +134,10 @@ TEST(Model, InferenceEqualsTheAutogradPathAcrossWeightAndBatchChanges) {
     }
     for (int64_t batch : batches) {
       c10::InferenceMode inference;
-      EXPECT_LT(clip::test::report(what + " image, batch " + std::to_string(batch),
+      EXPECT_LT(clip::test::report(name + " " + what + " image, batch " + std::to_string(batch),
                                    model->encode_image(images.narrow(0, 0, batch)), image_ref.narrow(0, 0, batch)),
                 1e-6);
-      EXPECT_LT(clip::test::report(what + " text, batch " + std::to_string(batch),
+      EXPECT_LT(clip::test::report(name + " " + what + " text, batch " + std::to_string(batch),
                                    model->encode_text(ids.narrow(0, 0, batch)), text_ref.narrow(0, 0, batch)),
                 1e-6);
     }
@@ -142,6 +148,23 @@ TEST(Model, InferenceEqualsTheAutogradPathAcrossWeightAndBatchChanges) {
     for (auto& p : model->parameters()) p.mul_(1.25).add_(0.01);
   }
   check("after an in-place change,", {1, 3});
+  {
+    // An optimizer step (fused AdamW on LibTorch 2.4+: a kernel that does not move version counters itself).
+    clip::AdamW optimizer(*model, clip::AdamWOptions().lr(1e-2));
+    (model->encode_image(images).square().sum() + model->encode_text(ids).square().sum()).backward();
+    optimizer.step();
+  }
+  check("after an optimizer step,", {3, 1});
+  {
+    // A training-mode forward moves the BatchNorms' running statistics (the ResNet; the ViT has none).
+    torch::NoGradGuard no_grad;
+    model->train();
+    model->encode_image(at::randn({4, 3, 64, 64}));
+    model->eval();
+  }
+  check("after a training-mode forward,", {3, 1});
 }
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, InferencePaths, testing::Values("vit_tiny", "rn_tiny"));
 
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "model/folded_conv.h"
+
 namespace clip {
 namespace {
 
@@ -17,7 +19,8 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride =
 
 }  // namespace
 
-BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride) : stride_(stride) {
+BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
+    : stride_(stride), folded_(std::make_shared<FoldedConvBns>()) {
   conv1 = register_module("conv1", conv(inplanes, planes, 1));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
   conv2 = register_module("conv2", conv(planes, planes, 3));
@@ -37,11 +40,20 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
   // ReLUs and the residual add in place, as the reference's (nn.ReLU(inplace=True), out += identity): autograd
   // needs none of the overwritten values (BatchNorm's backward reads its input, ReLU's its own output).
-  at::Tensor out = bn1(conv1(x)).relu_();
-  out = bn2(conv2(out)).relu_();
+  // Without autograd on the CPU each BatchNorm is folded into its convolution (src/model/folded_conv.h).
+  FoldedConvBns& conv_bn = *folded_;
+  at::Tensor out = conv_bn(0, *conv1, *bn1, x).relu_();
+  out = conv_bn(1, *conv2, *bn2, out).relu_();
   if (stride_ > 1) out = at::avg_pool2d(out, stride_);
-  out = bn3(conv3(out));
-  out += downsample ? downsample->forward(x) : x;
+  out = conv_bn(2, *conv3, *bn3, out);
+  if (downsample) {
+    // downsample = [AvgPool2d, Conv2d, BatchNorm2d], the reference's layout (constructor).
+    const at::Tensor pooled = downsample[0]->as<torch::nn::AvgPool2dImpl>()->forward(x);
+    out += conv_bn(3, *downsample[1]->as<torch::nn::Conv2dImpl>(), *downsample[2]->as<torch::nn::BatchNorm2dImpl>(),
+                   pooled);
+  } else {
+    out += x;
+  }
   return out.relu_();
 }
 
@@ -73,7 +85,8 @@ torch::Tensor AttentionPool2dImpl::forward(const torch::Tensor& input) {
   return c_proj(out);
 }
 
-ModifiedResNetImpl::ModifiedResNetImpl(const ModifiedResNetOptions& o) : options_(o) {
+ModifiedResNetImpl::ModifiedResNetImpl(const ModifiedResNetOptions& o)
+    : options_(o), folded_(std::make_shared<FoldedConvBns>()) {
   TORCH_CHECK(o.layers().size() == 4, "ModifiedResNet needs 4 stages, got ", o.layers().size());
   TORCH_CHECK(o.image_size() % 32 == 0, "ModifiedResNet image_size must be a multiple of 32, got ", o.image_size());
   const int64_t w = o.width();
@@ -116,13 +129,15 @@ torch::Tensor ModifiedResNetImpl::forward(const torch::Tensor& images) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "ModifiedResNet expects images [N, 3, H, W], got ",
               images.sizes());
   at::Tensor x = images.to(conv1->weight.scalar_type());
-  // Inference on the CPU: channels-last (NHWC) activations, on which oneDNN's convolutions run faster (RN50 image
-  // tower on LibTorch 2.11: 1.33x at batch 32, 1.02x at batch 1; values within 2e-8: docs/performance.md). The
-  // layout carries through every convolution, BatchNorm, ReLU, pool and add; training keeps NCHW (not measured).
+  // Inference on the CPU: channels-last (NHWC) activations, on which oneDNN's convolutions run faster, and each
+  // BatchNorm folded into its convolution (FoldedConvBns, weights channels-last too). RN50 image tower on LibTorch
+  // 2.11: docs/performance.md. The layout carries through every convolution, ReLU, pool and add; training keeps
+  // NCHW (not measured).
   if (x.is_cpu() && x.dim() == 4 && !at::GradMode::is_enabled()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  x = bn1(conv1(x)).relu_();
-  x = bn2(conv2(x)).relu_();
-  x = bn3(conv3(x)).relu_();
+  FoldedConvBns& conv_bn = *folded_;
+  x = conv_bn(0, *conv1, *bn1, x).relu_();
+  x = conv_bn(1, *conv2, *bn2, x).relu_();
+  x = conv_bn(2, *conv3, *bn3, x).relu_();
   x = at::avg_pool2d(x, 2);
   x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
   return attnpool(x);

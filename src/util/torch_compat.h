@@ -39,6 +39,14 @@
 
 namespace clip::compat {
 
+/// LibTorch's option variants (a convolution's padding: explicit, 'valid' or 'same') are std::variant on 2.x and
+/// c10::variant on 1.13.
+#if TORCH_VERSION_MAJOR >= 2
+using std::get_if;
+#else
+using c10::get_if;
+#endif
+
 /// softmax(q k^T / sqrt(d) [+ causal mask]) v for q, k, v of shape [N, H, L, d].
 /// LibTorch 2.x dispatches to flash / memory-efficient kernels; 1.13 runs matmul-softmax-matmul.
 inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -171,6 +179,10 @@ inline void adamw_step(std::vector<at::Tensor>& params, std::vector<at::Tensor>&
     const std::vector<at::Tensor> steps(params.size(), step_count);
     at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2,
                       weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+    // The fused kernel leaves the version counters where they were (as in PyTorch, whose fused optimizers do the
+    // same); the caches of derived weights (src/model/packed_linear.h, folded_conv.h) read them to know a weight
+    // changed, so move them as any in-place update does.
+    for (at::Tensor& p : params) p.unsafeGetTensorImpl()->bump_version();
     return;
   }
 #else

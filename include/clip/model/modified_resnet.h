@@ -15,11 +15,14 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <memory>
 #include <vector>
 
 #include "clip/model/vision_tower.h"
 
 namespace clip {
+
+class FoldedConvBns;
 
 /// Options of a ModifiedResNet.
 struct ModifiedResNetOptions {
@@ -47,6 +50,7 @@ class BottleneckImpl : public torch::nn::Module {
 
  private:
   int64_t stride_;
+  std::shared_ptr<FoldedConvBns> folded_;  // inference on the CPU (src/model/folded_conv.h)
 };
 TORCH_MODULE(Bottleneck);
 
@@ -81,6 +85,7 @@ class ModifiedResNetImpl : public VisionTowerImpl {
 
  private:
   ModifiedResNetOptions options_;
+  std::shared_ptr<FoldedConvBns> folded_;  // inference on the CPU (src/model/folded_conv.h)
 };
 TORCH_MODULE(ModifiedResNet);
 
