@@ -88,7 +88,7 @@ ImageEmbeddings embed_image_files(CLIPImpl& model, const std::vector<std::string
   ImageLoaderOptions o;
   o.batch_size = options.batch_size;
   o.threads = options.workers;
-  o.preprocess = preprocess_options(model.config().preprocess, model.config().vision.image_size);
+  o.preprocess = model.config().preprocess;
   ImageLoader loader(paths, o);
   c10::InferenceMode inference;
   const at::Device device = model.logit_scale.device();

@@ -11,8 +11,8 @@
 
 #include <unistd.h>
 
-#include "clip/io/checkpoint.h"
-#include "clip/io/hf.h"
+#include "clip/model/checkpoint.h"
+#include "clip/model/hf.h"
 #include "clip/io/safetensors.h"
 #include "clip/model/registry.h"
 #include "clip/util/error.h"

@@ -4,7 +4,7 @@
 
 #include <cstdio>
 
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
 #include "clip/model/clip_model.h"
 #include "clip/model/config.h"
 #include "clip/util/error.h"
@@ -62,7 +62,7 @@ TEST(ModelConfig, ReadsTheTinyFixtureModels) {
 
 TEST(ModelConfig, RoundTripsThroughJson) {
   clip::ModelConfig config = clip::load_model_config(clip::test::config("RN50x4"));
-  config.preprocess.resize_mode = "squash";
+  config.preprocess.resize_mode = clip::ResizeMode::squash;
   config.text.pool = clip::TextPool::first_eos;
   config.text.eos_token_id = 2;
   config.layer_norm_eps = 1e-6;
@@ -70,7 +70,7 @@ TEST(ModelConfig, RoundTripsThroughJson) {
   EXPECT_EQ(clip::to_json(again), clip::to_json(config));
   EXPECT_EQ(again.vision.resnet_layers, config.vision.resnet_layers);
   EXPECT_EQ(again.text.pool, clip::TextPool::first_eos);
-  EXPECT_EQ(again.preprocess.resize_mode, "squash");
+  EXPECT_EQ(again.preprocess.resize_mode, clip::ResizeMode::squash);
   EXPECT_EQ(again.layer_norm_eps, 1e-6);
 }
 
@@ -85,7 +85,7 @@ TEST(ModelConfig, AcceptsOpenClipKeysAtTheirDefaults) {
                        "resize_mode": "longest", "size": 32}})",
                                                "inline");
   EXPECT_EQ(config.preprocess.mean[0], 0.5);
-  EXPECT_EQ(config.preprocess.interpolation, "bilinear");
+  EXPECT_EQ(config.preprocess.interpolation, clip::Filter::bilinear);
 }
 
 // Expects parse_model_config to fail with a message containing every one of `needles`.

@@ -12,7 +12,7 @@
 #include <cstdio>
 
 #include "clip/bench/benchmark.h"
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
 #include "clip/io/safetensors.h"
 #include "clip/model/clip_model.h"
 #include "clip/train/optimizer.h"

@@ -21,7 +21,7 @@
 #include "clip/dist/communicator.h"
 #include "clip/dist/grad_sync.h"
 #include "clip/dist/launch.h"
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
 #include "clip/io/safetensors.h"
 #include "clip/train/optimizer.h"
 #include "clip/train/step.h"

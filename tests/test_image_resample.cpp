@@ -295,16 +295,18 @@ TEST(RandomResizedCrop, ReproducibleAndWithinTheRanges) {
 }
 
 TEST(Preprocess, OptionsFromConfigAndBadNames) {
-  clip::PreprocessConfig config;
-  config.resize_mode = "squash";
-  config.interpolation = "bilinear";
-  const clip::PreprocessOptions o = clip::preprocess_options(config, 336);
-  EXPECT_EQ(o.size, 336);
+  clip::ModelConfig config = clip::parse_model_config(
+      R"({"embed_dim": 64, "vision_cfg": {"image_size": 336, "layers": 1, "width": 64, "patch_size": 16},
+          "text_cfg": {"width": 64, "heads": 1, "layers": 1},
+          "preprocess_cfg": {"resize_mode": "squash", "interpolation": "bilinear"}})",
+      "inline");
+  const clip::PreprocessOptions& o = config.preprocess;
+  EXPECT_EQ(o.size, 336);  // the tower's image size
   EXPECT_EQ(o.resize_mode, clip::ResizeMode::squash);
   EXPECT_EQ(o.interpolation, Filter::bilinear);
-  config.resize_mode = "crop";
+  EXPECT_EQ(clip::parse_model_config(clip::to_json(config), "again").preprocess.resize_mode, clip::ResizeMode::squash);
   try {
-    clip::preprocess_options(config, 224);
+    clip::parse_resize_mode("crop");
     FAIL() << "no error";
   } catch (const clip::Error& e) {
     std::printf("[ message  ] %s\n", e.what());

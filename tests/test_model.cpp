@@ -7,7 +7,7 @@
 #include <torch/nn/module.h>
 
 #include "clip/embed.h"
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
 #include "clip/io/safetensors.h"
 #include "clip/model/modified_resnet.h"
 #include "clip/model/vision_transformer.h"

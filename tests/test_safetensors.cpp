@@ -13,7 +13,7 @@
 
 #include <unistd.h>
 
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
 #include "clip/io/safetensors.h"
 #include "clip/util/error.h"
 #include "test_util.h"

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 
+#include "clip/model/model_tokenizer.h"
 #include "clip/model/text_transformer.h"
 #include "clip/text/clip_bpe.h"
 #include "clip/text/sentencepiece.h"

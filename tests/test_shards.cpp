@@ -22,6 +22,7 @@
 #include "clip/data/shards.h"
 #include "clip/image/decode.h"
 #include "clip/model/config.h"
+#include "clip/model/model_tokenizer.h"
 #include "clip/train/train_config.h"
 #include "clip/train/train_state.h"
 #include "clip/train/trainer.h"

@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "clip/model/model_tokenizer.h"
 #include "clip/text/clip_bpe.h"
 #include "test_util.h"
 

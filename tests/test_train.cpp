@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
 #include "clip/io/safetensors.h"
 #include "clip/train/step.h"
 #include "clip/train/train_config.h"

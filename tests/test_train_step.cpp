@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
 #include "clip/io/safetensors.h"
 #include "clip/train/loss.h"
 #include "clip/train/optimizer.h"

@@ -17,12 +17,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
 #include "clip/io/safetensors.h"
 #include "clip/text/tokenizer.h"
 #include "clip/util/error.h"
 #include "clip/zeroshot/classifier.h"
-#include "clip/zeroshot/prompts.h"
+#include "clip/text/prompts.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -2,8 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
-#include "clip/io/checkpoint.h"
-#include "clip/io/hf.h"
+#include "clip/model/checkpoint.h"
+#include "clip/model/hf.h"
 #include "clip/util/error.h"
 
 namespace {

@@ -8,8 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "clip/embed.h"
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
 #include "clip/io/safetensors.h"
+#include "clip/model/model_tokenizer.h"
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
 #include "clip/util/threads.h"

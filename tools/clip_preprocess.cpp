@@ -36,18 +36,14 @@ struct Params {
 
 clip::ImageLoaderOptions loader_options(const Params& p) {
   clip::ImageLoaderOptions o;
-  clip::PreprocessConfig preprocess;
-  int64_t size = 224;
-  if (!p.config.empty()) {
-    const clip::ModelConfig config = clip::load_model_config(p.config);
-    preprocess = config.preprocess;
-    size = config.vision.image_size;
-  }
-  if (!p.resize_mode.empty()) preprocess.resize_mode = p.resize_mode;
-  if (!p.interpolation.empty()) preprocess.interpolation = p.interpolation;
+  clip::PreprocessOptions preprocess;  // OpenAI CLIP's, 224
+  if (!p.config.empty()) preprocess = clip::load_model_config(p.config).preprocess;
+  if (!p.resize_mode.empty()) preprocess.resize_mode = clip::parse_resize_mode(p.resize_mode, "--resize-mode");
+  if (!p.interpolation.empty()) preprocess.interpolation = clip::parse_interpolation(p.interpolation, "--interpolation");
   if (!p.mean.empty()) std::copy(p.mean.begin(), p.mean.end(), preprocess.mean.begin());
   if (!p.std.empty()) std::copy(p.std.begin(), p.std.end(), preprocess.std.begin());
-  o.preprocess = clip::preprocess_options(preprocess, p.size > 0 ? p.size : size);
+  if (p.size > 0) preprocess.size = p.size;
+  o.preprocess = preprocess;
   o.format = p.uint8 ? clip::BatchFormat::uint8 : clip::BatchFormat::normalized;
   o.threads = p.threads;
   o.batch_size = 16;
@@ -88,10 +84,8 @@ int write(const Params& p) {
   const clip::PreprocessOptions& pre = o.preprocess;
   std::map<std::string, std::string> metadata{
       {"size", std::to_string(pre.size)},
-      {"resize_mode", pre.resize_mode == clip::ResizeMode::shortest  ? "shortest"
-                      : pre.resize_mode == clip::ResizeMode::longest ? "longest"
-                                                                     : "squash"},
-      {"interpolation", pre.interpolation == clip::Filter::bicubic ? "bicubic" : "bilinear"},
+      {"resize_mode", clip::resize_mode_name(pre.resize_mode)},
+      {"interpolation", clip::interpolation_name(pre.interpolation)},
       {"mean", json_array(pre.mean)},
       {"std", json_array(pre.std)},
       {"format", p.uint8 ? "uint8, before normalization" : "float32, normalized"},

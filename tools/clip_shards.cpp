@@ -10,7 +10,7 @@
 #include "clip/data/shard_stream.h"
 #include "clip/data/shard_writer.h"
 #include "clip/util/error.h"
-#include "clip/zeroshot/prompts.h"
+#include "clip/text/prompts.h"
 
 namespace {
 

@@ -6,13 +6,14 @@
 #include <iostream>
 
 #include "clip/data/image_folder.h"
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
+#include "clip/model/model_tokenizer.h"
 #include "clip/text/tokenizer.h"
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
 #include "clip/util/threads.h"
 #include "clip/zeroshot/evaluate.h"
-#include "clip/zeroshot/prompts.h"
+#include "clip/text/prompts.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // Embeds two random images and three token sequences with a CLIP checkpoint and prints their similarities.
 //   consumer MODEL.safetensors CONFIG.json
-#include <clip/io/checkpoint.h>
+#include <clip/model/checkpoint.h>
 
 #include <torch/nn/module.h>
 

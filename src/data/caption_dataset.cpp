@@ -10,7 +10,7 @@
 #include "clip/data/image_folder.h"
 #include "clip/image/transform.h"
 #include "clip/util/error.h"
-#include "clip/zeroshot/prompts.h"
+#include "clip/text/prompts.h"
 
 namespace fs = std::filesystem;
 

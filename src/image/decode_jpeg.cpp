@@ -3,7 +3,7 @@
 // it). A file that ends before the image data does is refused, as Pillow refuses it ("image file is truncated")
 // where libjpeg alone would pad the picture with gray and only warn.
 //
-// The shard loader's reduced-size decode (decode_jpeg_reduced, declared in data/shards_jpeg.h) is here too: the
+// The shard loader's reduced-size decode (decode_jpeg_reduced, declared in image/jpeg_reduced.h) is here too: the
 // same job at a DCT scale of 1/2, 1/4 or 1/8.
 //
 // libjpeg reports errors through a callback that must not return; it longjmps back into the small functions
@@ -21,7 +21,7 @@
 #include <c10/util/Exception.h>
 
 #include "clip/util/error.h"
-#include "data/shards_jpeg.h"
+#include "image/jpeg_reduced.h"
 #include "image/decode_formats.h"
 
 namespace clip::detail {

@@ -9,7 +9,6 @@
 #include <cstring>
 #include <vector>
 
-#include "clip/model/config.h"
 #include "clip/util/error.h"
 
 namespace clip {
@@ -133,29 +132,6 @@ struct SplitMix64 {
 };
 
 }  // namespace
-
-ResizeMode parse_resize_mode(const std::string& name, const std::string& source) {
-  if (name == "shortest") return ResizeMode::shortest;
-  if (name == "longest") return ResizeMode::longest;
-  if (name == "squash") return ResizeMode::squash;
-  fail(source, ": unknown resize mode '", name, "' (expected shortest, longest or squash)");
-}
-
-Filter parse_interpolation(const std::string& name, const std::string& source) {
-  if (name == "bicubic") return Filter::bicubic;
-  if (name == "bilinear") return Filter::bilinear;
-  fail(source, ": unknown interpolation '", name, "' (expected bicubic or bilinear)");
-}
-
-PreprocessOptions preprocess_options(const PreprocessConfig& config, int64_t size) {
-  PreprocessOptions o;
-  o.size = size;
-  o.mean = config.mean;
-  o.std = config.std;
-  o.interpolation = parse_interpolation(config.interpolation, "preprocess_cfg.interpolation");
-  o.resize_mode = parse_resize_mode(config.resize_mode, "preprocess_cfg.resize_mode");
-  return o;
-}
 
 uint64_t item_seed(uint64_t seed, uint64_t index) {
   SplitMix64 a{seed};

@@ -26,6 +26,7 @@ at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdi
 }  // namespace
 
 CLIPImpl::CLIPImpl(ModelConfig config) : config_(std::move(config)) {
+  config_.preprocess.size = config_.vision.image_size;  // the input the tower takes
   const Activation act = config_.quick_gelu ? Activation::quick_gelu : Activation::gelu;
   visual = register_module("visual", make_vision_tower(config_, act));
   text = TextTransformer(

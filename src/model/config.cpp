@@ -234,9 +234,9 @@ TextConfig parse_text(const json& j, const std::string& source) {
   return t;
 }
 
-PreprocessConfig parse_preprocess(const json& j, const std::string& source) {
+PreprocessOptions parse_preprocess(const json& j, const std::string& source) {
   ObjectReader r(j, source, "preprocess_cfg");
-  PreprocessConfig p;
+  PreprocessOptions p;
   auto copy3 = [&](const std::string& key, std::array<double, 3>& out) {
     const auto values = r.numbers(key, 3);
     for (size_t i = 0; i < values.size(); ++i) out[i] = values[i];
@@ -246,8 +246,10 @@ PreprocessConfig parse_preprocess(const json& j, const std::string& source) {
   for (double s : p.std) {
     if (!(s > 0)) fail(source, ": preprocess_cfg.std must be positive, got ", s);
   }
-  p.interpolation = r.text("interpolation", p.interpolation, {"bicubic", "bilinear"});
-  p.resize_mode = r.text("resize_mode", p.resize_mode, {"shortest", "longest", "squash"});
+  p.interpolation = parse_interpolation(r.text("interpolation", "bicubic", {"bicubic", "bilinear"}),
+                                        source + ": preprocess_cfg.interpolation");
+  p.resize_mode = parse_resize_mode(r.text("resize_mode", "shortest", {"shortest", "longest", "squash"}),
+                                    source + ": preprocess_cfg.resize_mode");
   r.ignore("size");  // the image size comes from vision_cfg.image_size
   r.unsupported_unless("fill_color", 0);
   r.finish();
@@ -279,6 +281,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.vision = parse_vision(*vision, source);
   c.text = parse_text(*text, source);
   if (const json* pre = r.object("preprocess_cfg")) c.preprocess = parse_preprocess(*pre, source);
+  c.preprocess.size = c.vision.image_size;
   r.unsupported_unless("custom_text", false);
   r.unsupported_unless("init_logit_bias", nullptr);
   r.unsupported_unless("multimodal_cfg", nullptr);
@@ -322,8 +325,8 @@ std::string to_json(const ModelConfig& c) {
   }
   json pre = {{"mean", c.preprocess.mean},
               {"std", c.preprocess.std},
-              {"interpolation", c.preprocess.interpolation},
-              {"resize_mode", c.preprocess.resize_mode}};
+              {"interpolation", interpolation_name(c.preprocess.interpolation)},
+              {"resize_mode", resize_mode_name(c.preprocess.resize_mode)}};
   json out = {{"embed_dim", c.embed_dim}, {"quick_gelu", c.quick_gelu},       {"init_logit_scale", c.init_logit_scale},
               {"vision_cfg", vision},     {"text_cfg", text},                 {"preprocess_cfg", pre}};
   if (c.layer_norm_eps != ModelConfig{}.layer_norm_eps) out["layer_norm_eps"] = c.layer_norm_eps;

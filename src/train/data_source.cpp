@@ -105,7 +105,7 @@ class DatasetSource : public BatchSource {
     ImageLoaderOptions o;
     o.batch_size = config_.batch_size;
     o.threads = config_.workers;
-    o.preprocess = preprocess_options(model_.preprocess, model_.vision.image_size);
+    o.preprocess = model_.preprocess;
     if (config_.augment) {
       RandomResizedCropOptions crop;
       crop.scale = {config_.rrc_scale_min, config_.rrc_scale_max};

@@ -43,7 +43,7 @@ RetrievalMetrics evaluate_retrieval(CLIPImpl& model, const CaptionDataset& data,
   ImageLoaderOptions o;
   o.batch_size = batch_size;
   o.threads = workers;
-  o.preprocess = preprocess_options(model.config().preprocess, model.config().vision.image_size);
+  o.preprocess = model.config().preprocess;
   ImageLoader loader(data.paths, o);
   const bool was_training = model.is_training();
   model.eval();

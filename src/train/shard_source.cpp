@@ -89,7 +89,7 @@ class ShardBatchSource : public BatchSource {
     plan_ = std::make_unique<ShardPlan>(
         std::move(sources),
         ShardPlanOptions{config.dataset_resampled, uint64_t(config.seed), rank, world_size, threads});
-    image_.preprocess = preprocess_options(model.preprocess, model.vision.image_size);
+    image_.preprocess = model.preprocess;
     if (config.augment) {
       RandomResizedCropOptions crop;
       crop.scale = {config.rrc_scale_min, config.rrc_scale_max};

@@ -7,7 +7,7 @@
 
 #include "clip/io/safetensors.h"
 #include "clip/util/error.h"
-#include "clip/zeroshot/prompts.h"
+#include "clip/text/prompts.h"
 
 namespace clip {
 namespace {

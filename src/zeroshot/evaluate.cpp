@@ -106,7 +106,7 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
   ImageLoaderOptions loader_options;
   loader_options.batch_size = options.batch_size;
   loader_options.threads = options.threads;
-  loader_options.preprocess = preprocess_options(model.config().preprocess, model.config().vision.image_size);
+  loader_options.preprocess = model.config().preprocess;
   ImageLoader loader(folder.paths, loader_options);
 
   PredictionWriter writer(options.output, s.labeled, s.k);

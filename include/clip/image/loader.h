@@ -2,7 +2,7 @@
 /// A threaded loader: image files -> batches of model inputs, decoded ahead of the consumer.
 ///
 ///   clip::ImageLoaderOptions options;
-///   options.preprocess = clip::preprocess_options(config.preprocess, 224);
+///   options.preprocess = model->config().preprocess;
 ///   clip::ImageLoader loader(paths, options);
 ///   while (std::optional<clip::ImageBatch> batch = loader.next()) {
 ///     model->encode_image(batch->images.to(device, /*non_blocking=*/true));     // rows: batch->indices

@@ -2,7 +2,7 @@
 /// Model-input preprocessing that reproduces the reference's to the pixel: openai/CLIP's Resize(N, BICUBIC),
 /// CenterCrop(N), convert("RGB"), ToTensor, Normalize; open_clip's resize modes and RandomResizedCrop.
 ///
-///   clip::PreprocessOptions options = clip::preprocess_options(model_config.preprocess, 224);
+///   const clip::PreprocessOptions& options = model->config().preprocess;   // or your own
 ///   at::Tensor x = clip::preprocess(clip::decode_image("cat.jpg"), options);   // [3, 224, 224] float32
 ///
 /// The resize runs in the image's own mode (see image.h) with Pillow's resampling (resample.h), only over the
@@ -14,37 +14,10 @@
 #include <string>
 
 #include "clip/image/image.h"
+#include "clip/image/preprocess_options.h"
 #include "clip/image/resample.h"
 
 namespace clip {
-
-struct PreprocessConfig;
-
-/// open_clip's resize modes.
-enum class ResizeMode {
-  shortest,  ///< short side to N (long side int(N * long / short)), then centre crop N x N (the reference's)
-  longest,   ///< long side to N keeping the aspect ratio, then pad to N x N with `fill` (letterbox)
-  squash,    ///< both sides to N, aspect ratio not kept
-};
-
-/// Parses "shortest" | "longest" | "squash"; anything else throws clip::Error naming `source`.
-ResizeMode parse_resize_mode(const std::string& name, const std::string& source = "resize_mode");
-
-/// Parses "bicubic" | "bilinear"; anything else throws clip::Error naming `source`.
-Filter parse_interpolation(const std::string& name, const std::string& source = "interpolation");
-
-/// What preprocessing produces: an N x N RGB image, normalized as (x / 255 - mean) / std per channel.
-struct PreprocessOptions {
-  int64_t size = 224;                                       ///< N: the output is N x N
-  ResizeMode resize_mode = ResizeMode::shortest;
-  Filter interpolation = Filter::bicubic;                   ///< bicubic or bilinear
-  std::array<double, 3> mean{0.48145466, 0.4578275, 0.40821073};  ///< OpenAI CLIP's
-  std::array<double, 3> std{0.26862954, 0.26130258, 0.27577711};
-  uint8_t fill = 0;  ///< padding of `longest`, written in the image's own mode (open_clip's fill_color)
-};
-
-/// The options a model config asks for (open_clip's preprocess_cfg) at `size` pixels.
-PreprocessOptions preprocess_options(const PreprocessConfig& config, int64_t size);
 
 /// open_clip's training crop (torchvision RandomResizedCrop): a window of scale x the area and aspect ratio in
 /// `ratio` (log-uniform), resized to N x N.

@@ -5,13 +5,16 @@
 ///
 /// Keys: `embed_dim`, `quick_gelu`, `init_logit_scale`, `vision_cfg{image_size, layers, width, patch_size,
 /// head_width, mlp_ratio}` (`layers` a list of four selects the ModifiedResNet), `text_cfg{context_length,
-/// vocab_size, width, heads, layers, mlp_ratio, pool_type, eos_token_id, tokenizer}`, `preprocess_cfg{size, mean,
-/// std, interpolation, resize_mode}`. open_clip keys that libclip does not implement are accepted only at their
+/// vocab_size, width, heads, layers, mlp_ratio, pool_type, eos_token_id, tokenizer}`, `preprocess_cfg{mean, std,
+/// interpolation, resize_mode}`. open_clip keys that libclip does not implement are accepted only at their
 /// default value; any other key, or a value of the wrong type, is an error naming the file, key and value.
 #include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "clip/image/preprocess_options.h"
+#include "clip/text/text_pool.h"
 
 namespace clip {
 
@@ -30,12 +33,6 @@ struct VisionConfig {
   int64_t heads() const;
 };
 
-/// Where the text tower pools its sequence into one feature.
-enum class TextPool {
-  argmax,     ///< at argmax(ids): the CLIP BPE's end token has the largest id (openai/CLIP, open_clip)
-  first_eos,  ///< at the first `eos_token_id` (HF transformers, other vocabularies)
-};
-
 /// The text tower: a causal Transformer over token ids.
 struct TextConfig {
   static constexpr const char* kClipBpe = "clip_bpe";
@@ -52,14 +49,6 @@ struct TextConfig {
   std::string tokenizer = kClipBpe;
 };
 
-/// Image preprocessing a model expects (open_clip's `preprocess_cfg`; defaults are OpenAI CLIP's).
-struct PreprocessConfig {
-  std::array<double, 3> mean{0.48145466, 0.4578275, 0.40821073};
-  std::array<double, 3> std{0.26862954, 0.26130258, 0.27577711};
-  std::string interpolation = "bicubic";  ///< bicubic | bilinear
-  std::string resize_mode = "shortest";   ///< shortest | longest | squash
-};
-
 /// A whole CLIP model.
 struct ModelConfig {
   std::string name;  ///< file stem or registry name; informational
@@ -69,7 +58,9 @@ struct ModelConfig {
   double layer_norm_eps = 1e-5;
   VisionConfig vision;
   TextConfig text;
-  PreprocessConfig preprocess;
+  /// How images become this model's input (open_clip's `preprocess_cfg`; OpenAI CLIP's by default). Its size
+  /// is the tower's: the config readers set it to vision.image_size, and so does the CLIP model it builds.
+  PreprocessOptions preprocess;
 };
 
 /// Parses open_clip-schema JSON text; `source` names it in errors (a file name).

@@ -1,7 +1,7 @@
 #pragma once
 /// Text to token ids: the interface the CLIP BPE and SentencePiece tokenizers share.
 ///
-///   std::unique_ptr<clip::Tokenizer> tok = clip::load_tokenizer(config.text);
+///   std::unique_ptr<clip::Tokenizer> tok = clip::load_tokenizer(config.text);   // clip/model/model_tokenizer.h
 ///   at::Tensor ids = tok->tokenize({"a photo of a cat", "a dog"});   // [2, 77] int64
 ///
 /// `encode` gives the ids of one text alone; `tokenize` frames each text with the start and end tokens, pads to
@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "clip/model/config.h"
+#include "clip/text/text_pool.h"
 #include "clip/util/error.h"
 
 namespace clip {
@@ -74,11 +74,5 @@ class Tokenizer {
   /// [texts.size(), context_length] int64: start token, the text's ids, end token, then pad_id().
   at::Tensor tokenize(const std::vector<std::string>& texts, int64_t context_length = 77, bool truncate = false) const;
 };
-
-/// The tokenizer a model config names (`text_cfg.tokenizer`): the CLIP BPE with its default vocabulary, or a
-/// SentencePiece model (a relative path is taken relative to `config_dir`). Checks that its ids fit the
-/// model: vocab_size within `text.vocab_size`, and with TextPool::first_eos, its end id equal to
-/// `text.eos_token_id`.
-std::unique_ptr<Tokenizer> load_tokenizer(const TextConfig& text, const std::string& config_dir = "");
 
 }  // namespace clip

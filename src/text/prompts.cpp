@@ -1,4 +1,4 @@
-#include "clip/zeroshot/prompts.h"
+#include "clip/text/prompts.h"
 
 #include <algorithm>
 #include <filesystem>

@@ -1,5 +1,5 @@
 #pragma once
-// Internal to the shard loader: JPEG decoding at a reduced size in the DCT domain (libjpeg-turbo's scale_denom,
+// JPEG frame-header parsing and JPEG decoding at a reduced size in the DCT domain (libjpeg-turbo's scale_denom,
 // what PIL's Image.draft does). Training only, behind ShardImageOptions::jpeg_dct_scaling: the pixels differ from
 // a full decode followed by the bicubic resize, so the exact preprocessing path (decode.h, transform.h) never
 // comes here.

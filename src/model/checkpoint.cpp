@@ -1,4 +1,4 @@
-#include "clip/io/checkpoint.h"
+#include "clip/model/checkpoint.h"
 
 #include <ATen/ATen.h>
 
@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "clip/io/hf.h"
+#include "clip/model/hf.h"
 #include "clip/io/safetensors.h"
 #include "clip/model/registry.h"
 #include "clip/util/error.h"

@@ -5,7 +5,7 @@
 
 #include "clip/data/shard_stream.h"
 #include "clip/util/error.h"
-#include "data/shards_jpeg.h"
+#include "image/jpeg_reduced.h"
 #include "image/decode_formats.h"
 
 namespace clip {

@@ -1,4 +1,4 @@
-#include "clip/io/hf.h"
+#include "clip/model/hf.h"
 
 #include <ATen/ATen.h>
 
@@ -115,6 +115,7 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   c.text.eos_token_id = eos == 2 ? c.text.vocab_size - 1 : eos;
 
   c.vision.image_size = get<int64_t>(vision, "image_size", 224, source, "vision_config.");
+  c.preprocess.size = c.vision.image_size;
   c.vision.patch_size = get<int64_t>(vision, "patch_size", 32, source, "vision_config.");
   c.vision.width = get<int64_t>(vision, "hidden_size", 768, source, "vision_config.");
   const int64_t vision_heads = get<int64_t>(vision, "num_attention_heads", 12, source, "vision_config.");

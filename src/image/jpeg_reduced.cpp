@@ -1,6 +1,6 @@
 // Reading a JPEG's size from its frame header without decoding; decode_jpeg_reduced, the DCT-scaled decode,
 // lives in image/decode_jpeg.cpp beside the exact decoder, whose libjpeg job and error handling it shares.
-#include "data/shards_jpeg.h"
+#include "image/jpeg_reduced.h"
 
 namespace clip::detail {
 

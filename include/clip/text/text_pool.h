@@ -1,0 +1,12 @@
+#pragma once
+/// Where a text tower pools its sequence into one feature: a property of a tokenizer's ids (the CLIP BPE's end
+/// token is its largest id), held by the model config (clip/model/config.h) and reported by Tokenizer::pool().
+
+namespace clip {
+
+enum class TextPool {
+  argmax,     ///< at argmax(ids): the CLIP BPE's end token has the largest id (openai/CLIP, open_clip)
+  first_eos,  ///< at the first `eos_token_id` (HF transformers, other vocabularies)
+};
+
+}  // namespace clip
