@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "clip/bench/flops.h"
+#include "clip/data/synthetic.h"
 #include "clip/model/clip_model.h"
 #include "clip/model/registry.h"
 #include "clip/train/optimizer.h"
@@ -35,19 +36,6 @@ double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const size_t n = values.size();
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
-// Token ids like a tokenizer's: a start token, random words, the end token, zero padding. The end token is the
-// one the text tower pools at (the largest id for the CLIP BPE, eos_token_id otherwise).
-at::Tensor synthetic_texts(const TextConfig& text, int64_t batch, at::Generator& gen) {
-  const int64_t l = text.context_length, vocab = text.vocab_size;
-  const int64_t eos = text.pool == TextPool::argmax ? vocab - 1 : text.eos_token_id;
-  at::Tensor ids = at::randint(1, std::max<int64_t>(vocab - 2, 2), {batch, l}, gen, at::kLong);
-  const at::Tensor end = at::randint(1, std::max<int64_t>(l, 2), {batch, 1}, gen, at::kLong);  // in [1, L-1]
-  ids.masked_fill_(at::arange(l, at::kLong).unsqueeze(0) > end, 0);
-  ids.scatter_(1, end, eos);
-  ids.select(1, 0).fill_(std::max<int64_t>(vocab - 2, 0));
-  return ids;
 }
 
 // Peak resident memory of this process: VmHWM after clearing it (Linux >= 4.0), else getrusage's lifetime peak.
@@ -181,9 +169,9 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
           to_string(o.precision()), ", ", r.threads, " CPU thread(s)"));
 
   at::Generator gen = at::detail::createCPUGenerator(o.seed() + 1);
-  const int64_t b = o.batch_size(), res = config.vision.image_size;
+  const int64_t b = o.batch_size();
   at::Tensor images, texts;
-  if (o.mode() != BenchMode::text) images = at::randn({b, 3, res, res}, gen, at::kFloat).to(device);
+  if (o.mode() != BenchMode::text) images = synthetic_images(config, b, gen).to(device);
   if (o.mode() != BenchMode::image) texts = synthetic_texts(config.text, b, gen).to(device);
 
   std::unique_ptr<AdamW> optimizer;

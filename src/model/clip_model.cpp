@@ -21,9 +21,9 @@ std::shared_ptr<VisionTowerImpl> make_vision_tower(const ModelConfig& c, Activat
           .layer_norm_eps(c.layer_norm_eps));
 }
 
-at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdim=*/true); }
-
 }  // namespace
+
+at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdim=*/true); }
 
 CLIPImpl::CLIPImpl(ModelConfig config) : config_(std::move(config)) {
   config_.preprocess.size = config_.vision.image_size;  // the input the tower takes

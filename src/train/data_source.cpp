@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "clip/data/synthetic.h"
 #include "clip/image/loader.h"
 #include "clip/image/transform.h"
 #include "clip/util/error.h"
@@ -35,22 +36,10 @@ class SyntheticSource : public BatchSource {
     const uint64_t seed = item_seed(item_seed(uint64_t(config_.seed) ^ kSyntheticSalt, uint64_t(epoch_)), uint64_t(next_++));
     at::Generator gen = at::detail::createCPUGenerator(seed);
     // The global batch, of which this rank keeps its slice.
-    const int64_t b = config_.batch_size * world_, r = model_.vision.image_size, l = model_.text.context_length;
-    const int64_t vocab = model_.text.vocab_size;
+    const int64_t b = config_.batch_size * world_;
     TrainBatch batch;
-    batch.images = at::randn({b, 3, r, r}, gen, at::kFloat);
-    // start token, random words, end token (the largest id, so argmax pooling finds it), zero padding.
-    batch.texts = at::zeros({b, l}, at::kLong);
-    const at::Tensor words = at::randint(1, std::max<int64_t>(vocab - 2, 2), {b, l}, gen, at::kLong);
-    const at::Tensor lengths = at::randint(1, std::max<int64_t>(l - 1, 2), {b}, gen, at::kLong);
-    auto ids = batch.texts.accessor<int64_t, 2>();
-    auto w = words.accessor<int64_t, 2>();
-    for (int64_t i = 0; i < b; ++i) {
-      const int64_t n = lengths[i].item<int64_t>();
-      ids[i][0] = vocab - 2;
-      for (int64_t j = 1; j <= n; ++j) ids[i][j] = w[i][j];
-      ids[i][std::min(n + 1, l - 1)] = vocab - 1;
-    }
+    batch.images = synthetic_images(model_, b, gen);
+    batch.texts = synthetic_texts(model_.text, b, gen);
     if (world_ > 1) {
       batch.images = batch.images.narrow(0, rank_ * config_.batch_size, config_.batch_size).contiguous();
       batch.texts = batch.texts.narrow(0, rank_ * config_.batch_size, config_.batch_size).contiguous();

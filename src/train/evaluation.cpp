@@ -28,8 +28,8 @@ std::array<double, 3> recall(const at::Tensor& ranks) {
 RetrievalMetrics retrieval_metrics(const at::Tensor& image_features, const at::Tensor& text_features) {
   TORCH_CHECK(image_features.sizes() == text_features.sizes() && image_features.dim() == 2,
               "retrieval needs matching [N, D] features, got ", image_features.sizes(), " and ", text_features.sizes());
-  const at::Tensor img = image_features.to(at::kFloat) / image_features.to(at::kFloat).norm(2, -1, true);
-  const at::Tensor txt = text_features.to(at::kFloat) / text_features.to(at::kFloat).norm(2, -1, true);
+  const at::Tensor img = l2_normalize(image_features.to(at::kFloat));
+  const at::Tensor txt = l2_normalize(text_features.to(at::kFloat));
   const at::Tensor scores = at::matmul(img, txt.t());
   RetrievalMetrics m;
   m.pairs = image_features.size(0);

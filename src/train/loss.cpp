@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "clip/model/clip_model.h"
+
 namespace clip {
 
 at::Tensor contrastive_loss_normalized(const at::Tensor& image_rows, const at::Tensor& text_rows,
@@ -20,8 +22,8 @@ at::Tensor contrastive_loss(const at::Tensor& image_features, const at::Tensor& 
   TORCH_CHECK(image_features.sizes() == text_features.sizes() && image_features.dim() == 2,
               "contrastive_loss needs image and text features of one shape [N, D], got ", image_features.sizes(),
               " and ", text_features.sizes());
-  const at::Tensor image = image_features / image_features.norm(2, -1, true);
-  const at::Tensor text = text_features / text_features.norm(2, -1, true);
+  const at::Tensor image = l2_normalize(image_features);
+  const at::Tensor text = l2_normalize(text_features);
   const at::Tensor labels = at::arange(image.size(0), image.options().dtype(at::kLong));
   return contrastive_loss_normalized(image, text, image, text, logit_scale.exp(), labels);
 }

@@ -12,8 +12,6 @@
 namespace clip {
 namespace {
 
-at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdim=*/true); }
-
 // The loss of one (micro-)step over this rank's features, across ranks when distributed.
 at::Tensor step_loss(const at::Tensor& image, const at::Tensor& text, const at::Tensor& logit_scale,
                      const DistributedStep& dist) {

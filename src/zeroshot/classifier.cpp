@@ -10,12 +10,6 @@
 #include "clip/text/prompts.h"
 
 namespace clip {
-namespace {
-
-at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdim=*/true); }
-
-}  // namespace
-
 ZeroShotClassifier::ZeroShotClassifier(at::Tensor weights, std::vector<std::string> classes,
                                        std::vector<std::string> templates, double scale)
     : weights_(std::move(weights)), classes_(std::move(classes)), templates_(std::move(templates)), scale_(scale) {

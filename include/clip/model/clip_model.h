@@ -52,6 +52,10 @@ class CLIPImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CLIP);
 
+/// x / ||x||_2 along the last dimension (features to unit length, as the reference's `x / x.norm(dim=-1,
+/// keepdim=True)`). The one normalization every path uses: encode_*(normalize), the loss, zero-shot, retrieval.
+torch::Tensor l2_normalize(const torch::Tensor& x);
+
 /// exp(logit_scale) * normalize(image_features) @ normalize(text_features)^T and its transpose.
 ClipOutput compute_logits(const torch::Tensor& image_features, const torch::Tensor& text_features,
                           const torch::Tensor& logit_scale);
