@@ -124,8 +124,8 @@ TEST_P(CudaFixture, TrainingStepEqualsTheCpus_CUDA) {
   const auto adamw = clip::AdamWOptions().lr(1e-3).beta1(0.9).beta2(0.98).eps(1e-6).weight_decay(0.2);
   clip::AdamW cpu_opt(*cpu, adamw), gpu_opt(*gpu, adamw);
 
-  const at::Tensor cpu_loss = clip::contrastive_backward(*cpu, images, texts);
-  const at::Tensor gpu_loss = clip::contrastive_backward(*gpu, images.to(kCuda), texts.to(kCuda));
+  const at::Tensor cpu_loss = clip::contrastive_backward(*cpu, clip::InfoNCELoss(), images, texts);
+  const at::Tensor gpu_loss = clip::contrastive_backward(*gpu, clip::InfoNCELoss(), images.to(kCuda), texts.to(kCuda));
   EXPECT_LT(clip::test::report(name + " cuda loss", gpu_loss.cpu(), cpu_loss), 1e-5);
   const auto gpu_params = gpu->named_parameters();
   double worst = 0;
@@ -160,8 +160,8 @@ TEST_P(CudaFixture, TrainingStepEqualsTheCpus_CUDA) {
   // The next loss sees every parameter at once.
   cpu_opt.zero_grad();
   gpu_opt.zero_grad();
-  const at::Tensor cpu_next = clip::contrastive_backward(*cpu, images, texts);
-  const at::Tensor gpu_next = clip::contrastive_backward(*gpu, images.to(kCuda), texts.to(kCuda));
+  const at::Tensor cpu_next = clip::contrastive_backward(*cpu, clip::InfoNCELoss(), images, texts);
+  const at::Tensor gpu_next = clip::contrastive_backward(*gpu, clip::InfoNCELoss(), images.to(kCuda), texts.to(kCuda));
   EXPECT_LT(clip::test::report(name + " cuda loss after the step", gpu_next.cpu(), cpu_next), 1e-4);
 }
 
@@ -172,9 +172,11 @@ TEST_P(CudaFixture, Bf16AutocastLossNearTheCpus_CUDA) {
   clip::CLIP cpu = load_fixture(name), gpu = load_fixture(name, "cuda");
   cpu->train();
   gpu->train();
-  const at::Tensor cpu_loss = clip::contrastive_backward(*cpu, ref.at("image"), ref.at("text"));
-  const at::Tensor gpu_loss = clip::contrastive_backward(*gpu, ref.at("image").to(kCuda), ref.at("text").to(kCuda),
-                                                         /*accum_freq=*/1, /*bf16_autocast=*/true);
+  const at::Tensor cpu_loss = clip::contrastive_backward(*cpu, clip::InfoNCELoss(), ref.at("image"), ref.at("text"));
+  clip::StepOptions bf16;
+  bf16.bf16_autocast = true;
+  const at::Tensor gpu_loss =
+      clip::contrastive_backward(*gpu, clip::InfoNCELoss(), ref.at("image").to(kCuda), ref.at("text").to(kCuda), bf16);
   // bf16 moves the loss by ~1% (CPU bf16 autocast: vit_tiny 0.1%, rn_tiny 1.3%, with BatchNorm in train mode).
   EXPECT_LT(clip::test::report(name + " cuda bf16 autocast loss", gpu_loss.cpu(), cpu_loss), 3e-2);
   for (const auto& item : gpu->named_parameters()) {

@@ -78,10 +78,12 @@ clip::CLIP fixture_model(const std::string& name) {
 // runs differ by ~3e-5 (measured). A larger eps keeps that amplification out of a test of the distribution itself;
 // the gradients are compared directly as well.
 StepResult one_step(clip::CLIPImpl& model, const at::Tensor& images, const at::Tensor& texts, int64_t accum,
-                    const clip::DistributedStep& dist) {
+                    const clip::DistributedStep& dist, bool local_loss = false) {
   clip::AdamW optimizer(model, clip::AdamWOptions().lr(1e-3).beta2(0.98).eps(1e-3).weight_decay(0.2));
   StepResult r;
-  r.loss = clip::contrastive_backward(model, images, texts, accum, false, dist).item<double>();
+  clip::StepOptions options;
+  options.accum_freq = accum;
+  r.loss = clip::contrastive_backward(model, clip::InfoNCELoss(local_loss), images, texts, options, dist).item<double>();
   for (const auto& item : model.named_parameters()) r.grads[item.key()] = item.value().grad().clone();
   optimizer.step();
   for (const auto& item : model.named_parameters()) r.params[item.key()] = item.value().detach().clone();
@@ -118,8 +120,8 @@ TEST_P(TwoRanks, EqualOneProcessWithTheGlobalBatch) {
     clip::DistributedStep dist;
     dist.comm = &comm;
     dist.sync = &sync;
-    dist.local_loss = c.local_loss;
-    results[size_t(rank)] = one_step(*model, images.narrow(0, 2 * rank, 2), texts.narrow(0, 2 * rank, 2), c.accum, dist);
+    results[size_t(rank)] =
+        one_step(*model, images.narrow(0, 2 * rank, 2), texts.narrow(0, 2 * rank, 2), c.accum, dist, c.local_loss);
   });
   const double loss = c.local_loss ? (results[0].loss + results[1].loss) / 2 : results[0].loss;
   EXPECT_NEAR(loss, expected.loss, 1e-5 * std::abs(expected.loss));

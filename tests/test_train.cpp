@@ -67,7 +67,9 @@ TEST(Accumulation, GivesTheFullBatchGradients) {
     clip::CLIP model = clip::load_model(clip::test::data("vit_tiny.safetensors"),
                                         clip::LoadOptions().config_path(clip::test::data("vit_tiny.json")));
     model->train();
-    clip::contrastive_backward(*model, ref.at("image"), ref.at("text"), accum);
+    clip::StepOptions options;
+    options.accum_freq = accum;
+    clip::contrastive_backward(*model, clip::InfoNCELoss(), ref.at("image"), ref.at("text"), options);
     clip::TensorMap grads;
     for (const auto& item : model->named_parameters()) grads[item.key()] = item.value().grad().clone();
     return grads;

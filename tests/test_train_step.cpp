@@ -15,6 +15,7 @@
 #include "clip/io/safetensors.h"
 #include "clip/train/loss.h"
 #include "clip/train/optimizer.h"
+#include "clip/train/step.h"
 #include "test_util.h"
 
 namespace {
@@ -30,11 +31,6 @@ clip::CLIP load_fixture_model(const std::string& name) {
 
 clip::AdamWOptions fixture_adamw() {
   return clip::AdamWOptions().lr(1e-3).beta1(0.9).beta2(0.98).eps(1e-6).weight_decay(0.2);
-}
-
-void clamp_logit_scale(clip::CLIPImpl& model) {
-  at::NoGradGuard no_grad;
-  model.logit_scale.clamp_(0, std::log(100.0));
 }
 
 // Gradients of the first backward, 1e-4 relative per tensor.
@@ -67,7 +63,7 @@ TEST_P(TrainStep, AdamWStepMatchesTheReference) {
   clip::AdamW optimizer(*model, fixture_adamw());
   for (const auto& item : model->named_parameters()) item.value().mutable_grad() = ref.at("grad." + item.key()).clone();
   optimizer.step();
-  clamp_logit_scale(*model);
+  clip::clamp_logit_scale(*model);
   double worst = 0;
   std::string worst_name;
   for (const auto& item : model->named_parameters()) {
@@ -79,27 +75,44 @@ TEST_P(TrainStep, AdamWStepMatchesTheReference) {
               worst > 0 ? worst_name.c_str() : "every parameter bitwise equal");
 }
 
-// Five full steps (forward, backward, AdamW, clamp) on the same batch: losses within 1e-4 relative.
+// Five full steps of clip::train_step (the step clip_train and clip_bench run: forward, backward, gradient norm,
+// AdamW, clamp) on the same batch: losses within 1e-4 relative.
 TEST_P(TrainStep, FiveLossesMatchTheReference) {
   const std::string name = GetParam();
   const clip::TensorMap ref = clip::read_safetensors(clip::test::data(name + ".train_grad.safetensors")).tensors;
   clip::CLIP model = load_fixture_model(name);
   clip::AdamW optimizer(*model, fixture_adamw());
+  const clip::InfoNCELoss infonce;
   const at::Tensor losses = ref.at("losses");
   double worst = 0;
   for (int64_t step = 0; step < losses.size(0); ++step) {
-    optimizer.zero_grad();
-    at::Tensor loss =
-        clip::contrastive_loss(model->encode_image(ref.at("image")), model->encode_text(ref.at("text")), model->logit_scale);
-    loss.backward();
+    const clip::StepResult r = clip::train_step(*model, optimizer, infonce, ref.at("image"), ref.at("text"));
+    EXPECT_TRUE(r.finite);
+    EXPECT_GT(r.grad_norm, 0);
     const double expected = losses[step].item<double>();
-    const double d = std::abs(loss.item<double>() - expected) / std::abs(expected);
+    const double d = std::abs(r.loss - expected) / std::abs(expected);
     worst = std::max(worst, d);
     EXPECT_LT(d, 1e-4) << "loss of step " << step;
-    optimizer.step();
-    clamp_logit_scale(*model);
   }
   std::printf("[ measured ] %s five losses: worst relative difference %.3g\n", name.c_str(), worst);
+}
+
+// A non-finite loss skips the update: the result says so and no parameter moves.
+TEST_P(TrainStep, NonFiniteStepLeavesTheParameters) {
+  const std::string name = GetParam();
+  const clip::TensorMap ref = clip::read_safetensors(clip::test::data(name + ".train_grad.safetensors")).tensors;
+  clip::CLIP model = load_fixture_model(name);
+  model->eval();  // BatchNorm statistics would take the NaN too; this checks the parameters
+  clip::AdamW optimizer(*model, fixture_adamw());
+  std::vector<at::Tensor> before;
+  for (const auto& p : model->parameters()) before.push_back(p.detach().clone());
+  at::Tensor images = ref.at("image").clone();
+  images[0].fill_(std::nan(""));
+  const clip::StepResult r = clip::train_step(*model, optimizer, clip::InfoNCELoss(), images, ref.at("text"));
+  EXPECT_FALSE(r.finite);
+  EXPECT_EQ(optimizer.steps_taken(), 0);
+  size_t i = 0;
+  for (const auto& p : model->parameters()) EXPECT_TRUE(at::equal(p, before[i++]));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TrainStep, testing::Values("vit_tiny", "rn_tiny"));

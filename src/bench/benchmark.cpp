@@ -175,17 +175,17 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
   if (o.mode() != BenchMode::image) texts = synthetic_texts(config.text, b, gen).to(device);
 
   std::unique_ptr<AdamW> optimizer;
-  at::Tensor loss;
+  const InfoNCELoss loss;
+  StepResult last;
+  StepOptions step_options;
+  step_options.bf16_autocast = bf16;
   std::function<void()> step;
   switch (o.mode()) {
     case BenchMode::train:
       model->train();
       optimizer = std::make_unique<AdamW>(*model, default_adamw_options(config));
       step = [&] {
-        optimizer->zero_grad();
-        loss = contrastive_backward(*model, images, texts, /*accum_freq=*/1, /*bf16_autocast=*/bf16);
-        optimizer->step();
-        clamp_logit_scale(*model);
+        last = train_step(*model, *optimizer, loss, images, texts, step_options);  // clip_train's, host sync and all
       };
       r.flops_per_sample = train_flops_per_sample(config, b);
       break;
@@ -234,7 +234,7 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
     r.peak_memory_bytes = peak_rss_bytes();
     r.memory_kind = rss_reset ? "process peak RSS" : "process peak RSS since start";
   }
-  if (loss.defined()) r.last_loss = loss.item<double>();
+  if (o.mode() == BenchMode::train) r.last_loss = last.loss;
 
   r.median_step_seconds = median(r.step_seconds);
   r.samples_per_second = double(b) / r.median_step_seconds;

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "clip/dist/communicator.h"
 #include "clip/model/clip_model.h"
 
 namespace clip {
@@ -26,6 +27,21 @@ at::Tensor contrastive_loss(const at::Tensor& image_features, const at::Tensor& 
   const at::Tensor text = l2_normalize(text_features);
   const at::Tensor labels = at::arange(image.size(0), image.options().dtype(at::kLong));
   return contrastive_loss_normalized(image, text, image, text, logit_scale.exp(), labels);
+}
+
+at::Tensor InfoNCELoss::operator()(const LossInputs& in, Communicator* comm) const {
+  if (comm == nullptr) return contrastive_loss(in.image_features, in.text_features, in.logit_scale);
+  const at::Tensor img = l2_normalize(in.image_features), txt = l2_normalize(in.text_features);
+  const at::Tensor all_img = all_gather_with_grad(*comm, img);
+  const at::Tensor all_txt = all_gather_with_grad(*comm, txt);
+  const at::TensorOptions labels = img.options().dtype(at::kLong);
+  if (local_loss_) {
+    const int64_t b = img.size(0);
+    return contrastive_loss_normalized(img, txt, all_img, all_txt, in.logit_scale.exp(),
+                                       at::arange(b, labels) + comm->rank() * b);
+  }
+  return contrastive_loss_normalized(all_img, all_txt, all_img, all_txt, in.logit_scale.exp(),
+                                     at::arange(all_img.size(0), labels));
 }
 
 }  // namespace clip

@@ -6,40 +6,22 @@
 
 #include "clip/dist/communicator.h"
 #include "clip/dist/grad_sync.h"
-#include "clip/train/loss.h"
+#include "clip/train/optimizer.h"
 #include "util/torch_compat.h"
 
 namespace clip {
-namespace {
 
-// The loss of one (micro-)step over this rank's features, across ranks when distributed.
-at::Tensor step_loss(const at::Tensor& image, const at::Tensor& text, const at::Tensor& logit_scale,
-                     const DistributedStep& dist) {
-  if (dist.comm == nullptr) return contrastive_loss(image, text, logit_scale);
-  const at::Tensor img = l2_normalize(image), txt = l2_normalize(text);
-  const at::Tensor all_img = all_gather_with_grad(*dist.comm, img);
-  const at::Tensor all_txt = all_gather_with_grad(*dist.comm, txt);
-  const at::TensorOptions labels = img.options().dtype(at::kLong);
-  if (dist.local_loss) {
-    const int64_t b = img.size(0);
-    return contrastive_loss_normalized(img, txt, all_img, all_txt, logit_scale.exp(),
-                                       at::arange(b, labels) + dist.comm->rank() * b);
-  }
-  return contrastive_loss_normalized(all_img, all_txt, all_img, all_txt, logit_scale.exp(),
-                                     at::arange(all_img.size(0), labels));
-}
-
-}  // namespace
-
-at::Tensor contrastive_backward(CLIPImpl& model, const at::Tensor& images, const at::Tensor& texts, int64_t accum_freq,
-                                bool bf16_autocast, const DistributedStep& dist) {
+at::Tensor contrastive_backward(CLIPImpl& model, const Loss& loss_fn, const at::Tensor& images,
+                                const at::Tensor& texts, const StepOptions& options, const DistributedStep& dist) {
+  const int64_t accum_freq = options.accum_freq;
   TORCH_CHECK(accum_freq >= 1 && images.size(0) % accum_freq == 0, "batch of ", images.size(0),
               " does not split into ", accum_freq, " micro-batches");
+  const bool bf16 = options.bf16_autocast;
   at::Tensor loss;
   if (accum_freq == 1) {
     {
-      compat::AutocastGuard guard(bf16_autocast, at::kBFloat16);
-      loss = step_loss(model.encode_image(images), model.encode_text(texts), model.logit_scale, dist);
+      compat::AutocastGuard guard(bf16, at::kBFloat16);
+      loss = loss_fn({model.encode_image(images), model.encode_text(texts), model.logit_scale}, dist.comm);
     }
     if (dist.sync) dist.sync->arm();
     loss.backward();
@@ -49,7 +31,7 @@ at::Tensor contrastive_backward(CLIPImpl& model, const at::Tensor& images, const
     std::vector<at::Tensor> image_cache, text_cache;
     {
       at::NoGradGuard no_grad;
-      compat::AutocastGuard guard(bf16_autocast, at::kBFloat16);
+      compat::AutocastGuard guard(bf16, at::kBFloat16);
       for (size_t j = 0; j < image_chunks.size(); ++j) {
         image_cache.push_back(model.encode_image(image_chunks[j]));
         text_cache.push_back(model.encode_text(text_chunks[j]));
@@ -58,14 +40,14 @@ at::Tensor contrastive_backward(CLIPImpl& model, const at::Tensor& images, const
     for (size_t j = 0; j < image_chunks.size(); ++j) {
       const bool last = j + 1 == image_chunks.size();
       {
-        compat::AutocastGuard guard(bf16_autocast, at::kBFloat16);
+        compat::AutocastGuard guard(bf16, at::kBFloat16);
         std::vector<at::Tensor> all_images = image_cache, all_texts = text_cache;
         all_images[j] = model.encode_image(image_chunks[j]);
         all_texts[j] = model.encode_text(text_chunks[j]);
         // d loss / d logit_scale is the same in every micro-step: take it once, in the last one (whose backward
         // also carries the gradient all-reduce).
         const at::Tensor scale = last ? model.logit_scale : model.logit_scale.detach();
-        loss = step_loss(at::cat(all_images), at::cat(all_texts), scale, dist);
+        loss = loss_fn({at::cat(all_images), at::cat(all_texts), scale}, dist.comm);
       }
       if (last && dist.sync) dist.sync->arm();
       loss.backward();
@@ -73,6 +55,38 @@ at::Tensor contrastive_backward(CLIPImpl& model, const at::Tensor& images, const
   }
   if (dist.sync) dist.sync->finish();
   return loss.detach();
+}
+
+StepResult train_step(CLIPImpl& model, AdamW& optimizer, const Loss& loss_fn, const at::Tensor& images,
+                      const at::Tensor& texts, const StepOptions& options, const DistributedStep& dist) {
+  optimizer.zero_grad();
+  if (dist.comm && !model.buffers().empty()) {
+    broadcast_module_state(*dist.comm, model.buffers());  // BatchNorm statistics follow rank 0, as DDP's
+  }
+  const at::Tensor loss = contrastive_backward(model, loss_fn, images, texts, options, dist);
+  std::vector<at::Tensor> grads;
+  for (const auto& p : model.parameters()) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  const at::Tensor norm = at::stack(at::_foreach_norm(grads, 2)).norm();
+  at::Tensor health = at::stack({loss.to(at::kFloat), norm.to(at::kFloat)});
+  if (dist.comm) {
+    // One decision on every rank: a non-finite value anywhere makes the sum non-finite.
+    dist.comm->allreduce_sum(health);
+    health = health / dist.comm->size();
+  }
+  health = health.to(at::kCPU);
+  StepResult r;
+  r.loss = health[0].item<double>();
+  r.grad_norm = health[1].item<double>();
+  r.finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
+  if (!r.finite) return r;
+  if (options.grad_clip_norm > 0 && r.grad_norm > options.grad_clip_norm) {
+    at::_foreach_mul_(grads, options.grad_clip_norm / (r.grad_norm + 1e-6));
+  }
+  optimizer.step();
+  clamp_logit_scale(model);
+  return r;
 }
 
 void clamp_logit_scale(CLIPImpl& model) {

@@ -57,12 +57,6 @@ void write_text(const std::string& path, const std::string& text) {
   file.commit();
 }
 
-struct StepStats {
-  double loss = 0;
-  double grad_norm = 0;
-  bool finite = true;
-};
-
 class Trainer {
  public:
   explicit Trainer(TrainConfig config)
@@ -111,7 +105,7 @@ class Trainer {
                               ? cosine_lr(progress_.step, config_.lr, config_.warmup, total_steps_)
                               : constant_lr(progress_.step, config_.lr, config_.warmup);
         optimizer_->set_lr(lr);
-        const StepStats s = step(*batch);
+        const StepResult s = step(*batch);
         ++progress_.step;
         progress_.samples_seen += batch->images.size(0) * world();
         if (comm_) comm_->record_step(progress_.step);
@@ -223,6 +217,7 @@ class Trainer {
     if (config_.beta2 > 0) adamw.beta2(config_.beta2);
     if (config_.eps > 0) adamw.eps(config_.eps);
     optimizer_ = std::make_unique<AdamW>(*model_, adamw);
+    loss_ = std::make_unique<InfoNCELoss>(config_.local_loss);
 
     if (!resume_path.empty()) {
       const TrainCheckpoint ck = load_train_checkpoint(resume_path);
@@ -333,44 +328,19 @@ class Trainer {
     if (config_.lock_image) model_->visual->eval();  // a locked tower keeps its BatchNorm statistics
   }
 
-  // One optimizer step: gradients (contrastive_backward), the finiteness check, clipping, AdamW, the clamp.
-  StepStats step(const TrainBatch& batch) {
+  // One optimizer step (clip/train/step.h: the same step clip_bench times).
+  StepResult step(const TrainBatch& batch) {
     set_train_mode();
-    optimizer_->zero_grad();
     const at::Tensor images = batch.images.to(device_, /*non_blocking=*/true);
     const at::Tensor texts = batch.texts.to(device_, /*non_blocking=*/true);
-    const bool autocast = config_.precision == "bf16" && device_.is_cuda();
-    if (comm_ && !model_->buffers().empty()) {
-      broadcast_module_state(*comm_, model_->buffers());  // BatchNorm statistics follow rank 0, as DDP's
-    }
+    StepOptions options;
+    options.accum_freq = config_.accum_freq;
+    options.bf16_autocast = config_.precision == "bf16" && device_.is_cuda();
+    options.grad_clip_norm = config_.grad_clip_norm;
     DistributedStep dist;
     dist.comm = comm_.get();
     dist.sync = sync_.get();
-    dist.local_loss = config_.local_loss;
-    const at::Tensor loss = contrastive_backward(*model_, images, texts, config_.accum_freq, autocast, dist);
-    std::vector<at::Tensor> grads;
-    for (const auto& p : model_->parameters()) {
-      if (p.grad().defined()) grads.push_back(p.grad());
-    }
-    const at::Tensor norm = at::stack(at::_foreach_norm(grads, 2)).norm();
-    at::Tensor health = at::stack({loss.detach().to(at::kFloat), norm.to(at::kFloat)});
-    if (comm_) {
-      // One decision on every rank: a non-finite value anywhere makes the sum non-finite.
-      comm_->allreduce_sum(health);
-      health = health / world();
-    }
-    health = health.to(at::kCPU);
-    StepStats s;
-    s.loss = health[0].item<double>();
-    s.grad_norm = health[1].item<double>();
-    s.finite = std::isfinite(s.loss) && std::isfinite(s.grad_norm);
-    if (!s.finite) return s;
-    if (config_.grad_clip_norm > 0 && s.grad_norm > config_.grad_clip_norm) {
-      at::_foreach_mul_(grads, config_.grad_clip_norm / (s.grad_norm + 1e-6));
-    }
-    optimizer_->step();
-    clamp_logit_scale(*model_);
-    return s;
+    return train_step(*model_, *optimizer_, *loss_, images, texts, options, dist);
   }
 
   bool main_rank() const { return env_.rank == 0; }
@@ -478,6 +448,7 @@ class Trainer {
   std::unique_ptr<GradientSynchronizer> sync_;
   CLIP model_{nullptr};
   std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<Loss> loss_;
   std::unique_ptr<BatchSource> source_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::optional<CaptionDataset> validation_;

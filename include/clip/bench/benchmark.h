@@ -6,8 +6,8 @@
 ///                                                 .device("cuda").precision(clip::BenchPrecision::bf16));
 ///   std::fputs(clip::format_bench_table({r}).c_str(), stdout);
 ///
-/// A step is what the trainer does per batch (train: zero_grad, contrastive_backward, AdamW, the logit-scale
-/// clamp) or one encode_image / encode_text call (image, text). After `warmup` untimed steps, each of `steps`
+/// A step is what the trainer does per batch (train: clip::train_step, clip/train/step.h, the very function
+/// clip_train calls, its host synchronization included) or one encode_image / encode_text call (image, text). After `warmup` untimed steps, each of `steps`
 /// steps is timed on its own, synchronizing the device after it; the median is reported. MFU is
 /// samples/s x model FLOPs per sample (clip/bench/flops.h) / peak FLOP/s, the peak given or measured with a large
 /// matrix product in the benchmark's precision.
@@ -24,7 +24,7 @@ namespace clip {
 
 /// What a step does.
 enum class BenchMode {
-  train,  ///< forward + backward (contrastive_backward), AdamW step, logit-scale clamp
+  train,  ///< clip::train_step: forward, backward, gradient norm, AdamW, logit-scale clamp
   image,  ///< encode_image without grad
   text,   ///< encode_text without grad
 };
