@@ -26,3 +26,10 @@ message(STATUS "${step_output}")
 if(NOT step_output MATCHES "cosine similarity")
   message(FATAL_ERROR "example_consumer: unexpected output:\n${step_output}")
 endif()
+
+# Training through the public API on the application's own in-memory batches: the loss must fall.
+step("${build}/train_in_memory" "${CLIP_SOURCE_DIR}/tests/data/vit_tiny.json" "${WORK_DIR}/train_run")
+message(STATUS "${step_output}")
+if(NOT step_output MATCHES "trained 48 steps in memory")
+  message(FATAL_ERROR "example_consumer: unexpected output of train_in_memory:\n${step_output}")
+endif()

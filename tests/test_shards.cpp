@@ -345,11 +345,11 @@ TEST(ShardStream, ResumesExactlyFromAnyPosition) {
 
 clip::TrainConfig source_config(const std::string& pattern) {
   clip::TrainConfig c;
-  c.train_data = pattern;
-  c.batch_size = 4;
-  c.workers = 3;
-  c.shuffle_buffer = 3;
-  c.seed = 2;
+  c.data.train_data = pattern;
+  c.data.batch_size = 4;
+  c.data.workers = 3;
+  c.data.shuffle_buffer = 3;
+  c.runtime.seed = 2;
   return c;
 }
 
@@ -393,15 +393,15 @@ TEST(ShardSource, EpochCoversEverySampleOnceAcrossRanks) {
   }
 
   // Resampled, five ranks over the same twelve shards.
-  c.dataset_resampled = true;
-  c.train_num_samples = 40;
+  c.data.dataset_resampled = true;
+  c.data.train_num_samples = 40;
   auto source = clip::make_shard_source(model, c, tok, 4, 5);
   source->start_epoch(0, 0);
   EXPECT_EQ(source->batches_per_epoch(), 2);
   int batches = 0;
   while (source->next()) ++batches;
   EXPECT_EQ(batches, 2);
-  c.dataset_resampled = false;
+  c.data.dataset_resampled = false;
   EXPECT_THROW(clip::make_shard_source(model, c, tok, 4, 13), clip::Error);
 }
 
@@ -413,8 +413,8 @@ TEST(ShardSource, ResumesFromTheRecordedPosition) {
   const clip::ModelConfig model = clip::load_model_config(clip::test::data("vit_tiny_bpe.json"));
   std::shared_ptr<const clip::Tokenizer> tok(clip::load_tokenizer(model.text));
   clip::TrainConfig c = source_config(tmp / "s/{00000..00009}.tar");
-  c.workers = 2;
-  c.train_num_samples = 28;  // 7 batches: the streams wrap into a second pass
+  c.data.workers = 2;
+  c.data.train_num_samples = 28;  // 7 batches: the streams wrap into a second pass
   auto straight = clip::make_shard_source(model, c, tok, 0, 1);
   straight->start_epoch(1, 0);
   std::vector<clip::TrainBatch> all;
@@ -454,8 +454,8 @@ TEST(ShardSource, FailuresAreCountedUntilTheyPassTheLimit) {
   const clip::ModelConfig model = clip::load_model_config(clip::test::data("vit_tiny_bpe.json"));
   std::shared_ptr<const clip::Tokenizer> tok(clip::load_tokenizer(model.text));
   clip::TrainConfig c = source_config(tmp / "s/{0..1}.tar");
-  c.workers = 1;
-  c.max_failure_fraction = 0.5;
+  c.data.workers = 1;
+  c.data.max_failure_fraction = 0.5;
   auto tolerant = clip::make_shard_source(model, c, tok, 0, 1);
   tolerant->start_epoch(0, 0);
   int64_t skipped = 0, rows = 0;
@@ -468,8 +468,8 @@ TEST(ShardSource, FailuresAreCountedUntilTheyPassTheLimit) {
   EXPECT_GE(skipped, 5);
   std::printf("[ measured ] %lld of the samples read were skipped; the batches stayed full\n", static_cast<long long>(skipped));
 
-  c.max_failure_fraction = 0.1;
-  c.train_num_samples = 400;  // long enough for the limit to be judged
+  c.data.max_failure_fraction = 0.1;
+  c.data.train_num_samples = 400;  // long enough for the limit to be judged
   auto strict = clip::make_shard_source(model, c, tok, 0, 1);
   strict->start_epoch(0, 0);
   try {
@@ -489,28 +489,28 @@ TEST(ShardTraining, ResumedRunEqualsStraightRun) {
   clip::write_shards(data, write_options(tmp / "s/{00000..}.tar", 4));
   auto config = [&](const std::string& out) {
     clip::TrainConfig c;
-    c.model_config = clip::test::data("vit_tiny_bpe.json");
-    c.train_data = tmp / "s/{00000..00005}.tar";
-    c.batch_size = 4;
-    c.workers = 2;
-    c.shuffle_buffer = 5;
-    c.epochs = 1;
-    c.warmup = 2;
-    c.lr = 1e-3;
-    c.log_every = 1;
-    c.report = false;
-    c.output_dir = out;
-    c.save_every = 1;
+    c.model.config = clip::test::data("vit_tiny_bpe.json");
+    c.data.train_data = tmp / "s/{00000..00005}.tar";
+    c.data.batch_size = 4;
+    c.data.workers = 2;
+    c.data.shuffle_buffer = 5;
+    c.optimizer.epochs = 1;
+    c.optimizer.warmup = 2;
+    c.optimizer.lr = 1e-3;
+    c.checkpoint.log_every = 1;
+    c.checkpoint.report = false;
+    c.checkpoint.output_dir = out;
+    c.checkpoint.save_every = 1;
     return c;
   };
   const clip::TrainResult a = clip::train(config(tmp / "straight"));
   clip::TrainConfig first = config(tmp / "resumed");
-  first.stop_after = 3;
+  first.checkpoint.stop_after = 3;
   clip::train(first);
   const std::string position = clip::load_train_checkpoint(clip::checkpoint_path(tmp / "resumed", 3)).progress.data_position;
   EXPECT_NE(position.find("\"streams\""), std::string::npos) << position;
   clip::TrainConfig second = config(tmp / "resumed");
-  second.resume = "latest";
+  second.checkpoint.resume = "latest";
   const clip::TrainResult b = clip::train(second);
   ASSERT_EQ(a.steps, 6);
   ASSERT_EQ(b.steps, 6);

@@ -23,6 +23,7 @@
 #include "clip/io/safetensors.h"
 #include "clip/train/step.h"
 #include "clip/train/train_config.h"
+#include "train_flags.h"
 #include "clip/train/train_state.h"
 #include "clip/train/trainer.h"
 #include "clip/util/error.h"
@@ -36,16 +37,16 @@ using clip::test::TempDir;
 
 clip::TrainConfig tiny_config(const std::string& output_dir) {
   clip::TrainConfig c;
-  c.model_config = clip::test::data("vit_tiny.json");
-  c.train_data = "synthetic";
-  c.synthetic_samples = 64;
-  c.batch_size = 8;
-  c.epochs = 3;
-  c.warmup = 2;
-  c.lr = 1e-3;
-  c.log_every = 1;
-  c.output_dir = output_dir;
-  c.report = false;
+  c.model.config = clip::test::data("vit_tiny.json");
+  c.data.train_data = "synthetic";
+  c.data.synthetic_samples = 64;
+  c.data.batch_size = 8;
+  c.optimizer.epochs = 3;
+  c.optimizer.warmup = 2;
+  c.optimizer.lr = 1e-3;
+  c.checkpoint.log_every = 1;
+  c.checkpoint.output_dir = output_dir;
+  c.checkpoint.report = false;
   return c;
 }
 
@@ -107,21 +108,21 @@ TEST(Resume, ContinuesExactly) {
   ASSERT_GE(n, 8);
   auto config = [&](const std::string& out) {
     clip::TrainConfig c = tiny_config(out);
-    c.model_config = clip::test::data("vit_tiny_bpe.json");  // the CLIP BPE's 49408 ids
-    c.train_data = images.string();
-    c.batch_size = 4;
-    c.epochs = 100;
-    c.max_steps = 20;
-    c.workers = 2;
+    c.model.config = clip::test::data("vit_tiny_bpe.json");  // the CLIP BPE's 49408 ids
+    c.data.train_data = images.string();
+    c.data.batch_size = 4;
+    c.optimizer.epochs = 100;
+    c.optimizer.max_steps = 20;
+    c.data.workers = 2;
     return c;
   };
   clip::TrainConfig straight = config(tmp / "straight");
   const clip::TrainResult a = clip::train(straight);
   clip::TrainConfig first = config(tmp / "resumed");
-  first.stop_after = 10;
+  first.checkpoint.stop_after = 10;
   EXPECT_EQ(clip::train(first).steps, 10);
   clip::TrainConfig second = config(tmp / "resumed");
-  second.resume = "latest";
+  second.checkpoint.resume = "latest";
   const clip::TrainResult b = clip::train(second);
   EXPECT_EQ(a.steps, 20);
   EXPECT_EQ(b.steps, 20);
@@ -148,10 +149,10 @@ TEST(Resume, ContinuesExactly) {
 TEST(NonFinite, StopsAfterKInARowWithTheLastCheckpointIntact) {
   TempDir tmp;
   clip::TrainConfig c = tiny_config(tmp / "run");
-  c.lr = 1e30;  // the first update sends the weights to ~1e30: every later forward overflows
-  c.warmup = 1;
-  c.max_nonfinite = 3;
-  c.save_every = 1;
+  c.optimizer.lr = 1e30;  // the first update sends the weights to ~1e30: every later forward overflows
+  c.optimizer.warmup = 1;
+  c.optimizer.max_nonfinite = 3;
+  c.checkpoint.save_every = 1;
   try {
     clip::train(c);
     ADD_FAILURE() << "a diverging run must stop";
@@ -247,8 +248,8 @@ TEST(Checkpoints, FullDiskIsAClearError) {
 
 TEST(TrainConfig, JsonThenFlagsWithClearErrors) {
   const clip::TrainConfig c = clip::parse_train_config(R"({"batch_size": 64, "lr": 0.001, "lock_image": true})", "cfg.json");
-  EXPECT_EQ(c.batch_size, 64);
-  EXPECT_TRUE(c.lock_image);
+  EXPECT_EQ(c.data.batch_size, 64);
+  EXPECT_TRUE(c.model.lock_image);
   const clip::TrainConfig again = clip::parse_train_config(clip::to_json(c), "round trip");
   EXPECT_EQ(clip::to_json(again), clip::to_json(c));
   auto expect_error = [](const std::string& json, const std::string& needle) {
@@ -267,23 +268,23 @@ TEST(TrainConfig, JsonThenFlagsWithClearErrors) {
   const std::string file = tmp / "cfg.json";
   std::ofstream(file) << R"({"batch_size": 64, "epochs": 3, "model": "ViT-B-32", "train_data": "synthetic"})";
   const char* argv[] = {"clip_train", "--config", file.c_str(), "--epochs", "5", "--lr", "2e-4", "--augment", "false"};
-  const clip::TrainConfig flags = clip::parse_train_args(9, argv);
-  EXPECT_EQ(flags.batch_size, 64);  // from the file
-  EXPECT_EQ(flags.epochs, 5);       // the flag wins
-  EXPECT_DOUBLE_EQ(flags.lr, 2e-4);
-  EXPECT_FALSE(flags.augment);
+  const clip::TrainConfig flags = clip::tools::parse_train_args(9, argv);
+  EXPECT_EQ(flags.data.batch_size, 64);  // from the file
+  EXPECT_EQ(flags.optimizer.epochs, 5);       // the flag wins
+  EXPECT_DOUBLE_EQ(flags.optimizer.lr, 2e-4);
+  EXPECT_FALSE(flags.data.augment);
   // A switch works bare too, also before another flag.
   const char* bare[] = {"clip_train", "--lock-image", "--local-loss", "--epochs", "2"};
-  const clip::TrainConfig switches = clip::parse_train_args(5, bare);
-  EXPECT_TRUE(switches.lock_image);
-  EXPECT_TRUE(switches.local_loss);
-  EXPECT_EQ(switches.epochs, 2);
+  const clip::TrainConfig switches = clip::tools::parse_train_args(5, bare);
+  EXPECT_TRUE(switches.model.lock_image);
+  EXPECT_TRUE(switches.distributed.local_loss);
+  EXPECT_EQ(switches.optimizer.epochs, 2);
   const char* bad[] = {"clip_train", "--bogus", "1"};
-  EXPECT_THROW(clip::parse_train_args(3, bad), clip::Error);
+  EXPECT_THROW(clip::tools::parse_train_args(3, bad), clip::Error);
   const char* bad_value[] = {"clip_train", "--epochs", "three"};
-  EXPECT_THROW(clip::parse_train_args(3, bad_value), clip::Error);
+  EXPECT_THROW(clip::tools::parse_train_args(3, bad_value), clip::Error);
   clip::TrainConfig invalid = flags;
-  invalid.accum_freq = 5;
+  invalid.optimizer.accum_freq = 5;
   EXPECT_THROW(clip::validate(invalid), clip::Error);
 }
 
@@ -301,14 +302,14 @@ TEST(EndToEnd, FolderRunWithEvaluationsAndReport) {
     ++n;
   }
   clip::TrainConfig c = tiny_config(tmp / "run");
-  c.model_config = clip::test::data("vit_tiny_bpe.json");
-  c.train_data = images.string();
-  c.batch_size = 2;
-  c.epochs = 2;
-  c.val_split = 0.25;
-  c.zeroshot_data = images.string();
-  c.zeroshot_templates = "simple";
-  c.report = true;
+  c.model.config = clip::test::data("vit_tiny_bpe.json");
+  c.data.train_data = images.string();
+  c.data.batch_size = 2;
+  c.optimizer.epochs = 2;
+  c.evaluation.val_split = 0.25;
+  c.evaluation.zeroshot_data = images.string();
+  c.evaluation.zeroshot_templates = "simple";
+  c.checkpoint.report = true;
   const clip::TrainResult r = clip::train(c);
   EXPECT_GE(r.zeroshot_top1, 0.0);
   const auto evals = metric_lines(r.metrics, "eval");

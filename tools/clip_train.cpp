@@ -9,13 +9,14 @@
 #include "clip/train/train_config.h"
 #include "clip/train/trainer.h"
 #include "clip/util/error.h"
+#include "train_flags.h"
 
 int main(int argc, char** argv) {
   return clip::run_tool("clip_train", [&] {
-    const clip::TrainConfig config = clip::parse_train_args(argc, argv);
+    const clip::TrainConfig config = clip::tools::parse_train_args(argc, argv);
     // --nproc-per-node N: this process only starts and watches N workers (which see RANK set and train).
-    if (config.nproc_per_node > 1 && std::getenv("RANK") == nullptr) {
-      return clip::run_local_workers(config.nproc_per_node, "/proc/self/exe",
+    if (config.distributed.nproc_per_node > 1 && std::getenv("RANK") == nullptr) {
+      return clip::run_local_workers(config.distributed.nproc_per_node, "/proc/self/exe",
                                      std::vector<std::string>(argv + 1, argv + argc));
     }
     const clip::TrainResult r = clip::train(config);

@@ -28,7 +28,7 @@ at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdi
 CLIPImpl::CLIPImpl(ModelConfig config) : config_(std::move(config)) {
   config_.preprocess.size = config_.vision.image_size;  // the input the tower takes
   const Activation act = config_.quick_gelu ? Activation::quick_gelu : Activation::gelu;
-  visual = register_module("visual", make_vision_tower(config_, act));
+  visual = register_module("visual", VisionTower(make_vision_tower(config_, act)));
   text = TextTransformer(
       TextTransformerOptions(config_.text, config_.embed_dim).activation(act).layer_norm_eps(config_.layer_norm_eps));
   // The reference keeps the text tower's parts at the top level; register the same modules and tensors here
@@ -47,6 +47,11 @@ void CLIPImpl::initialize_parameters() {
   text->initialize_parameters();
   torch::NoGradGuard no_grad;
   logit_scale.fill_(config_.init_logit_scale);
+}
+
+void CLIPImpl::set_grad_checkpointing(bool enabled) {
+  visual->set_grad_checkpointing(enabled);  // first: a tower that refuses leaves the text tower as it was
+  text->transformer->set_grad_checkpointing(enabled);
 }
 
 torch::Tensor CLIPImpl::encode_image(const torch::Tensor& images, bool normalize) {

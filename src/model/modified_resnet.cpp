@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "clip/util/error.h"
 #include "model/folded_conv.h"
 
 namespace clip {
@@ -122,6 +123,15 @@ void ModifiedResNetImpl::initialize_parameters() {
   // Zero-init the last BatchNorm of every residual branch, so each block starts as the identity.
   for (const auto& layer : {layer1, layer2, layer3, layer4}) {
     for (const auto& block : *layer) block.ptr()->as<BottleneckImpl>()->bn3->weight.zero_();
+  }
+}
+
+void ModifiedResNetImpl::set_grad_checkpointing(bool enabled) {
+  if (enabled) {
+    fail("grad checkpointing is not available for the ResNet image tower (", options_.layers()[0], "-",
+         options_.layers()[1], "-", options_.layers()[2], "-", options_.layers()[3],
+         " blocks): recomputing its BatchNorms in training mode would update their running statistics twice per "
+         "step. Train without it, or save memory with --accum-freq or a smaller --batch-size");
   }
 }
 

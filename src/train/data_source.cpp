@@ -25,7 +25,7 @@ class SyntheticSource : public BatchSource {
   SyntheticSource(const ModelConfig& model, const TrainConfig& config, int rank, int world)
       : model_(model), config_(config), rank_(rank), world_(world) {}
   int64_t batches_per_epoch() const override {
-    return std::max<int64_t>(config_.synthetic_samples / (config_.batch_size * world_), 1);
+    return std::max<int64_t>(config_.data.synthetic_samples / (config_.data.batch_size * world_), 1);
   }
   void start_epoch(int64_t epoch, int64_t first) override {
     epoch_ = epoch;
@@ -33,16 +33,16 @@ class SyntheticSource : public BatchSource {
   }
   std::optional<TrainBatch> next() override {
     if (next_ >= batches_per_epoch()) return std::nullopt;
-    const uint64_t seed = item_seed(item_seed(uint64_t(config_.seed) ^ kSyntheticSalt, uint64_t(epoch_)), uint64_t(next_++));
+    const uint64_t seed = item_seed(item_seed(uint64_t(config_.runtime.seed) ^ kSyntheticSalt, uint64_t(epoch_)), uint64_t(next_++));
     at::Generator gen = at::detail::createCPUGenerator(seed);
     // The global batch, of which this rank keeps its slice.
-    const int64_t b = config_.batch_size * world_;
+    const int64_t b = config_.data.batch_size * world_;
     TrainBatch batch;
     batch.images = synthetic_images(model_, b, gen);
     batch.texts = synthetic_texts(model_.text, b, gen);
     if (world_ > 1) {
-      batch.images = batch.images.narrow(0, rank_ * config_.batch_size, config_.batch_size).contiguous();
-      batch.texts = batch.texts.narrow(0, rank_ * config_.batch_size, config_.batch_size).contiguous();
+      batch.images = batch.images.narrow(0, rank_ * config_.data.batch_size, config_.data.batch_size).contiguous();
+      batch.texts = batch.texts.narrow(0, rank_ * config_.data.batch_size, config_.data.batch_size).contiguous();
     }
     return batch;
   }
@@ -65,7 +65,7 @@ class DatasetSource : public BatchSource {
     }
   }
 
-  int64_t global_batch() const { return config_.batch_size * world_; }
+  int64_t global_batch() const { return config_.data.batch_size * world_; }
 
   // The last partial global batch is dropped on every rank, as open_clip does in training.
   int64_t batches_per_epoch() const override { return static_cast<int64_t>(data_.size()) / global_batch(); }
@@ -75,7 +75,7 @@ class DatasetSource : public BatchSource {
     epoch_ = epoch;
     order_.resize(data_.size());
     std::iota(order_.begin(), order_.end(), size_t{0});
-    std::mt19937_64 rng(item_seed(uint64_t(config_.seed) ^ kShuffleSalt, uint64_t(epoch)));
+    std::mt19937_64 rng(item_seed(uint64_t(config_.runtime.seed) ^ kShuffleSalt, uint64_t(epoch)));
     std::shuffle(order_.begin(), order_.end(), rng);
     // This rank's items: slice `rank_` of every global batch from `first` on, in order; each keeps its position
     // in the epoch, which picks the sample, seeds its crop and its caption.
@@ -83,8 +83,8 @@ class DatasetSource : public BatchSource {
     std::vector<std::string> paths;
     std::vector<uint64_t> seeds;
     for (int64_t batch = first; batch < batches_per_epoch(); ++batch) {
-      for (int64_t i = 0; i < config_.batch_size; ++i) {
-        const int64_t position = batch * global_batch() + rank_ * config_.batch_size + i;
+      for (int64_t i = 0; i < config_.data.batch_size; ++i) {
+        const int64_t position = batch * global_batch() + rank_ * config_.data.batch_size + i;
         positions_.push_back(position);
         paths.push_back(data_.paths[order_[size_t(position)]]);
         seeds.push_back(static_cast<uint64_t>(position));
@@ -92,16 +92,16 @@ class DatasetSource : public BatchSource {
     }
     if (paths.empty()) return;
     ImageLoaderOptions o;
-    o.batch_size = config_.batch_size;
-    o.threads = config_.workers;
+    o.batch_size = config_.data.batch_size;
+    o.threads = config_.data.workers;
     o.preprocess = model_.preprocess;
-    if (config_.augment) {
+    if (config_.data.augment) {
       RandomResizedCropOptions crop;
-      crop.scale = {config_.rrc_scale_min, config_.rrc_scale_max};
+      crop.scale = {config_.data.rrc_scale_min, config_.data.rrc_scale_max};
       o.random_resized_crop = crop;
     }
     // Item seeds follow the position in the epoch, so a resumed epoch augments as a straight one.
-    o.seed = item_seed(uint64_t(config_.seed) ^ kAugmentSalt, uint64_t(epoch));
+    o.seed = item_seed(uint64_t(config_.runtime.seed) ^ kAugmentSalt, uint64_t(epoch));
     o.item_indices = std::move(seeds);
     loader_ = std::make_unique<ImageLoader>(std::move(paths), o);
   }
@@ -113,7 +113,7 @@ class DatasetSource : public BatchSource {
     TrainBatch out;
     out.images = std::move(batch->images);
     std::vector<std::string> captions;
-    const uint64_t caption_seed = item_seed(uint64_t(config_.seed) ^ kCaptionSalt, uint64_t(epoch_));
+    const uint64_t caption_seed = item_seed(uint64_t(config_.runtime.seed) ^ kCaptionSalt, uint64_t(epoch_));
     for (int64_t row : batch->indices) {
       const size_t sample = order_[size_t(positions_[size_t(row)])];
       captions.push_back(data_.caption(sample, caption_seed));

@@ -11,31 +11,10 @@
 #include "clip/data/caption_dataset.h"
 #include "clip/model/config.h"
 #include "clip/text/tokenizer.h"
+#include "clip/train/batch_source.h"
 #include "clip/train/train_config.h"
 
 namespace clip {
-
-struct TrainBatch {
-  at::Tensor images;  // [B, 3, R, R] float32, normalized
-  at::Tensor texts;   // [B, L] int64
-  int64_t skipped = 0;  // unreadable images dropped from this batch
-  std::vector<std::string> errors;
-};
-
-class BatchSource {
- public:
-  virtual ~BatchSource() = default;
-  virtual int64_t batches_per_epoch() const = 0;
-  /// Starts delivering batches of `epoch` from batch `first` on.
-  virtual void start_epoch(int64_t epoch, int64_t first) = 0;
-  /// The next batch of the epoch, or nullopt at its end.
-  virtual std::optional<TrainBatch> next() = 0;
-  /// Where the batches delivered so far leave the data, for checkpoints (shard streams); "" when (epoch, batch)
-  /// say it all.
-  virtual std::string position() const { return ""; }
-  /// A recorded position(), taken up by the next start_epoch that continues at its (epoch, batch).
-  virtual void restore_position(const std::string& /*position*/) {}
-};
 
 /// Random images and token sequences (for benchmarks and tests). With several ranks, each gets its slice of the
 /// global batch that one process would draw.

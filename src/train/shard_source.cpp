@@ -63,46 +63,46 @@ class ShardBatchSource : public BatchSource {
   ShardBatchSource(const ModelConfig& model, const TrainConfig& config, std::shared_ptr<const Tokenizer> tokenizer,
                    int rank, int world_size)
       : config_(config), tokenizer_(std::move(tokenizer)), rank_(rank), world_size_(world_size) {
-    if (!config.train_data_weights.empty() && !config.dataset_resampled) {
-      fail("--train-data-weights ", config.train_data_weights, " needs --dataset-resampled (the weights say how often "
+    if (!config.data.train_data_weights.empty() && !config.data.dataset_resampled) {
+      fail("--train-data-weights ", config.data.train_data_weights, " needs --dataset-resampled (the weights say how often "
            "each source is drawn)");
     }
-    if (config.val_split > 0) fail("--val-split does not apply to shards; give a CSV with --val-data");
-    std::vector<ShardSource> sources = parse_shard_sources(config.train_data, config.train_data_weights);
-    int64_t samples = config.train_num_samples;
+    if (config.evaluation.val_split > 0) fail("--val-split does not apply to shards; give a CSV with --val-data");
+    std::vector<ShardSource> sources = parse_shard_sources(config.data.train_data, config.data.train_data_weights);
+    int64_t samples = config.data.train_num_samples;
     if (samples <= 0) {
       std::vector<std::string> all;
       for (const ShardSource& s : sources) all.insert(all.end(), s.shards.begin(), s.shards.end());
       const std::optional<int64_t> counted = count_from_sizes_json(all);
       if (!counted) {
-        fail(config.train_data, ": set --train-num-samples (samples per epoch); no sizes.json beside the shards lists "
+        fail(config.data.train_data, ": set --train-num-samples (samples per epoch); no sizes.json beside the shards lists "
              "them all (clip_shards writes one)");
       }
       samples = *counted;
     }
-    per_epoch_ = samples / (config.batch_size * world_size);
+    per_epoch_ = samples / (config.data.batch_size * world_size);
     if (per_epoch_ < 1) {
-      fail(config.train_data, ": ", samples, " samples per epoch make no batch of ", config.batch_size, " x ",
+      fail(config.data.train_data, ": ", samples, " samples per epoch make no batch of ", config.data.batch_size, " x ",
            world_size, " ranks; raise --train-num-samples or lower --batch-size");
     }
-    const int threads = config.workers > 0 ? config.workers : std::max(1, int(std::thread::hardware_concurrency()));
+    const int threads = config.data.workers > 0 ? config.data.workers : std::max(1, int(std::thread::hardware_concurrency()));
     plan_ = std::make_unique<ShardPlan>(
         std::move(sources),
-        ShardPlanOptions{config.dataset_resampled, uint64_t(config.seed), rank, world_size, threads});
+        ShardPlanOptions{config.data.dataset_resampled, uint64_t(config.runtime.seed), rank, world_size, threads});
     image_.preprocess = model.preprocess;
-    if (config.augment) {
+    if (config.data.augment) {
       RandomResizedCropOptions crop;
-      crop.scale = {config.rrc_scale_min, config.rrc_scale_max};
+      crop.scale = {config.data.rrc_scale_min, config.data.rrc_scale_max};
       image_.random_resized_crop = crop;
     }
-    image_.jpeg_dct_scaling = config.jpeg_dct_scaling;
-    stream_.shuffle_buffer = config.shuffle_buffer;
-    stream_.read.json_caption_key = config.json_caption_key;
+    image_.jpeg_dct_scaling = config.data.jpeg_dct_scaling;
+    stream_.shuffle_buffer = config.data.shuffle_buffer;
+    stream_.read.json_caption_key = config.data.json_caption_key;
     context_length_ = model.text.context_length;
     pin_ = at::hasCUDA();
     std::fprintf(stderr, "clip_train: %lld shards in %zu source(s)%s, %lld samples per epoch, %d loader threads on rank %d\n",
                  static_cast<long long>(plan_->total_shards()), plan_->sources().size(),
-                 config.dataset_resampled ? " drawn with replacement" : "", static_cast<long long>(samples),
+                 config.data.dataset_resampled ? " drawn with replacement" : "", static_cast<long long>(samples),
                  plan_->workers(), rank);
   }
 
@@ -256,7 +256,7 @@ class ShardBatchSource : public BatchSource {
     try {
       ShardStream stream(*plan_, index, epoch_, stream_, w.start);
       const uint64_t stream_id = uint64_t(rank_) * uint64_t(plan_->options().workers) + uint64_t(index);
-      const uint64_t augment_seed = item_seed(item_seed(uint64_t(config_.seed) ^ kAugmentSalt, uint64_t(epoch_)), stream_id);
+      const uint64_t augment_seed = item_seed(item_seed(uint64_t(config_.runtime.seed) ^ kAugmentSalt, uint64_t(epoch_)), stream_id);
       int64_t undecodable = 0;
       for (;;) {
         {
@@ -280,7 +280,7 @@ class ShardBatchSource : public BatchSource {
   }
 
   WorkerBatch make_batch(ShardStream& stream, uint64_t augment_seed, int64_t& undecodable, bool& ended) {
-    const int64_t b = config_.batch_size, r = image_.preprocess.size;
+    const int64_t b = config_.data.batch_size, r = image_.preprocess.size;
     WorkerBatch out;
     out.images = at::empty({b, 3, r, r}, at::TensorOptions().dtype(at::kFloat).pinned_memory(pin_));
     out.texts = at::full({b, context_length_}, tokenizer_->pad_id(), at::kLong);
@@ -328,7 +328,7 @@ class ShardBatchSource : public BatchSource {
   }
 
   void check_failures(bool at_end) {
-    const double limit = config_.max_failure_fraction;
+    const double limit = config_.data.max_failure_fraction;
     if (limit >= 1) return;
     ShardCounts t;
     for (const auto& w : workers_) t += w->counts;
@@ -336,13 +336,13 @@ class ShardBatchSource : public BatchSource {
     if ((groups >= kMinSamplesForLimit || at_end) && failed > 0 && double(failed) > limit * double(groups)) {
       char percent[32];
       std::snprintf(percent, sizeof percent, "%.1f%%", 100.0 * double(failed) / double(groups));
-      fail(config_.train_data, ": ", failed, " of ", groups, " samples failed (", percent, ", over --max-failure-fraction ",
+      fail(config_.data.train_data, ": ", failed, " of ", groups, " samples failed (", percent, ", over --max-failure-fraction ",
            limit, "): ", t.corrupt, " corrupt, ", t.no_image, " without image, ",
            t.no_caption, " without caption, ", t.undecodable, " undecodable; e.g. ", first_error_);
     }
     if ((t.shards >= kMinShardsForLimit || at_end) && t.shards_failed > 0 &&
         double(t.shards_failed) > limit * double(t.shards)) {
-      fail(config_.train_data, ": ", t.shards_failed, " of ", t.shards, " shards could not be read (over "
+      fail(config_.data.train_data, ": ", t.shards_failed, " of ", t.shards, " shards could not be read (over "
            "--max-failure-fraction ", limit, "); e.g. ", first_error_);
     }
   }

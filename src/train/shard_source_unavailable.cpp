@@ -6,7 +6,7 @@ namespace clip {
 
 std::unique_ptr<BatchSource> make_shard_source(const ModelConfig&, const TrainConfig& config,
                                                std::shared_ptr<const Tokenizer>, int, int) {
-  fail(config.train_data, ": WebDataset shards need a libclip built with CLIP_WITH_OPENCV=ON (image decoding and "
+  fail(config.data.train_data, ": WebDataset shards need a libclip built with CLIP_WITH_OPENCV=ON (image decoding and "
        "libarchive); this build has neither");
 }
 

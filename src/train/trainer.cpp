@@ -2,51 +2,40 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
 #include <torch/nn/module.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <mutex>
-
-#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "clip/data/image_folder.h"
+#include "clip/data/shards.h"
 #include "clip/dist/communicator.h"
 #include "clip/dist/grad_sync.h"
 #include "clip/dist/launch.h"
-#include "clip/data/shards.h"
 #include "clip/model/checkpoint.h"
 #include "clip/model/model_tokenizer.h"
 #include "clip/model/registry.h"
-#include "clip/model/vision_transformer.h"
+#include "clip/text/prompts.h"
 #include "clip/train/evaluation.h"
 #include "clip/train/optimizer.h"
-#include "clip/train/report.h"
-#include "clip/train/step.h"
 #include "clip/train/train_state.h"
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
-#include "clip/util/progress.h"
 #include "clip/util/threads.h"
 #include "clip/zeroshot/evaluate.h"
-#include "clip/text/prompts.h"
 #include "train/data_source.h"
 #include "train/shard_source.h"
 #include "util/atomic_file.h"
-#include "util/torch_compat.h"
 
 namespace fs = std::filesystem;
 
 namespace clip {
 namespace {
 
-using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -57,66 +46,81 @@ void write_text(const std::string& path, const std::string& text) {
   file.commit();
 }
 
-class Trainer {
+// With several ranks, "cuda" means this rank's GPU (LOCAL_RANK).
+at::Device rank_device(const std::string& device, const DistEnv& env) {
+  at::Device d(device);
+  if (d.is_cuda() && !d.has_index() && env.world_size > 1) return at::Device(at::kCUDA, static_cast<int8_t>(env.local_rank));
+  return d;
+}
+
+}  // namespace
+
+class Trainer::Impl {
  public:
-  explicit Trainer(TrainConfig config)
-      : config_(std::move(config)), env_(detect_dist_env()), device_(rank_device(config_.device, env_)) {}
+  explicit Impl(TrainConfig config)
+      : config_(std::move(config)), env_(detect_dist_env()), device_(rank_device(config_.runtime.device, env_)) {}
+
+  std::unique_ptr<BatchSource> source_;
+  std::shared_ptr<const Loss> loss_;
+  std::vector<std::shared_ptr<TrainCallback>> callbacks_;
+  CLIP model_{nullptr};
+  bool ran_ = false;
 
   TrainResult run() {
+    if (ran_) fail("Trainer::run: a Trainer runs once; make another for another run");
+    ran_ = true;
     setup();
     TrainResult result;
-    result.metrics = metrics_path_;
     const int64_t per_epoch = source_->batches_per_epoch();
-    total_steps_ = config_.epochs * per_epoch;
-    if (config_.max_steps > 0) total_steps_ = std::min(total_steps_ > 0 ? total_steps_ : config_.max_steps, config_.max_steps);
-    if (main_rank()) {
-      std::fprintf(stderr, "clip_train: %lld steps (%lld per epoch, batch %lld x %d rank%s), starting at step %lld\n",
-                   static_cast<long long>(total_steps_), static_cast<long long>(per_epoch),
-                   static_cast<long long>(config_.batch_size), world(), world() > 1 ? "s" : "",
-                   static_cast<long long>(progress_.step));
-    }
+    if (per_epoch < 1) fail("the batch source has no batches per epoch");
+    const OptimizerOptions& opt = config_.optimizer;
+    total_steps_ = opt.epochs * per_epoch;
+    if (opt.max_steps > 0) total_steps_ = std::min(total_steps_ > 0 ? total_steps_ : opt.max_steps, opt.max_steps);
+    result.total_steps = total_steps_;
+    message("clip_train: ", total_steps_, " steps (", per_epoch, " per epoch, batch ", batch_size_label(), " x ",
+            world(), world() > 1 ? " ranks" : " rank", "), starting at step ", progress_.step);
+    StartEvent start;
+    start.first_step = progress_.step;
+    start.total_steps = total_steps_;
+    start.batches_per_epoch = per_epoch;
+    start.world_size = world();
+    start.resumed = resumed_;
+    start.output_dir = config_.checkpoint.output_dir;
+    start.config_json = to_json(config_);
+    start.model_name = model_->config().name;
+    emit([&](TrainCallback& c) { c.on_start(start); });
 
-    // This invocation ends at `stop_at`: the whole run, or earlier with --stop-after (then resumed later).
-    const int64_t stop_at =
-        config_.stop_after > 0 ? std::min(total_steps_, progress_.step + config_.stop_after) : total_steps_;
-    std::optional<Progress> bar;
-    if (main_rank()) {
-      bar.emplace("train", total_steps_, "step");
-      bar->advance(progress_.step);
-    }
+    // This invocation ends at `stop_at`: the whole run, or earlier with stop_after (then resumed later).
+    const int64_t stop_after = config_.checkpoint.stop_after;
+    const int64_t stop_at = stop_after > 0 ? std::min(total_steps_, progress_.step + stop_after) : total_steps_;
     int64_t consecutive_nonfinite = 0;
-    double window_loss = 0, window_wait = 0, window_samples = 0;
-    int64_t window_steps = 0, window_skipped_images = 0;
-    auto window_start = Clock::now();
+    Window window;
     while (progress_.step < stop_at) {
       source_->start_epoch(progress_.epoch, progress_.batch_in_epoch);
       const int64_t step_at_epoch_start = progress_.step, batch_at_epoch_start = progress_.batch_in_epoch;
       while (progress_.step < stop_at) {
         const auto wait = Clock::now();
         std::optional<TrainBatch> batch = source_->next();
-        window_wait += seconds_since(wait);
+        window.wait += seconds_since(wait);
         if (!batch) break;
         ++progress_.batch_in_epoch;
-        for (const auto& e : batch->errors) std::fprintf(stderr, "clip_train: rank %d skipped %s\n", env_.rank, e.c_str());
-        window_skipped_images += batch->skipped;
+        for (const auto& e : batch->errors) message("clip_train: rank ", env_.rank, " skipped ", e);
+        window.skipped_images += batch->skipped;
         if (batch->images.size(0) < 2) continue;  // nothing to contrast
 
-        const double lr = config_.schedule == "cosine"
-                              ? cosine_lr(progress_.step, config_.lr, config_.warmup, total_steps_)
-                              : constant_lr(progress_.step, config_.lr, config_.warmup);
+        const double lr = opt.schedule == LrSchedule::cosine ? cosine_lr(progress_.step, opt.lr, opt.warmup, total_steps_)
+                                                             : constant_lr(progress_.step, opt.lr, opt.warmup);
         optimizer_->set_lr(lr);
         const StepResult s = step(*batch);
         ++progress_.step;
-        progress_.samples_seen += batch->images.size(0) * world();
+        const int64_t samples = batch->images.size(0) * world();
+        progress_.samples_seen += samples;
         if (comm_) comm_->record_step(progress_.step);
         if (!s.finite) {
           ++progress_.nonfinite_skipped;
           ++consecutive_nonfinite;
-          if (main_rank()) {
-            std::fprintf(stderr, "\nclip_train: step %lld skipped: non-finite %s\n",
-                         static_cast<long long>(progress_.step), std::isfinite(s.loss) ? "gradient" : "loss");
-          }
-          if (consecutive_nonfinite >= config_.max_nonfinite) {
+          message("clip_train: step ", progress_.step, " skipped: non-finite ", std::isfinite(s.loss) ? "gradient" : "loss");
+          if (consecutive_nonfinite >= opt.max_nonfinite) {
             fail("training diverged: ", consecutive_nonfinite, " non-finite steps in a row (at step ", progress_.step,
                  "); the last good checkpoint is ", last_checkpoint_.empty() ? "(none yet)" : last_checkpoint_,
                  ". Lower --lr, raise --warmup or set --grad-clip-norm");
@@ -124,100 +128,126 @@ class Trainer {
         } else {
           consecutive_nonfinite = 0;
           result.last_loss = s.loss;
-          window_loss += s.loss;
-          ++window_steps;
+          window.loss += s.loss;
+          ++window.steps;
         }
-        window_samples += double(batch->images.size(0) * world());
-        if (bar) {
-          char note[96];
-          std::snprintf(note, sizeof note, "loss %.4f lr %.2e", s.loss, lr);
-          bar->advance(1, note);
-        }
+        window.samples += double(samples);
+        StepEvent event;
+        event.step = progress_.step;
+        event.total_steps = total_steps_;
+        event.epoch = progress_.epoch;
+        event.lr = lr;
+        event.samples = samples;
+        event.result = s;
+        emit([&](TrainCallback& c) { c.on_step(event); });
 
-        if (progress_.step % config_.log_every == 0 || progress_.step == total_steps_) {
-          const double elapsed = seconds_since(window_start);
-          log_train(window_steps ? window_loss / double(window_steps) : s.loss, lr, window_samples / elapsed,
-                    window_wait / elapsed, window_skipped_images);
-          window_loss = window_wait = window_samples = 0;
-          window_steps = window_skipped_images = 0;
-          window_start = Clock::now();
+        if (progress_.step % config_.checkpoint.log_every == 0 || progress_.step == total_steps_) {
+          report_window(window, s.loss, lr);
+          window = Window();
         }
-        if (config_.save_every > 0 && progress_.step % config_.save_every == 0) save();
-        if (config_.eval_every > 0 && progress_.step % config_.eval_every == 0 && progress_.step < total_steps_) {
-          evaluate();
-        }
+        if (config_.checkpoint.save_every > 0 && progress_.step % config_.checkpoint.save_every == 0) save();
+        const int64_t eval_every = config_.evaluation.eval_every;
+        if (eval_every > 0 && progress_.step % eval_every == 0 && progress_.step < total_steps_) evaluate();
       }
       if (progress_.step == step_at_epoch_start && batch_at_epoch_start < per_epoch) {
-        fail(config_.train_data, ": epoch ", progress_.epoch, " gave no usable batch (every batch had fewer than two "
+        fail(data_name(), ": epoch ", progress_.epoch, " gave no usable batch (every batch had fewer than two "
              "readable images)");
       }
       if (progress_.batch_in_epoch >= per_epoch || progress_.step < stop_at) {
         ++progress_.epoch;
         progress_.batch_in_epoch = 0;
-        if (config_.save_every == 0 && progress_.step < stop_at) save();
+        if (config_.checkpoint.save_every == 0 && progress_.step < stop_at) save();
       }
     }
-    if (bar) bar->finish();
     save();
-    if (progress_.step < total_steps_ && main_rank()) {
-      std::fprintf(stderr, "clip_train: stopped at step %lld of %lld (--stop-after); continue with --resume latest\n",
-                   static_cast<long long>(progress_.step), static_cast<long long>(total_steps_));
+    if (progress_.step < total_steps_) {
+      message("clip_train: stopped at step ", progress_.step, " of ", total_steps_,
+              " (--stop-after); continue with --resume latest");
     }
     if (progress_.step >= total_steps_ && main_rank()) {
-      result.model = (fs::path(config_.output_dir) / "model.safetensors").string();
+      result.model = (fs::path(config_.checkpoint.output_dir) / "model.safetensors").string();
       save_model(*model_, result.model);
     }
-    const double top1 = progress_.step < total_steps_ ? -1 : evaluate();
+    result.zeroshot_top1 = progress_.step < total_steps_ ? -1 : evaluate();
     result.steps = progress_.step;
     result.nonfinite_skipped = progress_.nonfinite_skipped;
     result.last_checkpoint = last_checkpoint_;
-    result.zeroshot_top1 = top1;
-    if (config_.report && main_rank()) {
-      result.report = (fs::path(config_.output_dir) / "report.html").string();
-      write_report(metrics_path_, result.report, "clip_train: " + model_->config().name, to_json(config_));
-    }
+    emit([&](TrainCallback& c) { c.on_end(result); });
     return result;
   }
 
  private:
+  struct Window {
+    double loss = 0, wait = 0, samples = 0;
+    int64_t steps = 0, skipped_images = 0;
+    Clock::time_point start = Clock::now();
+  };
+
+  // Calls every callback on rank 0.
+  template <typename F>
+  void emit(F&& f) {
+    if (!main_rank()) return;
+    for (const auto& c : callbacks_) f(*c);
+  }
+
+  template <typename... Args>
+  void message(const Args&... args) {
+    if (!main_rank() || callbacks_.empty()) return;
+    const std::string line = str(args...);
+    emit([&](TrainCallback& c) { c.on_message(line); });
+  }
+
+  std::string data_name() const {
+    return config_.data.train_data.empty() ? std::string("the batch source") : config_.data.train_data;
+  }
+
+  std::string batch_size_label() const {
+    return custom_source_ ? std::string("from the batch source") : std::to_string(config_.data.batch_size);
+  }
+
   void setup() {
     validate(config_);
-    set_cpu_threads(config_.threads);
+    if (!source_ && config_.data.train_data.empty()) {
+      fail("no training data: set --train-data (CSV, labeled folder, shards or 'synthetic') or give the Trainer a "
+           "BatchSource");
+    }
+    custom_source_ = source_ != nullptr;
+    set_cpu_threads(config_.runtime.threads);
     CommunicatorOptions comm_options;
-    comm_options.backend = config_.dist_backend;
+    comm_options.backend = config_.distributed.backend;
     comm_options.device = device_;
-    comm_options.timeout = std::chrono::seconds(config_.dist_timeout);
+    comm_options.timeout = std::chrono::seconds(config_.distributed.timeout);
     comm_ = Communicator::create(env_, comm_options);
-    if (comm_ && main_rank()) {
-      std::fprintf(stderr, "clip_train: %d ranks (%s), rendezvous at %s:%d, global batch %lld\n", world(),
-                   env_.launcher.c_str(), env_.master_addr.c_str(), env_.master_port,
-                   static_cast<long long>(config_.batch_size * world()));
+    if (comm_) {
+      message("clip_train: ", world(), " ranks (", env_.launcher, "), rendezvous at ", env_.master_addr, ":",
+              env_.master_port, ", global batch ", config_.data.batch_size * world());
     }
     warn_if_reference_blas();
-    if (config_.precision == "bf16" && !device_.is_cuda()) {
-      fail("--precision bf16 is autocast on CUDA; on ", config_.device, " use fp32");
+    if (config_.runtime.precision == Precision::bf16 && !device_.is_cuda()) {
+      fail("--precision bf16 is autocast on CUDA; on ", config_.runtime.device, " use fp32");
     }
+    const std::string& out = config_.checkpoint.output_dir;
     std::error_code ec;
-    fs::create_directories(config_.output_dir, ec);
-    if (ec) fail(config_.output_dir, ": cannot create the output folder (", ec.message(), ")");
-    metrics_path_ = (fs::path(config_.output_dir) / "metrics.jsonl").string();
+    fs::create_directories(out, ec);
+    if (ec) fail(out, ": cannot create the output folder (", ec.message(), ")");
 
     std::string resume_path;
-    if (config_.resume == "latest") {
-      resume_path = latest_checkpoint(config_.output_dir);
-      if (resume_path.empty() && main_rank()) std::fprintf(stderr, "clip_train: no checkpoint in %s yet; starting fresh\n", config_.output_dir.c_str());
-    } else if (!config_.resume.empty()) {
-      resume_path = config_.resume;
+    if (config_.checkpoint.resume == "latest") {
+      resume_path = latest_checkpoint(out);
+      if (resume_path.empty()) message("clip_train: no checkpoint in ", out, " yet; starting fresh");
+    } else if (!config_.checkpoint.resume.empty()) {
+      resume_path = config_.checkpoint.resume;
     }
 
-    at::manual_seed(static_cast<uint64_t>(config_.seed));
+    at::manual_seed(static_cast<uint64_t>(config_.runtime.seed));
     build_model();
     AdamWOptions adamw = default_adamw_options(model_->config());
-    adamw.lr(config_.lr).weight_decay(config_.weight_decay).beta1(config_.beta1);
-    if (config_.beta2 > 0) adamw.beta2(config_.beta2);
-    if (config_.eps > 0) adamw.eps(config_.eps);
+    const OptimizerOptions& opt = config_.optimizer;
+    adamw.lr(opt.lr).weight_decay(opt.weight_decay).beta1(opt.beta1);
+    if (opt.beta2 > 0) adamw.beta2(opt.beta2);
+    if (opt.eps > 0) adamw.eps(opt.eps);
     optimizer_ = std::make_unique<AdamW>(*model_, adamw);
-    loss_ = std::make_unique<InfoNCELoss>(config_.local_loss);
+    if (!loss_) loss_ = std::make_shared<InfoNCELoss>(config_.distributed.local_loss);
 
     if (!resume_path.empty()) {
       const TrainCheckpoint ck = load_train_checkpoint(resume_path);
@@ -231,101 +261,90 @@ class Trainer {
       progress_ = ck.progress;
       saved_step_ = progress_.step;
       last_checkpoint_ = resume_path;
-      if (main_rank()) {
-        std::fprintf(stderr, "clip_train: resumed from %s (step %lld, epoch %lld)\n", resume_path.c_str(),
-                     static_cast<long long>(progress_.step), static_cast<long long>(progress_.epoch));
-      }
-    } else if (main_rank()) {
-      // A fresh run starts a fresh metrics file.
-      std::ofstream(metrics_path_, std::ios::trunc).close();
+      resumed_ = true;
+      message("clip_train: resumed from ", resume_path, " (step ", progress_.step, ", epoch ", progress_.epoch, ")");
     }
     if (comm_) {
       // Every rank starts from rank 0's weights (and resumes from its checkpoint's).
       std::vector<at::Tensor> state;
       for (const auto& [name, t] : state_dict(*model_)) state.push_back(t);
       broadcast_module_state(*comm_, state);
-      sync_ = std::make_unique<GradientSynchronizer>(*comm_, *model_, config_.bucket_mb << 20);
+      sync_ = std::make_unique<GradientSynchronizer>(*comm_, *model_, config_.distributed.bucket_mb << 20);
     }
 
     if (main_rank()) {
       const std::string resolved = to_json(config_);
-      std::fprintf(stderr, "clip_train: resolved config:\n%s\n", resolved.c_str());
-      write_text((fs::path(config_.output_dir) / "config.json").string(), resolved + "\n");
-      write_text((fs::path(config_.output_dir) / "model_config.json").string(), to_json(model_->config()) + "\n");
+      message("clip_train: resolved config:\n", resolved);
+      write_text((fs::path(out) / "config.json").string(), resolved + "\n");
+      write_text((fs::path(out) / "model_config.json").string(), to_json(model_->config()) + "\n");
     }
     build_data();
   }
 
   void build_model() {
+    const ModelOptions& m = config_.model;
     ModelConfig config;
-    if (!config_.model_config.empty()) {
-      config = load_model_config(config_.model_config);
-    } else if (!config_.model.empty()) {
-      config = registered_config(config_.model);
+    if (!m.config.empty()) {
+      config = load_model_config(m.config);
+    } else if (!m.name.empty()) {
+      config = registered_config(m.name);
     }
-    if (!config_.init.empty()) {
-      model_ = load_model(config_.init, LoadOptions().config_path(config_.model_config).model_name(config_.model));
+    if (!m.init.empty()) {
+      model_ = load_model(m.init, LoadOptions().config_path(m.config).model_name(m.name));
     } else {
       model_ = CLIP(config);
     }
     convert_module(*model_, device_, at::kFloat);  // fp32 master weights; bf16 comes from autocast
-    if (config_.lock_image) {
+    if (m.lock_image) {
       for (auto& p : model_->visual->parameters()) p.requires_grad_(false);
     }
-    if (config_.grad_checkpointing) {
-      model_->text->transformer->set_grad_checkpointing(true);
-      if (auto* vit = dynamic_cast<VisionTransformerImpl*>(model_->visual.get())) {
-        vit->transformer->set_grad_checkpointing(true);
-      }
-    }
-    if (main_rank()) {
-      std::fprintf(stderr, "clip_train: model %s, %.2fM parameters%s\n", model_->config().name.c_str(),
-                   double(count_parameters(*model_)) / 1e6, config_.lock_image ? " (image tower locked)" : "");
-    }
+    if (m.grad_checkpointing) model_->set_grad_checkpointing(true);
+    message("clip_train: model ", model_->config().name, ", ", double(count_parameters(*model_)) / 1e6,
+            "M parameters", m.lock_image ? " (image tower locked)" : "");
   }
 
   void build_data() {
     const ModelConfig& mc = model_->config();
-    if (config_.train_data == "synthetic") {
+    const DataOptions& d = config_.data;
+    const EvaluationOptions& e = config_.evaluation;
+    auto tokenizer = [&] {
+      if (!tokenizer_) tokenizer_ = std::shared_ptr<const Tokenizer>(load_tokenizer(mc.text));
+      return tokenizer_;
+    };
+    if (custom_source_) {
+      if (e.val_split > 0) fail("--val-split holds out part of config.data; with an app's BatchSource use --val-data");
+    } else if (d.train_data == "synthetic") {
       source_ = make_synthetic_source(mc, config_, env_.rank, world());
-    } else if (looks_like_shards(config_.train_data)) {
-      tokenizer_ = std::shared_ptr<const Tokenizer>(load_tokenizer(mc.text));
-      source_ = make_shard_source(mc, config_, tokenizer_, env_.rank, world());
+    } else if (looks_like_shards(d.train_data)) {
+      source_ = make_shard_source(mc, config_, tokenizer(), env_.rank, world());
     } else {
-      tokenizer_ = std::shared_ptr<const Tokenizer>(load_tokenizer(mc.text));
       CaptionDataset data;
-      if (fs::is_directory(config_.train_data)) {
-        data = caption_folder(config_.train_data, load_prompt_set(config_.caption_templates).templates, config_.class_names);
+      if (fs::is_directory(d.train_data)) {
+        data = caption_folder(d.train_data, load_prompt_set(d.caption_templates).templates, d.class_names);
       } else {
-        data = read_caption_csv(config_.train_data, config_.csv_img_key, config_.csv_caption_key, config_.csv_separator);
+        data = read_caption_csv(d.train_data, d.csv_img_key, d.csv_caption_key, d.csv_separator);
       }
-      if (config_.val_split > 0) {
-        auto [train, held] = split_dataset(data, config_.val_split, uint64_t(config_.seed));
+      if (e.val_split > 0) {
+        auto [train, held] = split_dataset(data, e.val_split, uint64_t(config_.runtime.seed));
         data = std::move(train);
         validation_ = std::move(held);
       }
-      if (main_rank()) {
-        std::fprintf(stderr, "clip_train: %zu training samples from %s\n", data.size(), config_.train_data.c_str());
-      }
-      source_ = make_dataset_source(std::move(data), mc, config_, tokenizer_, env_.rank, world());
+      message("clip_train: ", data.size(), " training samples from ", d.train_data);
+      source_ = make_dataset_source(std::move(data), mc, config_, tokenizer(), env_.rank, world());
     }
     if (!progress_.data_position.empty()) source_->restore_position(progress_.data_position);
-    if (!config_.val_data.empty()) {
-      validation_ = fs::is_directory(config_.val_data)
-                        ? caption_folder(config_.val_data, load_prompt_set(config_.caption_templates).templates,
-                                         config_.class_names)
-                        : read_caption_csv(config_.val_data, config_.csv_img_key, config_.csv_caption_key,
-                                           config_.csv_separator);
+    if (!e.val_data.empty()) {
+      validation_ = fs::is_directory(e.val_data)
+                        ? caption_folder(e.val_data, load_prompt_set(d.caption_templates).templates, d.class_names)
+                        : read_caption_csv(e.val_data, d.csv_img_key, d.csv_caption_key, d.csv_separator);
     }
-    if ((!config_.zeroshot_data.empty() || validation_) && !tokenizer_) {
-      tokenizer_ = std::shared_ptr<const Tokenizer>(load_tokenizer(mc.text));
-    }
-    if (!config_.zeroshot_data.empty()) zeroshot_folder_ = scan_labeled_folder(config_.zeroshot_data);
+    if (!e.zeroshot_data.empty() || validation_) tokenizer();
+    if (!e.zeroshot_data.empty()) zeroshot_folder_ = scan_labeled_folder(e.zeroshot_data);
   }
 
   void set_train_mode() {
     model_->train();
-    if (config_.lock_image) model_->visual->eval();  // a locked tower keeps its BatchNorm statistics
+    if (config_.model.lock_image) model_->visual->eval();  // a locked tower keeps its BatchNorm statistics
   }
 
   // One optimizer step (clip/train/step.h: the same step clip_bench times).
@@ -334,9 +353,13 @@ class Trainer {
     const at::Tensor images = batch.images.to(device_, /*non_blocking=*/true);
     const at::Tensor texts = batch.texts.to(device_, /*non_blocking=*/true);
     StepOptions options;
-    options.accum_freq = config_.accum_freq;
-    options.bf16_autocast = config_.precision == "bf16" && device_.is_cuda();
-    options.grad_clip_norm = config_.grad_clip_norm;
+    options.accum_freq = config_.optimizer.accum_freq;
+    options.bf16_autocast = config_.runtime.precision == Precision::bf16 && device_.is_cuda();
+    options.grad_clip_norm = config_.optimizer.grad_clip_norm;
+    if (images.size(0) % options.accum_freq != 0) {
+      fail(data_name(), ": a batch of ", images.size(0), " samples does not split into --accum-freq ",
+           options.accum_freq, " micro-batches");
+    }
     DistributedStep dist;
     dist.comm = comm_.get();
     dist.sync = sync_.get();
@@ -346,32 +369,19 @@ class Trainer {
   bool main_rank() const { return env_.rank == 0; }
   int world() const { return env_.world_size; }
 
-  // With several ranks, "cuda" means this rank's GPU (LOCAL_RANK).
-  static at::Device rank_device(const std::string& device, const DistEnv& env) {
-    at::Device d(device);
-    if (d.is_cuda() && !d.has_index() && env.world_size > 1) return at::Device(at::kCUDA, static_cast<int8_t>(env.local_rank));
-    return d;
-  }
-
-  void log_train(double loss, double lr, double samples_per_s, double wait_share, int64_t skipped_images) {
-    const json line = {{"type", "train"},
-                       {"step", progress_.step},
-                       {"epoch", progress_.epoch},
-                       {"loss", loss},
-                       {"lr", lr},
-                       {"logit_scale", model_->logit_scale.exp().item<double>()},
-                       {"samples_per_s", samples_per_s},
-                       {"data_wait", wait_share},
-                       {"skipped_images", skipped_images},
-                       {"nonfinite_skipped", progress_.nonfinite_skipped}};
-    append_metrics(line);
-  }
-
-  void append_metrics(const json& line) {
-    if (!main_rank()) return;
-    std::ofstream out(metrics_path_, std::ios::app);
-    out << line.dump() << "\n";
-    if (!out) fail(metrics_path_, ": cannot append metrics (disk full?)");
+  void report_window(const Window& w, double last_loss, double lr) {
+    const double elapsed = seconds_since(w.start);
+    MetricsEvent m;
+    m.step = progress_.step;
+    m.epoch = progress_.epoch;
+    m.loss = w.steps ? w.loss / double(w.steps) : last_loss;
+    m.lr = lr;
+    m.logit_scale = model_->logit_scale.exp().item<double>();
+    m.samples_per_s = w.samples / elapsed;
+    m.data_wait = w.wait / elapsed;
+    m.skipped_images = w.skipped_images;
+    m.nonfinite_skipped = progress_.nonfinite_skipped;
+    emit([&](TrainCallback& c) { c.on_metrics(m); });
   }
 
   // Every rank calls this at the same steps: the data positions are gathered, rank 0 writes.
@@ -388,10 +398,12 @@ class Trainer {
       progress_.data_position = any ? joined + "]" : "";
     }
     if (!main_rank()) return;
-    const std::string path = checkpoint_path(config_.output_dir, progress_.step);
+    const std::string path = checkpoint_path(config_.checkpoint.output_dir, progress_.step);
     save_train_checkpoint(path, *model_, *optimizer_, progress_, to_json(config_));
     last_checkpoint_ = path;
-    prune_checkpoints(config_.output_dir, config_.keep_checkpoints);
+    prune_checkpoints(config_.checkpoint.output_dir, config_.checkpoint.keep_checkpoints);
+    CheckpointEvent event{progress_.step, path};
+    emit([&](TrainCallback& c) { c.on_checkpoint(event); });
   }
 
   // Zero-shot and retrieval evaluations; returns the zero-shot top-1 (or -1).
@@ -401,41 +413,41 @@ class Trainer {
       comm_->barrier();  // rank 0 evaluates; the others wait for it
       return -1;
     }
-    json line = {{"type", "eval"}, {"step", progress_.step}, {"epoch", progress_.epoch}};
+    EvalEvent event;
+    event.step = progress_.step;
+    event.epoch = progress_.epoch;
     double top1 = -1;
     model_->eval();
+    const EvaluationOptions& e = config_.evaluation;
+    const int64_t batch = std::min<int64_t>(config_.data.batch_size, 256);
     if (!zeroshot_folder_.paths.empty()) {
-      const PromptSet prompts = load_prompt_set(config_.zeroshot_templates);
-      const std::vector<std::string> classes =
-          config_.zeroshot_class_names.empty() ? zeroshot_folder_.classes
-                                               : map_class_names(zeroshot_folder_.classes, config_.zeroshot_class_names);
+      const PromptSet prompts = load_prompt_set(e.zeroshot_templates);
+      const std::vector<std::string> classes = e.zeroshot_class_names.empty()
+                                                   ? zeroshot_folder_.classes
+                                                   : map_class_names(zeroshot_folder_.classes, e.zeroshot_class_names);
       const ZeroShotClassifier classifier = ZeroShotClassifier::build(*model_, *tokenizer_, classes, prompts.templates);
       ZeroShotRunOptions o;
-      o.batch_size = std::min<int64_t>(config_.batch_size, 256);
-      o.threads = config_.workers;
+      o.batch_size = batch;
+      o.threads = config_.data.workers;
       o.progress = false;
       o.report_skipped = false;
       const ZeroShotSummary s = classify_folder(*model_, classifier, zeroshot_folder_, o);
       top1 = s.top1;
-      line["zeroshot_top1"] = s.top1;
-      line["zeroshot_top5"] = s.topk;
-      line["zeroshot_mean_per_class"] = s.mean_per_class;
-      std::fprintf(stderr, "\nclip_train: step %lld zero-shot top-1 %.2f%%, top-5 %.2f%% on %lld images\n",
-                   static_cast<long long>(progress_.step), 100 * s.top1, 100 * s.topk, static_cast<long long>(s.images));
+      event.metrics["zeroshot_top1"] = s.top1;
+      event.metrics["zeroshot_top5"] = s.topk;
+      event.metrics["zeroshot_mean_per_class"] = s.mean_per_class;
+      event.metrics["zeroshot_images"] = double(s.images);
     }
     if (validation_) {
-      const RetrievalMetrics r = evaluate_retrieval(*model_, *validation_, *tokenizer_,
-                                                    std::min<int64_t>(config_.batch_size, 256), config_.workers);
+      const RetrievalMetrics r = evaluate_retrieval(*model_, *validation_, *tokenizer_, batch, config_.data.workers);
       const char* names[3] = {"r1", "r5", "r10"};
       for (int i = 0; i < 3; ++i) {
-        line[std::string("image_to_text_") + names[i]] = r.image_to_text[size_t(i)];
-        line[std::string("text_to_image_") + names[i]] = r.text_to_image[size_t(i)];
+        event.metrics[std::string("image_to_text_") + names[i]] = r.image_to_text[size_t(i)];
+        event.metrics[std::string("text_to_image_") + names[i]] = r.text_to_image[size_t(i)];
       }
-      std::fprintf(stderr, "clip_train: step %lld retrieval on %lld pairs: image->text R@1 %.3f, text->image R@1 %.3f\n",
-                   static_cast<long long>(progress_.step), static_cast<long long>(r.pairs), r.image_to_text[0],
-                   r.text_to_image[0]);
+      event.metrics["retrieval_pairs"] = double(r.pairs);
     }
-    append_metrics(line);
+    emit([&](TrainCallback& c) { c.on_eval(event); });
     set_train_mode();
     if (comm_) comm_->barrier();
     return top1;
@@ -444,24 +456,56 @@ class Trainer {
   TrainConfig config_;
   DistEnv env_;
   at::Device device_;
+  bool custom_source_ = false;
+  bool resumed_ = false;
   std::shared_ptr<Communicator> comm_;
   std::unique_ptr<GradientSynchronizer> sync_;
-  CLIP model_{nullptr};
   std::unique_ptr<AdamW> optimizer_;
-  std::unique_ptr<Loss> loss_;
-  std::unique_ptr<BatchSource> source_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::optional<CaptionDataset> validation_;
   ImageFolder zeroshot_folder_;
   TrainProgress progress_;
   int64_t total_steps_ = 0;
   int64_t saved_step_ = -1;
-  std::string metrics_path_;
   std::string last_checkpoint_;
 };
 
-}  // namespace
+Trainer::Trainer(TrainConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Trainer::~Trainer() = default;
 
-TrainResult train(const TrainConfig& config) { return Trainer(config).run(); }
+Trainer& Trainer::set_batch_source(std::unique_ptr<BatchSource> source) {
+  impl_->source_ = std::move(source);
+  return *this;
+}
+
+Trainer& Trainer::set_loss(std::shared_ptr<const Loss> loss) {
+  impl_->loss_ = std::move(loss);
+  return *this;
+}
+
+Trainer& Trainer::add_callback(std::shared_ptr<TrainCallback> callback) {
+  if (callback) impl_->callbacks_.push_back(std::move(callback));
+  return *this;
+}
+
+TrainResult Trainer::run() { return impl_->run(); }
+
+CLIP Trainer::model() const { return impl_->model_; }
+
+TrainResult train(const TrainConfig& config) {
+  Trainer trainer(config);
+  const fs::path out(config.checkpoint.output_dir);
+  auto metrics = std::make_shared<MetricsFile>((out / "metrics.jsonl").string());
+  trainer.add_callback(metrics).add_callback(std::make_shared<ProgressLine>());
+  std::shared_ptr<HtmlReport> report;
+  if (config.checkpoint.report) {
+    report = std::make_shared<HtmlReport>(metrics->path(), (out / "report.html").string());
+    trainer.add_callback(report);
+  }
+  TrainResult result = trainer.run();
+  result.metrics = metrics->path();
+  if (report) result.report = report->path();
+  return result;
+}
 
 }  // namespace clip

@@ -43,7 +43,11 @@ class CLIPImpl : public torch::nn::Module {
 
   const ModelConfig& config() const { return config_; }
 
-  std::shared_ptr<VisionTowerImpl> visual;
+  /// Grad checkpointing of both towers (the text Transformer and the image tower; clip::Error for a ResNet
+  /// image tower, which cannot: VisionTowerImpl::set_grad_checkpointing).
+  void set_grad_checkpointing(bool enabled);
+
+  VisionTower visual{nullptr};
   TextTransformer text{nullptr};  ///< its parameters are registered at this module's top level
   torch::Tensor logit_scale;      ///< scalar; the temperature is exp(logit_scale)
 

@@ -77,6 +77,9 @@ class ModifiedResNetImpl : public VisionTowerImpl {
   /// Attention-pool projections ~ N(0, C^-0.5) and the last BatchNorm of every block zeroed, as the reference.
   void initialize_parameters() override;
   int64_t image_size() const override { return options_.image_size(); }
+  /// Refused (clip::Error) when enabled: recomputing the BatchNorms in training mode would update their running
+  /// statistics twice per step.
+  void set_grad_checkpointing(bool enabled) override;
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};

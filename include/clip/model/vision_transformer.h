@@ -45,6 +45,7 @@ class VisionTransformerImpl : public VisionTowerImpl {
   /// the reference.
   void initialize_parameters() override;
   int64_t image_size() const override { return options_.image_size(); }
+  void set_grad_checkpointing(bool enabled) override { transformer->set_grad_checkpointing(enabled); }
 
   torch::nn::Conv2d conv1{nullptr};
   torch::Tensor class_embedding;       ///< [width]

@@ -1,0 +1,132 @@
+#pragma once
+/// What a training run reports, as it happens: every step, the metric windows, evaluations, checkpoints and
+/// notes go to the callbacks a Trainer holds (on rank 0 only). clip::train() installs the standard three:
+/// MetricsFile (metrics.jsonl), ProgressLine (stderr) and HtmlReport (report.html); an app adds its own.
+///
+///   struct Logger : clip::TrainCallback {
+///     void on_step(const clip::StepEvent& e) override { std::printf("%lld %.4f\n", (long long)e.step, e.result.loss); }
+///   };
+///   trainer.add_callback(std::make_shared<Logger>());
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "clip/train/step.h"
+
+namespace clip {
+
+struct TrainResult;
+
+/// The run as it starts (after a resume: where it continues).
+struct StartEvent {
+  int64_t first_step = 0;         ///< the step it starts at (> 0 after a resume)
+  int64_t total_steps = 0;        ///< the step it ends at when it runs to the end
+  int64_t batches_per_epoch = 0;
+  int world_size = 1;
+  bool resumed = false;
+  std::string output_dir;
+  std::string config_json;        ///< the resolved settings (to_json(TrainConfig))
+  std::string model_name;
+};
+
+/// One optimizer step.
+struct StepEvent {
+  int64_t step = 0;        ///< steps taken, this one included
+  int64_t total_steps = 0;
+  int64_t epoch = 0;
+  double lr = 0;           ///< the rate this step used
+  int64_t samples = 0;     ///< global batch (all ranks)
+  StepResult result;       ///< loss, gradient norm, finite
+};
+
+/// A window of steps (every log_every steps, and at the end): averages over its finite steps.
+struct MetricsEvent {
+  int64_t step = 0;
+  int64_t epoch = 0;
+  double loss = 0;
+  double lr = 0;
+  double logit_scale = 0;      ///< exp of the parameter (the inverse temperature)
+  double samples_per_s = 0;    ///< global samples per second
+  double data_wait = 0;        ///< share of the window spent waiting for batches
+  int64_t skipped_images = 0;  ///< unreadable samples in the window
+  int64_t nonfinite_skipped = 0;  ///< skipped steps over the whole run
+};
+
+/// An evaluation: its metrics by name ("zeroshot_top1", "image_to_text_r1", ...).
+struct EvalEvent {
+  int64_t step = 0;
+  int64_t epoch = 0;
+  std::map<std::string, double> metrics;
+};
+
+/// A training checkpoint written.
+struct CheckpointEvent {
+  int64_t step = 0;
+  std::string path;
+};
+
+/// Receives a run's events; every method does nothing unless overridden. Called on rank 0, from the training
+/// thread, between steps: a slow callback slows training.
+class TrainCallback {
+ public:
+  virtual ~TrainCallback() = default;
+  virtual void on_start(const StartEvent& /*event*/) {}
+  virtual void on_step(const StepEvent& /*event*/) {}
+  virtual void on_metrics(const MetricsEvent& /*event*/) {}
+  virtual void on_eval(const EvalEvent& /*event*/) {}
+  virtual void on_checkpoint(const CheckpointEvent& /*event*/) {}
+  /// A note for people: the plan, a resume, a skipped sample or step, a warning. One line, no newline.
+  virtual void on_message(const std::string& /*line*/) {}
+  virtual void on_end(const TrainResult& /*result*/) {}
+};
+
+/// metrics.jsonl: a {"type": "train", ...} line per MetricsEvent and a {"type": "eval", ...} line per EvalEvent
+/// (what write_report and people's scripts read). A fresh run starts the file; a resumed one appends. A failed
+/// write (a full disk) throws clip::Error naming the file.
+class MetricsFile : public TrainCallback {
+ public:
+  explicit MetricsFile(std::string path) : path_(std::move(path)) {}
+  const std::string& path() const { return path_; }
+  void on_start(const StartEvent& event) override;
+  void on_metrics(const MetricsEvent& event) override;
+  void on_eval(const EvalEvent& event) override;
+
+ private:
+  void append(const std::string& line);
+  std::string path_;
+};
+
+class Progress;
+
+/// A progress bar of the steps on stderr (loss and rate on it), and every message and evaluation as a line.
+class ProgressLine : public TrainCallback {
+ public:
+  explicit ProgressLine(std::string tool = "clip_train");
+  ~ProgressLine() override;
+  void on_start(const StartEvent& event) override;
+  void on_step(const StepEvent& event) override;
+  void on_eval(const EvalEvent& event) override;
+  void on_message(const std::string& line) override;
+  void on_end(const TrainResult& result) override;
+
+ private:
+  std::string tool_;
+  std::unique_ptr<Progress> bar_;
+};
+
+/// report.html at the end of the run, from the metrics file (write_report, clip/train/report.h).
+class HtmlReport : public TrainCallback {
+ public:
+  HtmlReport(std::string metrics_path, std::string html_path)
+      : metrics_path_(std::move(metrics_path)), html_path_(std::move(html_path)) {}
+  const std::string& path() const { return html_path_; }
+  void on_start(const StartEvent& event) override;
+  void on_end(const TrainResult& result) override;
+
+ private:
+  std::string metrics_path_, html_path_, title_, config_json_;
+};
+
+}  // namespace clip
