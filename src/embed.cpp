@@ -4,6 +4,8 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/nn/module.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -84,21 +86,69 @@ TensorMap embed_tensors(CLIPImpl& model, const TensorMap& inputs, const EmbedOpt
   return out;
 }
 
-ImageEmbeddings embed_image_files(CLIPImpl& model, const std::vector<std::string>& paths, const EmbedOptions& options) {
+struct ImageFeatureStream::State {
+  State(CLIPImpl& m, std::vector<std::string> paths, const ImageLoaderOptions& o)
+      : model(m), was_training(m.is_training()), loader(std::move(paths), o) {}
+  CLIPImpl& model;
+  bool was_training;
+  ImageLoader loader;
+  double wait_seconds = 0, model_seconds = 0;
+};
+
+namespace {
+
+ImageLoaderOptions loader_options(const CLIPImpl& model, const EmbedOptions& options) {
   ImageLoaderOptions o;
   o.batch_size = options.batch_size;
   o.threads = options.workers;
   o.preprocess = model.config().preprocess;
-  ImageLoader loader(paths, o);
-  c10::InferenceMode inference;
-  const at::Device device = model.logit_scale.device();
-  const at::ScalarType dtype = model.logit_scale.scalar_type();
+  return o;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+ImageFeatureStream::ImageFeatureStream(CLIPImpl& model, std::vector<std::string> paths, const EmbedOptions& options)
+    : state_(std::make_unique<State>(model, std::move(paths), loader_options(model, options))) {
+  model.eval();
+}
+
+ImageFeatureStream::~ImageFeatureStream() { state_->model.train(state_->was_training); }
+
+std::optional<ImageFeatureBatch> ImageFeatureStream::next() {
+  const auto wait = std::chrono::steady_clock::now();
+  std::optional<ImageBatch> batch = state_->loader.next();
+  state_->wait_seconds += seconds_since(wait);
+  if (!batch) return std::nullopt;
+  ImageFeatureBatch out;
+  out.indices = std::move(batch->indices);
+  out.errors = std::move(batch->errors);
+  if (!out.indices.empty()) {
+    const auto start = std::chrono::steady_clock::now();
+    c10::InferenceMode inference;
+    CLIPImpl& model = state_->model;
+    const at::Tensor& weight = model.logit_scale;
+    out.features = model.encode_image(batch->images.to(weight.device(), weight.scalar_type(), /*non_blocking=*/true));
+    state_->model_seconds += seconds_since(start);
+  }
+  return out;
+}
+
+int64_t ImageFeatureStream::size() const { return state_->loader.size(); }
+double ImageFeatureStream::wait_seconds() const { return state_->wait_seconds; }
+double ImageFeatureStream::model_seconds() const { return state_->model_seconds; }
+
+ImageEmbeddings embed_image_files(CLIPImpl& model, const std::vector<std::string>& paths, const EmbedOptions& options) {
+  ImageFeatureStream stream(model, paths, options);
   ImageEmbeddings out;
   std::vector<at::Tensor> parts;
-  while (auto batch = loader.next()) {
+  while (auto batch = stream.next()) {
     for (auto& e : batch->errors) out.errors.push_back(std::move(e));
     if (batch->indices.empty()) continue;
-    parts.push_back(model.encode_image(batch->images.to(device, dtype), /*normalize=*/true).to(at::kCPU, at::kFloat));
+    parts.push_back(l2_normalize(batch->features).to(at::kCPU, at::kFloat));
     for (int64_t i : batch->indices) out.paths.push_back(paths[size_t(i)]);
   }
   if (parts.empty()) fail(options.source, ": none of the ", paths.size(), " images could be read");
@@ -111,17 +161,22 @@ at::Tensor embed_texts(CLIPImpl& model, const Tokenizer& tokenizer, const std::v
   if (texts.empty()) fail(options.source, ": no texts to embed");
   at::Tensor ids;
   try {
-    ids = tokenizer.tokenize(texts, model.config().text.context_length, /*truncate=*/false);
+    ids = tokenizer.tokenize(texts, model.config().text.context_length, options.truncate);
   } catch (const TextError& e) {
-    fail(options.source, ": text ", e.index() + 1, ": ", e.reason());
+    fail(options.source, ": text ", e.index() + 1, " (\"", texts.at(e.index()), "\"): ", e.reason());
   }
-  c10::InferenceMode inference;
-  const at::Device device = model.logit_scale.device();
+  const bool was_training = model.is_training();
+  model.eval();
   std::vector<at::Tensor> parts;
-  for (int64_t start = 0; start < ids.size(0); start += options.batch_size) {
-    const int64_t n = std::min(options.batch_size, ids.size(0) - start);
-    parts.push_back(model.encode_text(ids.narrow(0, start, n).to(device), /*normalize=*/true).to(at::kCPU, at::kFloat));
+  {
+    c10::InferenceMode inference;
+    const at::Device device = model.logit_scale.device();
+    for (int64_t start = 0; start < ids.size(0); start += options.batch_size) {
+      const int64_t n = std::min(options.batch_size, ids.size(0) - start);
+      parts.push_back(model.encode_text(ids.narrow(0, start, n).to(device), /*normalize=*/true).to(at::kCPU, at::kFloat));
+    }
   }
+  model.train(was_training);
   return at::cat(parts);
 }
 

@@ -1,10 +1,17 @@
 #pragma once
-/// Embedding in batches: ready-made model inputs, image files, texts.
+/// Embedding in batches: ready-made model inputs, image files, texts. The one path from image files to
+/// features (ImageFeatureStream) and the one from texts to features (embed_texts) that clip_embed, zero-shot
+/// classification and the evaluations during training all use.
 ///
 ///   clip::TensorMap out = clip::embed_tensors(*model, {{"image", images}, {"text", ids}}, {});
 ///   clip::ImageEmbeddings e = clip::embed_image_files(*model, clip::image_list("photos/"), {});
 ///   at::Tensor t = clip::embed_texts(*model, *tokenizer, {"a cat", "a dog"}, {});
+///
+///   clip::ImageFeatureStream stream(*model, paths, {});      // batch by batch, for work of your own per batch
+///   while (auto batch = stream.next()) use(batch->features, batch->indices);
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +27,36 @@ struct EmbedOptions {
   int64_t batch_size = 256;  ///< rows per forward pass
   std::string source = "inputs";  ///< names the inputs in error messages (a file name)
   int workers = 0;           ///< image decoding threads (0: one per core)
+  bool truncate = false;     ///< embed_texts: cut texts longer than the context (else an error naming the text)
+};
+
+/// One batch of image files' features.
+struct ImageFeatureBatch {
+  at::Tensor features;            ///< [rows, D] as the image tower gives them (not normalized), on the model's
+                                  ///< device; made under InferenceMode
+  std::vector<int64_t> indices;   ///< per row: its position in the input list
+  std::vector<ItemError> errors;  ///< the batch's files that could not be read (not fatal)
+};
+
+/// Image files to features, batch by batch: loader threads decode and preprocess ahead (the model config's
+/// preprocessing), the model encodes each batch in eval mode under InferenceMode (its training mode is restored
+/// when the stream ends).
+class ImageFeatureStream {
+ public:
+  ImageFeatureStream(CLIPImpl& model, std::vector<std::string> paths, const EmbedOptions& options = {});
+  ~ImageFeatureStream();
+  ImageFeatureStream(const ImageFeatureStream&) = delete;
+  ImageFeatureStream& operator=(const ImageFeatureStream&) = delete;
+
+  /// The next batch, or nullopt after the last one. A batch may have no rows (all its files failed).
+  std::optional<ImageFeatureBatch> next();
+  int64_t size() const;          ///< number of input files
+  double wait_seconds() const;   ///< time next() spent waiting for decoded images
+  double model_seconds() const;  ///< time spent in the model
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 /// Embeddings of image files, in input order, without the unreadable ones.
@@ -40,8 +77,8 @@ TensorMap embed_tensors(CLIPImpl& model, const TensorMap& inputs, const EmbedOpt
 ImageEmbeddings embed_image_files(CLIPImpl& model, const std::vector<std::string>& paths,
                                   const EmbedOptions& options = {});
 
-/// Tokenizes (no truncation: a text over the context length is an error naming it) and embeds texts:
-/// [N, D] fp32, L2-normalized.
+/// Tokenizes (without options.truncate, a text over the context length is an error naming it) and embeds texts
+/// in batches: [N, D] fp32 on the CPU, L2-normalized.
 at::Tensor embed_texts(CLIPImpl& model, const Tokenizer& tokenizer, const std::vector<std::string>& texts,
                        const EmbedOptions& options = {});
 

@@ -24,6 +24,7 @@
 #include "clip/image/decode.h"
 #include "clip/image/resample.h"
 #include "clip/util/error.h"
+#include "clip/util/log.h"
 #include "clip/util/progress.h"
 #include "image/decode_formats.h"
 #include "util/atomic_file.h"
@@ -308,7 +309,7 @@ ShardWriteSummary write_shards(const CaptionDataset& data, const ShardWriteOptio
       Prepared& p = prepared[i - start];
       if (!p.error.empty()) {
         ++summary.failed;
-        if (progress) std::fprintf(stderr, "\nclip_shards: skipped %s\n", p.error.c_str());
+        if (progress) log_info("skipped ", p.error);
         summary.errors.push_back(std::move(p.error));
         continue;
       }

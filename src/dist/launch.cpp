@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "clip/util/error.h"
+#include "clip/util/log.h"
 
 namespace clip {
 namespace {
@@ -169,8 +170,8 @@ int run_local_workers(int nproc, const std::string& program, const std::vector<s
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (code != 0 && result == 0) {
       result = code;
-      std::fprintf(stderr, "clip_train: worker %d (rank %d) %s %d; stopping the other workers\n", rank, rank,
-                   WIFEXITED(status) ? "exited with" : "was killed by signal", WIFEXITED(status) ? code : WTERMSIG(status));
+      log_warning("worker ", rank, " (rank ", rank, ") ", WIFEXITED(status) ? "exited with " : "was killed by signal ",
+                  WIFEXITED(status) ? code : WTERMSIG(status), "; stopping the other workers");
       for (pid_t other : children) {
         if (other != pid) ::kill(other, SIGTERM);
       }

@@ -1,9 +1,9 @@
 #include "clip/model/registry.h"
 
 #include <filesystem>
-#include <iostream>
 
 #include "clip/util/error.h"
+#include "clip/util/log.h"
 #include "clip/util/resources.h"
 #include "clip/util/sha256.h"
 
@@ -58,8 +58,8 @@ bool verify_release(const std::string& name, const std::string& path) {
   const RegisteredModel& model = registered_model(name);
   const std::string actual = sha256_file(path);
   if (actual == model.sha256) return true;
-  std::cerr << "clip: warning: " << path << ": SHA-256 " << actual << " differs from OpenAI's " << model.release_file
-            << " (" << model.sha256 << "); the file is not the released " << name << " checkpoint\n";
+  log_warning(path, ": SHA-256 ", actual, " differs from OpenAI's ", model.release_file, " (", model.sha256,
+              "); the file is not the released ", name, " checkpoint");
   return false;
 }
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include "clip/embed.h"
 #include "clip/image/loader.h"
 #include "clip/image/transform.h"
 #include "clip/util/error.h"
@@ -40,27 +41,23 @@ RetrievalMetrics retrieval_metrics(const at::Tensor& image_features, const at::T
 
 RetrievalMetrics evaluate_retrieval(CLIPImpl& model, const CaptionDataset& data, const Tokenizer& tokenizer,
                                     int64_t batch_size, int workers) {
-  ImageLoaderOptions o;
-  o.batch_size = batch_size;
-  o.threads = workers;
-  o.preprocess = model.config().preprocess;
-  ImageLoader loader(data.paths, o);
-  const bool was_training = model.is_training();
-  model.eval();
-  c10::InferenceMode inference;
-  const at::Device device = model.logit_scale.device();
-  std::vector<at::Tensor> images, texts;
-  while (auto batch = loader.next()) {
-    if (batch->indices.empty()) continue;
-    std::vector<std::string> captions;
-    for (int64_t i : batch->indices) captions.push_back(data.caption(size_t(i), 0));
-    const at::Tensor ids = tokenizer.tokenize(captions, model.config().text.context_length, /*truncate=*/true);
-    images.push_back(model.encode_image(batch->images.to(device)).to(at::kCPU, at::kFloat));
-    texts.push_back(model.encode_text(ids.to(device)).to(at::kCPU, at::kFloat));
+  EmbedOptions options;
+  options.batch_size = batch_size;
+  options.workers = workers;
+  options.truncate = true;  // captions longer than the context are cut, as in training
+  options.source = data.source;
+  std::vector<at::Tensor> images;
+  std::vector<std::string> captions;  // of the images that were read
+  {
+    ImageFeatureStream stream(model, data.paths, options);
+    while (auto batch = stream.next()) {
+      if (batch->indices.empty()) continue;
+      images.push_back(batch->features.to(at::kCPU, at::kFloat));
+      for (int64_t i : batch->indices) captions.push_back(data.caption(size_t(i), 0));
+    }
   }
-  model.train(was_training);
   if (images.empty()) fail(data.source, ": no validation image could be read");
-  return retrieval_metrics(at::cat(images), at::cat(texts));
+  return retrieval_metrics(at::cat(images), embed_texts(model, tokenizer, captions, options));
 }
 
 }  // namespace clip

@@ -13,6 +13,7 @@
 
 #include "clip/data/shard_stream.h"
 #include "clip/util/error.h"
+#include "clip/util/log.h"
 
 namespace clip {
 namespace {
@@ -100,10 +101,9 @@ class ShardBatchSource : public BatchSource {
     stream_.read.json_caption_key = config.data.json_caption_key;
     context_length_ = model.text.context_length;
     pin_ = at::hasCUDA();
-    std::fprintf(stderr, "clip_train: %lld shards in %zu source(s)%s, %lld samples per epoch, %d loader threads on rank %d\n",
-                 static_cast<long long>(plan_->total_shards()), plan_->sources().size(),
-                 config.data.dataset_resampled ? " drawn with replacement" : "", static_cast<long long>(samples),
-                 plan_->workers(), rank);
+    log_info(plan_->total_shards(), " shards in ", plan_->sources().size(), " source(s)",
+             config.data.dataset_resampled ? " drawn with replacement" : "", ", ", samples, " samples per epoch, ",
+             plan_->workers(), " loader threads on rank ", rank);
   }
 
   ~ShardBatchSource() override { stop(); }
@@ -227,10 +227,8 @@ class ShardBatchSource : public BatchSource {
                         recorded_->fingerprint == fingerprint && recorded_->streams.size() == workers_.size() &&
                         recorded_->turn >= 0 && recorded_->turn < static_cast<int64_t>(workers_.size());
     if (!usable) {
-      std::fprintf(stderr,
-                   "clip_train: no shard position recorded for epoch %lld batch %lld with these shards, ranks and "
-                   "--workers; the rest of the epoch reads from the epoch's first shards\n",
-                   static_cast<long long>(epoch_), static_cast<long long>(first));
+      log_warning("no shard position recorded for epoch ", epoch_, " batch ", first,
+                  " with these shards, ranks and --workers; the rest of the epoch reads from the epoch's first shards");
       return;
     }
     turn_ = static_cast<size_t>(recorded_->turn);

@@ -12,6 +12,7 @@
 
 #include "clip/io/safetensors.h"
 #include "clip/util/error.h"
+#include "clip/util/log.h"
 
 namespace fs = std::filesystem;
 
@@ -111,7 +112,7 @@ std::string latest_checkpoint(const std::string& output_dir) {
       load_train_checkpoint(it->string());
       return it->string();
     } catch (const Error& e) {
-      std::fprintf(stderr, "clip_train: warning: skipping unreadable checkpoint: %s\n", e.what());
+      log_warning("skipping unreadable checkpoint: ", e.what());
     }
   }
   return "";

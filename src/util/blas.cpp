@@ -5,8 +5,9 @@
 #include <stdlib.h>
 
 #include <atomic>
-#include <iostream>
 #include <memory>
+
+#include "clip/util/log.h"
 
 namespace clip {
 
@@ -30,9 +31,9 @@ bool warn_if_reference_blas() {
   static std::atomic<bool> warned{false};
   const BlasInfo info = blas_info();
   if (!info.is_reference || warned.exchange(true)) return false;
-  std::cerr << "clip: warning: CPU matmuls run on the unoptimized reference BLAS (" << info.library
-            << "), about 15x slower; install libopenblas0-openmp (scripts/setup does) or select it with "
-               "update-alternatives --config libblas.so.3-x86_64-linux-gnu\n";
+  log_warning("CPU matmuls run on the unoptimized reference BLAS (", info.library,
+              "), about 15x slower; install libopenblas0-openmp (scripts/setup does) or select it with "
+              "update-alternatives --config libblas.so.3-x86_64-linux-gnu");
   return true;
 }
 

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "clip/embed.h"
 #include "clip/io/safetensors.h"
 #include "clip/util/error.h"
 #include "clip/text/prompts.h"
@@ -28,21 +29,11 @@ ZeroShotClassifier ZeroShotClassifier::build(CLIPImpl& model, const Tokenizer& t
   for (const auto& name : classes) {
     for (const auto& templ : templates) prompts.push_back(fill_template(templ, name));
   }
-  at::Tensor ids;
-  try {
-    ids = tokenizer.tokenize(prompts, model.config().text.context_length, /*truncate=*/false);
-  } catch (const TextError& e) {
-    fail("zero-shot prompt \"", prompts.at(e.index()), "\": ", e.reason());
-  }
-  torch::NoGradGuard no_grad;
-  const at::Device device = model.logit_scale.device();
-  std::vector<at::Tensor> embeddings;
-  for (int64_t start = 0; start < ids.size(0); start += options.batch_size()) {
-    const int64_t n = std::min(options.batch_size(), ids.size(0) - start);
-    embeddings.push_back(model.encode_text(ids.narrow(0, start, n).to(device), /*normalize=*/true).to(at::kFloat));
-  }
+  EmbedOptions embed;
+  embed.batch_size = options.batch_size();
+  embed.source = "zero-shot prompts";
   // [C * T, D] -> [C, T, D] -> mean over templates -> re-normalize.
-  const at::Tensor all = at::cat(embeddings, 0);
+  const at::Tensor all = embed_texts(model, tokenizer, prompts, embed).to(model.logit_scale.device());
   const at::Tensor per_class = all.view({static_cast<int64_t>(classes.size()), static_cast<int64_t>(templates.size()), -1});
   return ZeroShotClassifier(l2_normalize(per_class.mean(1)), classes, templates, options.scale());
 }

@@ -11,8 +11,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "clip/embed.h"
 #include "clip/image/transform.h"
 #include "clip/util/error.h"
+#include "clip/util/log.h"
 #include "clip/util/progress.h"
 #include "util/atomic_file.h"
 
@@ -103,37 +105,30 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
     fail(folder.root, ": ", folder.classes.size(), " class folders but the classifier has ", classes, " classes");
   }
 
-  ImageLoaderOptions loader_options;
-  loader_options.batch_size = options.batch_size;
-  loader_options.threads = options.threads;
-  loader_options.preprocess = model.config().preprocess;
-  ImageLoader loader(folder.paths, loader_options);
+  EmbedOptions embed;
+  embed.batch_size = options.batch_size;
+  embed.workers = options.threads;
+  ImageFeatureStream stream(model, folder.paths, embed);
 
   PredictionWriter writer(options.output, s.labeled, s.k);
   at::Tensor confusion = at::zeros({classes, classes}, at::kLong);
   auto confusion_counts = confusion.accessor<int64_t, 2>();
   int64_t correct1 = 0, correctk = 0;
-  Progress progress("classify", loader.size(), "img");
-  const at::Device device = model.logit_scale.device();
-  const at::ScalarType dtype = model.logit_scale.scalar_type();
+  double classify_seconds = 0;
+  Progress progress("classify", stream.size(), "img");
   c10::InferenceMode inference;
-  while (true) {
-    const auto wait = Clock::now();
-    std::optional<ImageBatch> batch = loader.next();
-    s.wait_seconds += seconds_since(wait);
-    if (!batch) break;
+  while (std::optional<ImageFeatureBatch> batch = stream.next()) {
     for (const ItemError& e : batch->errors) {
       if (options.strict) fail(e.message, " (--strict: stopping at the first unreadable file)");
-      if (options.report_skipped) std::cerr << "skipped " << e.message << "\n";
+      if (options.report_skipped) log_info("skipped ", e.message);
       s.errors.push_back(e);
     }
     s.skipped += static_cast<int64_t>(batch->errors.size());
     if (!batch->indices.empty()) {
       const auto model_start = Clock::now();
-      const at::Tensor features = model.encode_image(batch->images.to(device, dtype, /*non_blocking=*/true));
-      const Prediction p = classifier.classify(features, s.k);
+      const Prediction p = classifier.classify(batch->features, s.k);
       const at::Tensor top_i = p.top_indices.to(at::kCPU), top_p = p.top_probabilities.to(at::kCPU, at::kDouble);
-      s.model_seconds += seconds_since(model_start);
+      classify_seconds += seconds_since(model_start);
       const auto idx = top_i.accessor<int64_t, 2>();
       const auto prob = top_p.accessor<double, 2>();
       for (size_t row = 0; row < batch->indices.size(); ++row) {
@@ -155,7 +150,9 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
     if (options.progress) progress.advance(static_cast<int64_t>(batch->indices.size() + batch->errors.size()));
   }
   if (options.progress) progress.finish();
-  if (s.images == 0) fail(folder.root, ": none of its ", loader.size(), " images could be read");
+  s.wait_seconds = stream.wait_seconds();
+  s.model_seconds = stream.model_seconds() + classify_seconds;
+  if (s.images == 0) fail(folder.root, ": none of its ", stream.size(), " images could be read");
   if (s.labeled) {
     s.top1 = double(correct1) / double(s.images);
     s.topk = double(correctk) / double(s.images);
