@@ -13,6 +13,18 @@ function(step)
 endfunction()
 
 step(${CMAKE_COMMAND} --install "${CLIP_BINARY_DIR}" --prefix "${prefix}")
+# The installed library must not look for data in the source folder it was built from: no string in it is that
+# folder (source file names in error messages, from __FILE__, are other strings).
+file(GLOB_RECURSE installed_libs "${prefix}/lib*/libclip.so*")
+foreach(lib ${installed_libs})
+  if(NOT IS_SYMLINK "${lib}")
+    file(STRINGS "${lib}" source_paths REGEX "^${CLIP_SOURCE_DIR}/?$")
+    if(source_paths)
+      message(FATAL_ERROR "example_consumer: ${lib} has the source folder ${CLIP_SOURCE_DIR} compiled in")
+    endif()
+    message(STATUS "example_consumer: ${lib} has no source folder compiled in")
+  endif()
+endforeach()
 set(launcher "")
 find_program(ccache ccache)
 if(ccache)

@@ -21,7 +21,6 @@ std::vector<std::string> resource_roots() {
     const fs::path lib = fs::weakly_canonical(fs::path(info.dli_fname), ec);
     if (!ec) roots.push_back((lib.parent_path().parent_path() / "share" / "clip").string());
   }
-  roots.emplace_back(CLIP_SOURCE_DIR);
   return roots;
 }
 

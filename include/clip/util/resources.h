@@ -3,8 +3,8 @@
 ///
 ///   std::string dir = clip::resource_path("configs/models");   // e.g. /usr/local/share/clip/configs/models
 ///
-/// Searched in order: $CLIP_DATA_DIR; <libclip's folder>/../share/clip (an installed tree); the source tree this
-/// library was built from. The first folder holding `relative` wins.
+/// Searched in order: $CLIP_DATA_DIR; <libclip's folder>/../share/clip (an installed tree, or a build tree, which
+/// mirrors it). The first folder holding `relative` wins; no source path is compiled into the library.
 #include <string>
 #include <vector>
 
