@@ -8,6 +8,7 @@
 #include "clip/bench/flops.h"
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
+#include "tool_main.h"
 
 namespace {
 
@@ -85,5 +86,5 @@ int main(int argc, char** argv) {
   app.add_flag("--flops", p.flops, "print the model's itemized FLOP count and exit");
   CLI11_PARSE(app, argc, argv);
   p.bench.model(model).device(device).batch_size(batch).steps(steps).warmup(warmup).peak_tflops(peak).threads(threads);
-  return clip::run_tool("clip_bench", [&] { return run(p); });
+  return clip::tools::run_tool("clip_bench", [&] { return run(p); });
 }

@@ -5,6 +5,7 @@
 #include "clip/model/checkpoint.h"
 #include "clip/model/hf.h"
 #include "clip/util/error.h"
+#include "tool_main.h"
 
 namespace {
 
@@ -60,5 +61,5 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   CLI11_PARSE(app, argc, argv);
-  return clip::run_tool("clip_convert", [&] { return run(p); });
+  return clip::tools::run_tool("clip_convert", [&] { return run(p); });
 }

@@ -14,6 +14,7 @@
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
 #include "clip/util/threads.h"
+#include "tool_main.h"
 
 namespace {
 
@@ -125,5 +126,5 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--print", p.print, "print logits_per_image to stdout (--inputs mode)");
   CLI11_PARSE(app, argc, argv);
-  return clip::run_tool("clip_embed", [&] { return run(p); });
+  return clip::tools::run_tool("clip_embed", [&] { return run(p); });
 }

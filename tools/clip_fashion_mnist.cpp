@@ -4,6 +4,7 @@
 
 #include "clip/data/fashion_mnist.h"
 #include "clip/util/error.h"
+#include "tool_main.h"
 
 int main(int argc, char** argv) {
   clip::FashionMnistOptions o;
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the caption wording")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  return clip::run_tool("clip_fashion_mnist", [&] {
+  return clip::tools::run_tool("clip_fashion_mnist", [&] {
     const clip::FashionMnistFiles f = clip::prepare_fashion_mnist(o);
     std::printf("%s %lld training images (%s, captions in %s) and %lld test images (%s)\n",
                 f.reused ? "reused" : "wrote", static_cast<long long>(f.train_images), f.train_dir.c_str(),

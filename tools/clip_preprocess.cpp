@@ -13,6 +13,7 @@
 #include "clip/io/safetensors.h"
 #include "clip/model/config.h"
 #include "clip/util/error.h"
+#include "tool_main.h"
 
 namespace {
 
@@ -173,5 +174,5 @@ int main(int argc, char** argv) {
   app.add_option("--bench-seconds", p.bench_seconds, "how long --bench runs")->capture_default_str()
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
-  return clip::run_tool("clip_preprocess", [&] { return p.bench ? bench(p) : write(p); });
+  return clip::tools::run_tool("clip_preprocess", [&] { return p.bench ? bench(p) : write(p); });
 }

@@ -11,6 +11,7 @@
 #include "clip/data/shard_writer.h"
 #include "clip/util/error.h"
 #include "clip/text/prompts.h"
+#include "tool_main.h"
 
 namespace {
 
@@ -112,5 +113,5 @@ int main(int argc, char** argv) {
   app.add_flag("--jpeg-dct-scaling", p.jpeg_dct_scaling, "--bench: decode large JPEGs at 1/2-1/8 size (not exact)");
   app.add_option("--seconds", p.seconds, "--bench: run at least this long")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  return clip::run_tool("clip_shards", [&] { return p.bench.empty() ? pack(p) : bench(p); });
+  return clip::tools::run_tool("clip_shards", [&] { return p.bench.empty() ? pack(p) : bench(p); });
 }

@@ -12,6 +12,7 @@
 #include "clip/text/clip_bpe.h"
 #include "clip/text/sentencepiece.h"
 #include "clip/util/error.h"
+#include "tool_main.h"
 
 namespace {
 
@@ -249,7 +250,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
 
   CLI11_PARSE(app, argc, argv);
-  return clip::run_tool("clip_tokenize", [&] {
+  return clip::tools::run_tool("clip_tokenize", [&] {
     if (*train_cmd) return train(t);
     return p.bench ? bench(p) : tokenize_stream(p);
   });

@@ -10,9 +10,10 @@
 #include "clip/train/trainer.h"
 #include "clip/util/error.h"
 #include "train_flags.h"
+#include "tool_main.h"
 
 int main(int argc, char** argv) {
-  return clip::run_tool("clip_train", [&] {
+  return clip::tools::run_tool("clip_train", [&] {
     const clip::TrainConfig config = clip::tools::parse_train_args(argc, argv);
     // --nproc-per-node N: this process only starts and watches N workers (which see RANK set and train).
     if (config.distributed.nproc_per_node > 1 && std::getenv("RANK") == nullptr) {

@@ -14,6 +14,7 @@
 #include "clip/util/threads.h"
 #include "clip/zeroshot/evaluate.h"
 #include "clip/text/prompts.h"
+#include "tool_main.h"
 
 namespace {
 
@@ -113,5 +114,5 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_flag("--strict", p.run.strict, "stop at the first unreadable image instead of skipping it");
   CLI11_PARSE(app, argc, argv);
-  return clip::run_tool("clip_zeroshot", [&] { return run(p); });
+  return clip::tools::run_tool("clip_zeroshot", [&] { return run(p); });
 }

@@ -2,7 +2,6 @@
 
 #include <c10/util/Exception.h>
 
-#include <iostream>
 
 namespace clip {
 
@@ -17,15 +16,6 @@ std::string error_message(const std::exception& error) {
   const auto newline = message.find('\n');
   if (newline != std::string::npos) message.resize(newline);
   return message;
-}
-
-int run_tool(const char* tool, const std::function<int()>& body) {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    std::cerr << tool << ": error: " << error_message(e) << "\n";
-    return 1;
-  }
 }
 
 }  // namespace clip

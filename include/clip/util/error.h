@@ -5,8 +5,7 @@
 ///
 /// Library contracts use TORCH_CHECK; user-facing failures (files, keys, flags) throw clip::Error with a message
 /// that names the file, what is wrong and, where there is one, the fix. Tools catch it at main, print the one
-/// line and exit non-zero.
-#include <functional>
+/// line and exit non-zero (tools/tool_main.h).
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -36,9 +35,5 @@ template <typename... Args>
 
 /// The one-line message of any exception (LibTorch's c10::Error without its backtrace).
 std::string error_message(const std::exception& error);
-
-/// A tool's main body: runs `body`, and on any exception prints "<tool>: error: <one line>" to stderr and
-/// returns 1.
-int run_tool(const char* tool, const std::function<int()>& body);
 
 }  // namespace clip
