@@ -5,7 +5,6 @@
 #include <torch/nn/module.h>
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -14,6 +13,7 @@
 #include "clip/data/image_folder.h"
 #include "clip/image/transform.h"
 #include "clip/util/error.h"
+#include "util/clock.h"
 
 namespace clip {
 namespace {
@@ -105,10 +105,6 @@ ImageLoaderOptions loader_options(const CLIPImpl& model, const EmbedOptions& opt
   return o;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 }  // namespace
 
 ImageFeatureStream::ImageFeatureStream(CLIPImpl& model, std::vector<std::string> paths, const EmbedOptions& options)
@@ -119,7 +115,7 @@ ImageFeatureStream::ImageFeatureStream(CLIPImpl& model, std::vector<std::string>
 ImageFeatureStream::~ImageFeatureStream() { state_->model.train(state_->was_training); }
 
 std::optional<ImageFeatureBatch> ImageFeatureStream::next() {
-  const auto wait = std::chrono::steady_clock::now();
+  const auto wait = Clock::now();
   std::optional<ImageBatch> batch = state_->loader.next();
   state_->wait_seconds += seconds_since(wait);
   if (!batch) return std::nullopt;
@@ -127,7 +123,7 @@ std::optional<ImageFeatureBatch> ImageFeatureStream::next() {
   out.indices = std::move(batch->indices);
   out.errors = std::move(batch->errors);
   if (!out.indices.empty()) {
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = Clock::now();
     c10::InferenceMode inference;
     CLIPImpl& model = state_->model;
     const at::Tensor& weight = model.logit_scale;

@@ -21,16 +21,11 @@
 #include "clip/util/cuda.h"
 #include "clip/util/error.h"
 #include "clip/util/threads.h"
+#include "util/clock.h"
 #include "util/torch_compat.h"
 
 namespace clip {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());

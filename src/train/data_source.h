@@ -1,12 +1,7 @@
 #pragma once
 // Batches for the trainer: (images, token ids) per step, reproducible from (seed, epoch, batch) so that a resumed
 // run sees exactly the batches a straight run would.
-#include <ATen/core/Tensor.h>
-
 #include <memory>
-#include <optional>
-#include <string>
-#include <vector>
 
 #include "clip/data/caption_dataset.h"
 #include "clip/model/config.h"

@@ -4,8 +4,6 @@
 #include <c10/core/InferenceMode.h>
 
 #include "clip/embed.h"
-#include "clip/image/loader.h"
-#include "clip/image/transform.h"
 #include "clip/util/error.h"
 
 namespace clip {

@@ -30,15 +30,12 @@
 #include "train/data_source.h"
 #include "train/shard_source.h"
 #include "util/atomic_file.h"
+#include "util/clock.h"
 
 namespace fs = std::filesystem;
 
 namespace clip {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 void write_text(const std::string& path, const std::string& text) {
   AtomicFile file(path);

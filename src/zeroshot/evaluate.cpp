@@ -12,18 +12,14 @@
 #include <nlohmann/json.hpp>
 
 #include "clip/embed.h"
-#include "clip/image/transform.h"
 #include "clip/util/error.h"
 #include "clip/util/log.h"
 #include "clip/util/progress.h"
 #include "util/atomic_file.h"
+#include "util/clock.h"
 
 namespace clip {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
