@@ -9,6 +9,7 @@
 
 #include "clip/dist/communicator.h"
 #include "clip/util/cuda.h"
+#include "clip/util/features.h"
 
 namespace {
 
@@ -23,6 +24,10 @@ TEST(Build, HasWhatTheConfigurationRequires) {
   std::printf("[ measured ] LibTorch %s, CUDA %s, c10d backends: %s; CUDA device: %s\n", TORCH_VERSION,
               clip::cuda_built() ? "compiled in" : "not compiled in", listed.c_str(),
               clip::cuda_unavailable_reason().empty() ? "visible" : clip::cuda_unavailable_reason().c_str());
+  std::printf("[ measured ] features: %s\n", clip::features_summary().c_str());
+  // The c10d backends are the ones the configure found (cmake/Features.cmake).
+  EXPECT_EQ(has(backends, "gloo"), clip::features().gloo);
+  EXPECT_EQ(has(backends, "nccl"), clip::features().nccl);
   // The CPU tests of distributed training (test_dist) run over Gloo in every configuration.
   EXPECT_TRUE(has(backends, "gloo")) << listed;
   if (CLIP_REQUIRE_CUDA) {

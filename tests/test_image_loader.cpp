@@ -12,13 +12,15 @@
 #include <random>
 
 #include "clip/image/loader.h"
+#include "image/encode.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-// A folder of n small images (24-bit BMP and binary PPM, random sizes and pixels); every 97th file is text.
+// A folder of n small images (PNG and binary PPM, random sizes and pixels; only PNG in builds without OpenCV);
+// every 97th file is text.
 class ImageFolder {
  public:
   explicit ImageFolder(int n) {
@@ -35,9 +37,9 @@ class ImageFolder {
         name += ".jpg";
         bytes = "not really a picture\n";
         bad_.push_back(i);
-      } else if (i % 2 == 0) {
-        name += ".bmp";
-        bytes = bmp(w, h, pixels);
+      } else if (i % 2 == 0 || !clip::features().opencv) {
+        name += ".png";
+        bytes = clip::detail::encode_png(reinterpret_cast<const uint8_t*>(pixels.data()), w, h, 3, name);
       } else {
         name += ".ppm";
         bytes = "P6\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n" + pixels;
@@ -51,25 +53,6 @@ class ImageFolder {
   const std::vector<int64_t>& bad() const { return bad_; }
 
  private:
-  static std::string le(uint32_t v, int bytes) {
-    std::string s;
-    for (int i = 0; i < bytes; ++i) s += static_cast<char>(v >> (8 * i));
-    return s;
-  }
-  static std::string bmp(int w, int h, const std::string& rgb) {
-    const int stride = (w * 3 + 3) / 4 * 4;
-    std::string data;
-    for (int y = h - 1; y >= 0; --y) {  // bottom-up rows of BGR, padded to 4 bytes
-      for (int x = 0; x < w; ++x) {
-        const char* p = &rgb[(y * w + x) * 3];
-        data += {p[2], p[1], p[0]};
-      }
-      data.append(static_cast<size_t>(stride - w * 3), '\0');
-    }
-    return "BM" + le(54 + static_cast<uint32_t>(data.size()), 4) + le(0, 4) + le(54, 4) + le(40, 4) + le(w, 4) +
-           le(h, 4) + le(1, 2) + le(24, 2) + le(0, 4) + le(static_cast<uint32_t>(data.size()), 4) + le(2835, 4) +
-           le(2835, 4) + le(0, 4) + le(0, 4) + data;
-  }
   fs::path dir_;
   std::vector<std::string> paths_;
   std::vector<int64_t> bad_;
@@ -125,6 +108,7 @@ clip::ImageLoaderOptions small(int threads, bool ordered) {
 }
 
 TEST(ImageLoader, SameTensorsWithOneThreadAndWithMany) {
+  CLIP_REQUIRE_FEATURE(png);  // the generated images
   const Loaded one = load_all(small(1, true));
   const Loaded many = load_all(small(8, true));
   const Loaded as_ready = load_all(small(8, false));
@@ -144,6 +128,7 @@ TEST(ImageLoader, SameTensorsWithOneThreadAndWithMany) {
 }
 
 TEST(ImageLoader, BadFilesArePerItemErrors) {
+  CLIP_REQUIRE_FEATURE(png);  // the generated images
   const Loaded loaded = load_all(small(4, true));
   ASSERT_EQ(loaded.errors.size(), folder().bad().size());
   for (int64_t i : folder().bad()) {
@@ -157,6 +142,7 @@ TEST(ImageLoader, BadFilesArePerItemErrors) {
 }
 
 TEST(ImageLoader, RandomResizedCropDependsOnSeedAndIndexOnly) {
+  CLIP_REQUIRE_FEATURE(png);  // the generated images
   clip::ImageLoaderOptions o = small(1, true);
   o.random_resized_crop = clip::RandomResizedCropOptions{};
   o.seed = 7;
@@ -172,6 +158,7 @@ TEST(ImageLoader, RandomResizedCropDependsOnSeedAndIndexOnly) {
 }
 
 TEST(ImageLoader, Uint8BatchesNormalizeToTheFloatOnes) {
+  CLIP_REQUIRE_FEATURE(png);  // the generated images
   clip::ImageLoaderOptions o = small(4, true);
   o.format = clip::BatchFormat::uint8;
   const Loaded bytes = load_all(o);
@@ -184,6 +171,7 @@ TEST(ImageLoader, Uint8BatchesNormalizeToTheFloatOnes) {
 }
 
 TEST(ImageLoader, StopsEarlyAndHandlesEmptyInput) {
+  CLIP_REQUIRE_FEATURE(png);  // the generated images
   {
     clip::ImageLoaderOptions o = small(4, true);
     o.prefetch_batches = 1;

@@ -122,6 +122,7 @@ TEST(ShardNames, BraceExpansion) {
 
 // Folder -> shards -> samples: every sample comes back once, with its caption, across 2 ranks x 3 threads.
 TEST(ShardRoundTrip, NoneLostOrDuplicatedAcrossRanksAndThreads) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const std::vector<fs::path> images = fixture_images();
   const char* classes[] = {"cat", "dog", "bird"};
@@ -180,6 +181,7 @@ TEST(ShardRoundTrip, NoneLostOrDuplicatedAcrossRanksAndThreads) {
 }
 
 TEST(ShardReader, SampleWithoutCaptionIsCountedAndSkipped) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const std::string jpg = jpeg_bytes();
   {
@@ -214,6 +216,7 @@ TEST(ShardReader, SampleWithoutCaptionIsCountedAndSkipped) {
 
 // Member names are keys, nothing else: nothing is written, whatever the names say.
 TEST(ShardReader, HostileMemberNamesAreOnlyKeys) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const std::string jpg = jpeg_bytes();
   {
@@ -240,6 +243,7 @@ TEST(ShardReader, HostileMemberNamesAreOnlyKeys) {
 }
 
 TEST(ShardReader, TruncatedAndUnreadableShardsAreCountedNotThrown) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const std::string jpg = jpeg_bytes();
   {
@@ -306,6 +310,7 @@ TEST(ShardPlan, ResamplingFollowsTheWeightsAndNeedsNoShardPerRank) {
 
 // A stream stopped anywhere and restarted from its position() hands out exactly the rest.
 TEST(ShardStream, ResumesExactlyFromAnyPosition) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const clip::CaptionDataset data = clip::read_caption_csv(write_csv(tmp, 23), "filepath", "title", "\t");
   clip::write_shards(data, write_options(tmp / "s/{00000..}.tar", 4));
@@ -366,6 +371,7 @@ std::vector<std::vector<int64_t>> rows_of(const at::Tensor& texts) {
 
 // The trainer's source: 2 ranks x 3 threads deliver every sample once per epoch, in full batches.
 TEST(ShardSource, EpochCoversEverySampleOnceAcrossRanks) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const clip::CaptionDataset data = clip::read_caption_csv(write_csv(tmp, 24), "filepath", "title", "\t");
   clip::write_shards(data, write_options(tmp / "s/{00000..}.tar", 2));
@@ -407,6 +413,7 @@ TEST(ShardSource, EpochCoversEverySampleOnceAcrossRanks) {
 
 // Stopped after two batches and continued from the recorded position: the same batches as a straight epoch.
 TEST(ShardSource, ResumesFromTheRecordedPosition) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const clip::CaptionDataset data = clip::read_caption_csv(write_csv(tmp, 30), "filepath", "title", "\t");
   clip::write_shards(data, write_options(tmp / "s/{00000..}.tar", 3));
@@ -441,6 +448,7 @@ TEST(ShardSource, ResumesFromTheRecordedPosition) {
 }
 
 TEST(ShardSource, FailuresAreCountedUntilTheyPassTheLimit) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const std::string jpg = jpeg_bytes();
   {
@@ -484,6 +492,7 @@ TEST(ShardSource, FailuresAreCountedUntilTheyPassTheLimit) {
 
 // clip_train on shards: 3 steps + resume + 3 steps == 6 steps straight (the data position is in the checkpoint).
 TEST(ShardTraining, ResumedRunEqualsStraightRun) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const clip::CaptionDataset data = clip::read_caption_csv(write_csv(tmp, 24), "filepath", "title", "\t");
   clip::write_shards(data, write_options(tmp / "s/{00000..}.tar", 4));
@@ -550,6 +559,7 @@ double two_rank_resume_difference(const TempDir& tmp, const std::string& train_d
 
 // Each rank's stream position reaches the checkpoint, and a resumed run continues each rank where it stood.
 TEST(ShardTraining, TwoRankResumeEqualsStraightRun) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const clip::CaptionDataset data = clip::read_caption_csv(write_csv(tmp, 24), "filepath", "title", "\t");
   clip::write_shards(data, write_options(tmp / "s/{00000..}.tar", 3));
@@ -574,6 +584,7 @@ TEST(CsvTraining, TwoRankResumeEqualsStraightRun) {
 }
 
 TEST(ClipShardsTool, PacksACsvAndRefusesToOverwrite) {
+  CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;
   const std::string csv = write_csv(tmp, 7);
   const std::string tool = std::string(CLIP_BIN_DIR) + "/clip_shards";
@@ -591,6 +602,7 @@ TEST(ClipShardsTool, PacksACsvAndRefusesToOverwrite) {
 
 // DCT-domain scaling is off by default (the exact path) and, when on, close to the exact result.
 TEST(ShardImage, JpegDctScalingIsCloseAndOptional) {
+  CLIP_REQUIRE_FEATURE(shards);
   clip::ShardSample s;
   s.shard = "test.tar";
   s.key = "fruits";
@@ -610,6 +622,32 @@ TEST(ShardImage, JpegDctScalingIsCloseAndOptional) {
   std::printf("[ measured ] DCT scaling 1/4 vs exact at 112 px: mean |difference| %.4f of the pixel range\n", mean);
   EXPECT_LT(mean, 0.03);
   EXPECT_FALSE(at::equal(fast, exact));
+}
+
+// A build without shards has every entry point, and each says which option brings shards (the trainer included).
+TEST(ShardsLeftOut, EveryEntryPointRefusesSayingWhy) {
+  if (clip::features().shards) GTEST_SKIP() << "this build has shards (" << clip::features_summary() << ")";
+  TempDir tmp;
+  const std::string why = "built without WebDataset shards (CLIP_WITH_SHARDS";
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::ShardReader reader(tmp / "0.tar"); }), why);
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::ShardWriter writer(tmp / "{0..}.tar", 10); }), why);
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::write_shards(clip::read_caption_csv(write_csv(tmp, 2), "filepath",
+                                                                                          "title", "\t"),
+                                                                  write_options(tmp / "{0..}.tar", 10)); }),
+                  why);
+  clip::ShardSample sample;
+  sample.shard = "a.tar";
+  sample.key = "k";
+  at::Tensor out;
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::load_shard_image(sample, {}, 0, out); }), "a.tar:k: this libclip");
+  // Shard names still parse, so the trainer recognizes a shard pattern and says what it lacks.
+  EXPECT_EQ(clip::shard_path(tmp / "{00000..}.tar", 3), tmp / "00003.tar");
+  const clip::test::CommandResult r = clip::test::run_command(
+      clip::test::tool("clip_train") + " --model-config " + clip::test::data("vit_tiny_bpe.json") + " --train-data '" + (tmp / "{00000..00003}.tar") +
+      "' --train-num-samples 8 --batch-size 2 --output-dir " + (tmp / "run") + " 2>&1");
+  std::printf("[ message  ] %s", r.output.c_str());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_CONTAINS(r.output, "CLIP_WITH_SHARDS");
 }
 
 }  // namespace

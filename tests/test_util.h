@@ -13,7 +13,17 @@
 #include <memory>
 #include <string>
 
+#include "clip/util/features.h"
+
 namespace clip::test {
+
+/// Whether this build decodes `file` (by its extension: JPEG, PNG, or a format OpenCV decodes).
+inline bool decodes(const std::string& file) {
+  const std::string ext = std::filesystem::path(file).extension().string();
+  if (ext == ".jpg" || ext == ".jpeg") return clip::features().jpeg;
+  if (ext == ".png") return clip::features().png;
+  return clip::features().opencv;
+}
 
 inline std::string data(const std::string& name) { return std::string(CLIP_TEST_DATA_DIR) + "/" + name; }
 inline std::string config(const std::string& name) { return std::string(CLIP_CONFIG_DIR) + "/models/" + name + ".json"; }
@@ -105,6 +115,11 @@ std::string error_of(F&& f) {
 inline std::string tool(const std::string& name) { return std::string(CLIP_BIN_DIR) + "/" + name; }
 
 }  // namespace clip::test
+
+/// Skips the test when this build leaves out a feature (a field of clip::Features), saying which.
+#define CLIP_REQUIRE_FEATURE(name)                                                                            \
+  if (!clip::features().name)                                                                                  \
+  GTEST_SKIP() << "this libclip is built without " #name " (" << clip::features_summary() << ")"
 
 /// EXPECT that `haystack` contains `needle`, showing the haystack when not.
 #define EXPECT_CONTAINS(haystack, needle) EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)

@@ -1,6 +1,5 @@
 #include "clip/data/fashion_mnist.h"
 
-#include <png.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -11,6 +10,7 @@
 #include "clip/image/transform.h"
 #include "clip/util/error.h"
 #include "clip/util/progress.h"
+#include "image/encode.h"
 #include "util/atomic_file.h"
 
 namespace fs = std::filesystem;
@@ -76,14 +76,10 @@ Idx read_idx(const std::string& path, uint8_t expected_rank) {
 }
 
 void write_png(const std::string& path, const uint8_t* gray, int64_t width, int64_t height) {
-  png_image image{};
-  image.version = PNG_IMAGE_VERSION;
-  image.width = static_cast<png_uint_32>(width);
-  image.height = static_cast<png_uint_32>(height);
-  image.format = PNG_FORMAT_GRAY;
-  if (!png_image_write_to_file(&image, path.c_str(), 0, gray, static_cast<png_int_32>(width), nullptr)) {
-    fail(path, ": cannot write PNG (", image.message, ")");
-  }
+  const std::string bytes = detail::encode_png(gray, width, height, 1, path);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out.flush()) fail(path, ": cannot write");
 }
 
 // Writes one split; returns its sample count. Captions are appended to `csv` when given.

@@ -2,8 +2,6 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 
 #include <unistd.h>
 
@@ -27,6 +25,7 @@
 #include "clip/util/log.h"
 #include "clip/util/progress.h"
 #include "image/decode_formats.h"
+#include "image/encode.h"
 #include "util/atomic_file.h"
 
 namespace fs = std::filesystem;
@@ -43,40 +42,6 @@ struct EntryDeleter {
   void operator()(archive_entry* e) const noexcept { archive_entry_free(e); }
 };
 
-// The "{00000..}" group of an output pattern: where it is, its first number, width and optional bound.
-struct NumberGroup {
-  size_t begin = 0, end = 0;
-  int64_t first = 0, last = -1;
-  size_t width = 0;
-};
-
-NumberGroup number_group(const std::string& pattern) {
-  std::optional<NumberGroup> found;
-  for (size_t open = pattern.find('{'); open != std::string::npos; open = pattern.find('{', open + 1)) {
-    const size_t close = pattern.find('}', open);
-    if (close == std::string::npos) break;
-    const std::string body = pattern.substr(open + 1, close - open - 1);
-    const size_t dots = body.find("..");
-    const std::string lo = body.substr(0, dots), hi = dots == std::string::npos ? "" : body.substr(dots + 2);
-    const auto digits = [](const std::string& s) {
-      return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
-    };
-    if (dots == std::string::npos || !digits(lo) || !(hi.empty() || digits(hi))) {
-      fail("output pattern '", pattern, "': '{", body, "}' is not a shard number like {00000..}");
-    }
-    if (found) fail("output pattern '", pattern, "': more than one {00000..} group");
-    NumberGroup g;
-    g.begin = open;
-    g.end = close + 1;
-    g.first = std::stoll(lo);
-    g.last = hi.empty() ? -1 : std::stoll(hi);
-    g.width = lo.size();
-    found = g;
-  }
-  if (!found) fail("output pattern '", pattern, "': no shard number; write it as DIR/{00000..}.tar");
-  return *found;
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, ": cannot open");
@@ -84,22 +49,6 @@ std::string read_file(const std::string& path) {
   s << in.rdbuf();
   if (!in.good() && !in.eof()) fail(path, ": cannot read");
   return s.str();
-}
-
-// RGB pixels -> encoded bytes (OpenCV's libjpeg / libpng).
-std::string encode(const std::vector<uint8_t>& rgb, int64_t width, int64_t height, const char* extension, int quality,
-                   const std::string& source) {
-  cv::Mat bgr(static_cast<int>(height), static_cast<int>(width), CV_8UC3);
-  for (int64_t i = 0; i < width * height; ++i) {
-    bgr.data[3 * i] = rgb[size_t(3 * i + 2)];
-    bgr.data[3 * i + 1] = rgb[size_t(3 * i + 1)];
-    bgr.data[3 * i + 2] = rgb[size_t(3 * i)];
-  }
-  std::vector<uchar> out;
-  std::vector<int> params;
-  if (std::string(extension) == ".jpg") params = {cv::IMWRITE_JPEG_QUALITY, quality};
-  if (!cv::imencode(extension, bgr, out, params)) fail(source, ": cannot encode as ", extension + 1);
-  return std::string(out.begin(), out.end());
 }
 
 struct Prepared {
@@ -131,7 +80,7 @@ Prepared prepare(const std::string& path, const ShardWriteOptions& options) {
   convert_to_rgb(image.pixels.data(), image.mode, image.palette.data(), image.width * image.height, rgb.data());
   if (!shrink) {
     p.extension = "png";
-    p.bytes = encode(rgb, image.width, image.height, ".png", 0, path);
+    p.bytes = detail::encode_png(rgb.data(), image.width, image.height, 3, path);
     return p;
   }
   // As torchvision's Resize(N): the short side to N, the long side int(N * long / short).
@@ -141,7 +90,7 @@ Prepared prepare(const std::string& path, const ShardWriteOptions& options) {
   const ResampleGeometry geometry{image.width, image.height, w, h, Window{0, 0, w, h}};
   resample_u8(rgb.data(), image.width * 3, 3, geometry, Filter::bicubic, small.data(), w * 3);
   p.extension = "jpg";
-  p.bytes = encode(small, w, h, ".jpg", options.jpeg_quality, path);
+  p.bytes = detail::encode_jpeg(small.data(), w, h, options.jpeg_quality, path);
   p.width = w;
   p.height = h;
   p.resized = true;
@@ -149,18 +98,6 @@ Prepared prepare(const std::string& path, const ShardWriteOptions& options) {
 }
 
 }  // namespace
-
-std::string shard_path(const std::string& pattern, int64_t index) {
-  const NumberGroup g = number_group(pattern);
-  const int64_t number = g.first + index;
-  if (g.last >= 0 && number > g.last) {
-    fail("output pattern '", pattern, "': shard ", number, " is past its last number ", g.last,
-         "; raise the bound or use {", std::string(g.width, '0'), "..}");
-  }
-  std::string digits = std::to_string(number);
-  if (digits.size() < g.width) digits.insert(0, g.width - digits.size(), '0');
-  return pattern.substr(0, g.begin) + digits + pattern.substr(g.end);
-}
 
 struct ShardWriter::Impl {
   std::string pattern;

@@ -119,14 +119,52 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// The "{00000..}" group of an output pattern: where it is, its first number, width and optional bound.
+struct NumberGroup {
+  size_t begin = 0, end = 0;
+  int64_t first = 0, last = -1;
+  size_t width = 0;
+};
+
+NumberGroup number_group(const std::string& pattern) {
+  std::optional<NumberGroup> found;
+  for (size_t open = pattern.find('{'); open != std::string::npos; open = pattern.find('{', open + 1)) {
+    const size_t close = pattern.find('}', open);
+    if (close == std::string::npos) break;
+    const std::string body = pattern.substr(open + 1, close - open - 1);
+    const size_t dots = body.find("..");
+    const std::string lo = body.substr(0, dots), hi = dots == std::string::npos ? "" : body.substr(dots + 2);
+    const auto digits = [](const std::string& s) {
+      return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+    };
+    if (dots == std::string::npos || !digits(lo) || !(hi.empty() || digits(hi))) {
+      fail("output pattern '", pattern, "': '{", body, "}' is not a shard number like {00000..}");
+    }
+    if (found) fail("output pattern '", pattern, "': more than one {00000..} group");
+    NumberGroup g;
+    g.begin = open;
+    g.end = close + 1;
+    g.first = std::stoll(lo);
+    g.last = hi.empty() ? -1 : std::stoll(hi);
+    g.width = lo.size();
+    found = g;
+  }
+  if (!found) fail("output pattern '", pattern, "': no shard number; write it as DIR/{00000..}.tar");
+  return *found;
+}
+
 }  // namespace
 
-bool shards_available() {
-#ifdef CLIP_WITH_SHARDS
-  return true;
-#else
-  return false;
-#endif
+std::string shard_path(const std::string& pattern, int64_t index) {
+  const NumberGroup g = number_group(pattern);
+  const int64_t number = g.first + index;
+  if (g.last >= 0 && number > g.last) {
+    fail("output pattern '", pattern, "': shard ", number, " is past its last number ", g.last,
+         "; raise the bound or use {", std::string(g.width, '0'), "..}");
+  }
+  std::string digits = std::to_string(number);
+  if (digits.size() < g.width) digits.insert(0, g.width - digits.size(), '0');
+  return pattern.substr(0, g.begin) + digits + pattern.substr(g.end);
 }
 
 std::vector<std::string> expand_braces(const std::string& pattern) {

@@ -4,19 +4,20 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-// A backend is compiled in when LibTorch was built with it and its library's headers are on this machine (pip
-// wheels ship neither gloo's headers nor, on the default path, nccl.h; Debian's libgloo-dev has gloo's).
-#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
-#define CLIP_HAVE_GLOO 1
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#else
-#define CLIP_HAVE_GLOO 0
+// A backend is compiled in when the configure found it (cmake/Features.cmake: LibTorch built with it, and its
+// library's headers; pip wheels ship no gloo headers, Debian's libgloo-dev has them).
+#include "clip_features.h"
+#if CLIP_WITH_GLOO
+#if !defined(USE_C10D_GLOO)
+#error "CLIP_WITH_GLOO is on but LibTorch's USE_C10D_GLOO is not defined (cmake/Features.cmake and LibTorch disagree)"
 #endif
-#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
-#define CLIP_HAVE_NCCL 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#if CLIP_WITH_NCCL
+#if !defined(USE_C10D_NCCL)
+#error "CLIP_WITH_NCCL is on but LibTorch's USE_C10D_NCCL is not defined (cmake/Features.cmake and LibTorch disagree)"
+#endif
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#else
-#define CLIP_HAVE_NCCL 0
 #endif
 
 #include <atomic>
@@ -250,25 +251,25 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const Com
   const std::string backend = options.backend == "auto" ? (options.device.is_cuda() ? "nccl" : "gloo") : options.backend;
   try {
     if (backend == "gloo") {
-#if CLIP_HAVE_GLOO
+#if CLIP_WITH_GLOO
       auto o = c10d::ProcessGroupGloo::Options::create(timeout);
       o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, o);
       return std::make_shared<C10dCommunicator<c10d::ProcessGroupGloo>>(env, store, pg, timeout, at::Device(at::kCPU));
 #else
-      fail("--dist-backend gloo: this build has no Gloo (LibTorch without it, or no gloo headers when libclip was "
-           "built); use nccl on GPUs");
+      fail("--dist-backend gloo: this libclip was built without Gloo (CLIP_WITH_GLOO: a LibTorch with it and gloo's "
+           "headers); use nccl on GPUs");
 #endif
     }
     if (backend == "nccl") {
-#if CLIP_HAVE_NCCL
+#if CLIP_WITH_NCCL
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = timeout;
       auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, o);
       return std::make_shared<C10dCommunicator<c10d::ProcessGroupNCCL>>(env, store, pg, timeout, options.device);
 #else
-      fail("--dist-backend nccl: this build has no NCCL (a LibTorch without it, or no nccl.h when libclip was built); "
-           "use gloo on CPUs, or rebuild with NCCL's headers on the include path");
+      fail("--dist-backend nccl: this libclip was built without NCCL (CLIP_WITH_NCCL: a CUDA LibTorch with it and "
+           "nccl.h); use gloo on CPUs, or rebuild with NCCL's headers installed");
 #endif
     }
   } catch (const Error&) {
@@ -281,8 +282,8 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const Com
 
 std::vector<std::string> Communicator::backends() {
   std::vector<std::string> names;
-  if (CLIP_HAVE_GLOO) names.emplace_back("gloo");
-  if (CLIP_HAVE_NCCL) names.emplace_back("nccl");
+  if (CLIP_WITH_GLOO) names.emplace_back("gloo");
+  if (CLIP_WITH_NCCL) names.emplace_back("nccl");
   return names;
 }
 

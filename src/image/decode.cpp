@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "clip/util/error.h"
+#include "clip_features.h"
 #include "image/decode_formats.h"
 
 namespace clip {
@@ -17,6 +18,24 @@ namespace {
 
 bool starts_with(const uint8_t* d, size_t n, const char* magic, size_t m) {
   return n >= m && std::memcmp(d, magic, m) == 0;
+}
+
+// The formats this build decodes, for messages.
+const char* supported_formats() {
+  static const std::string list = [] {
+    std::string s;
+    if (CLIP_WITH_JPEG) s += "JPEG, ";
+    if (CLIP_WITH_PNG) s += "PNG, ";
+    if (CLIP_WITH_OPENCV) s += "BMP, WebP, TIFF, PNM, ";
+    return s.empty() ? std::string("none: libclip was built without JPEG, PNG and OpenCV") : s.substr(0, s.size() - 2);
+  }();
+  return list.c_str();
+}
+
+// A format whose decoder this build leaves out.
+[[noreturn, maybe_unused]] void not_built(const std::string& source, const char* format, const char* option) {
+  fail(source, ": cannot decode ", format, ": libclip was built without ", option, " (supported here: ",
+       supported_formats(), "); rebuild with -D", option, "=ON or convert the image");
 }
 
 // "not an image" explained by what the file starts with.
@@ -29,11 +48,11 @@ bool starts_with(const uint8_t* d, size_t n, const char* magic, size_t m) {
   if (text) {
     std::string start(reinterpret_cast<const char*>(d), shown);
     for (char& c : start) c = (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
-    fail(source, ": not an image file: it starts with text \"", start, "\" (supported: JPEG, PNG, BMP, WebP, TIFF, PNM)");
+    fail(source, ": not an image file: it starts with text \"", start, "\" (supported: ", supported_formats(), ")");
   }
   std::string hex;
   for (size_t i = 0; i < std::min<size_t>(n, 8); ++i) hex += str(i ? " " : "", "0123456789abcdef"[d[i] >> 4], "0123456789abcdef"[d[i] & 15]);
-  fail(source, ": unknown image format (first bytes ", hex, "; supported: JPEG, PNG, BMP, WebP, TIFF, PNM)");
+  fail(source, ": unknown image format (first bytes ", hex, "; supported: ", supported_formats(), ")");
 }
 
 struct FileDescriptor {
@@ -83,6 +102,20 @@ Format sniff_format(const uint8_t* d, size_t n) {
   return Format::unknown;
 }
 
+const char* format_name(Format f) {
+  switch (f) {
+    case Format::jpeg: return "JPEG";
+    case Format::png: return "PNG";
+    case Format::bmp: return "BMP";
+    case Format::webp: return "WebP";
+    case Format::tiff: return "TIFF";
+    case Format::pnm: return "PNM";
+    case Format::gif: return "GIF";
+    case Format::unknown: break;
+  }
+  return "image";
+}
+
 void check_pixel_limit(int64_t width, int64_t height, const std::string& source, const DecodeOptions& options) {
   if (width <= 0 || height <= 0) fail(source, ": corrupt header: image size ", width, " x ", height);
   const double pixels = static_cast<double>(width) * static_cast<double>(height);
@@ -123,20 +156,36 @@ int exif_orientation(const uint8_t* tiff, size_t size) {
 
 }  // namespace detail
 
-bool image_decoding_available() { return true; }
-
 Image decode_image_bytes(const uint8_t* data, size_t size, const std::string& source, const DecodeOptions& options) {
   using detail::Format;
   if (size == 0) fail(source, ": empty file (0 bytes)");
   const Format format = detail::sniff_format(data, size);
   detail::Decoded decoded;
   switch (format) {
-    case Format::jpeg: decoded = detail::decode_jpeg(data, size, source, options); break;
-    case Format::png: decoded = detail::decode_png(data, size, source, options); break;
+    case Format::jpeg:
+#if CLIP_WITH_JPEG
+      decoded = detail::decode_jpeg(data, size, source, options);
+      break;
+#else
+      detail::not_built(source, "JPEG", "CLIP_WITH_JPEG");
+#endif
+    case Format::png:
+#if CLIP_WITH_PNG
+      decoded = detail::decode_png(data, size, source, options);
+      break;
+#else
+      detail::not_built(source, "PNG", "CLIP_WITH_PNG");
+#endif
     case Format::bmp:
     case Format::webp:
     case Format::tiff:
-    case Format::pnm: decoded = detail::decode_with_opencv(data, size, format, source, options); break;
+    case Format::pnm:
+#if CLIP_WITH_OPENCV
+      decoded = detail::decode_with_opencv(data, size, format, source, options);
+      break;
+#else
+      detail::not_built(source, detail::format_name(format), "CLIP_WITH_OPENCV");
+#endif
     case Format::gif: fail(source, ": GIF is not supported (OpenCV cannot decode it); convert it to PNG");
     case Format::unknown: detail::unknown_format(data, size, source);
   }

@@ -1,5 +1,6 @@
 #pragma once
-// Internal to the decoders: format sniffing, header parsing and the per-format decoders behind decode_image.
+// Internal to the decoders: format sniffing, header parsing and the per-format decoders behind decode_image. Each
+// decoder exists only in builds with its library (clip_features.h); decode.cpp dispatches accordingly.
 // Every function that fails throws clip::Error whose message starts with `source`.
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +16,9 @@ enum class Format { jpeg, png, bmp, webp, tiff, pnm, gif, unknown };
 
 /// The format from the first bytes (magic numbers), whatever the file is called.
 Format sniff_format(const uint8_t* data, size_t size);
+
+/// "JPEG", "PNG", "BMP", "WebP", "TIFF", "PNM", "GIF"; "image" for unknown.
+const char* format_name(Format format);
 
 /// A decoded image and the EXIF orientation its file declares (1 when none).
 struct Decoded {

@@ -17,16 +17,6 @@ namespace {
 uint32_t le16(const uint8_t* p) { return p[0] | p[1] << 8; }
 uint32_t le32(const uint8_t* p) { return le16(p) | le16(p + 2) << 16; }
 
-const char* format_name(Format f) {
-  switch (f) {
-    case Format::bmp: return "BMP";
-    case Format::webp: return "WebP";
-    case Format::tiff: return "TIFF";
-    case Format::pnm: return "PNM";
-    default: return "image";
-  }
-}
-
 // What the header says: size, Pillow's mode where OpenCV cannot tell it, orientation.
 struct Header {
   int64_t width = 0;

@@ -5,12 +5,19 @@
 //
 // Two paths with the same output. Non-interlaced 8- and 16-bit files (nearly all photos) are decoded here: the
 // chunks are walked once (CRCs of critical chunks checked, as libpng does), the image data is inflated in one call
-// to libdeflate (twice zlib's speed) and the row filters are undone with SSE2 for 3- and 4-byte pixels, where
-// libpng's and Pillow's byte-at-a-time Paeth filter was most of the decoding time. Interlaced and 1/2/4-bit files
+// to libdeflate (twice zlib's speed; zlib in builds without it, CLIP_WITH_LIBDEFLATE) and the row filters are
+// undone with SSE2 for 3- and 4-byte pixels, where libpng's and Pillow's byte-at-a-time Paeth filter was most of
+// the decoding time. Interlaced and 1/2/4-bit files
 // go through libpng. libpng reports errors by longjmp to the setjmp in the function that called it; those
 // functions hold no C++ objects and the decoder state is released by PngJob's destructor.
-#include <libdeflate.h>
 #include <png.h>
+
+#include "clip_features.h"
+#if CLIP_WITH_LIBDEFLATE
+#include <libdeflate.h>
+#else
+#include <zlib.h>
+#endif
 
 #include <algorithm>
 #include <csetjmp>
@@ -29,6 +36,63 @@ namespace clip::detail {
 namespace {
 
 uint32_t be32(const uint8_t* p) { return uint32_t{p[0]} << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+
+// ---------------------------------------------------------------------------------------------------------------
+// CRC-32 and inflate: libdeflate where the build has it, else zlib, with the same results.
+uint32_t crc32_of(const uint8_t* data, size_t size) {
+#if CLIP_WITH_LIBDEFLATE
+  return libdeflate_crc32(0, data, size);
+#else
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  for (size_t done = 0; done < size;) {
+    const uInt part = static_cast<uInt>(std::min<size_t>(size - done, size_t(1) << 30));
+    crc = ::crc32(crc, data + done, part);
+    done += part;
+  }
+  return static_cast<uint32_t>(crc);
+#endif
+}
+
+enum class Inflated { ok, too_much, bad };
+
+// Inflates the zlib stream `in` into `out`, which has room for `capacity` bytes; `got` is what it held. too_much:
+// the stream has more than that; bad: corrupt or cut short (Adler-32 checked).
+Inflated inflate_zlib(const uint8_t* in, size_t in_size, uint8_t* out, size_t capacity, size_t& got) {
+  got = 0;
+  if (in_size == 0) return Inflated::bad;
+#if CLIP_WITH_LIBDEFLATE
+  std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> inflater(
+      libdeflate_alloc_decompressor(), libdeflate_free_decompressor);
+  if (!inflater) throw std::bad_alloc();
+  const libdeflate_result r = libdeflate_zlib_decompress(inflater.get(), in, in_size, out, capacity, &got);
+  return r == LIBDEFLATE_SUCCESS ? Inflated::ok : r == LIBDEFLATE_INSUFFICIENT_SPACE ? Inflated::too_much : Inflated::bad;
+#else
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) throw std::bad_alloc();
+  constexpr size_t kPart = size_t(1) << 30;  // avail_in and avail_out are 32-bit
+  size_t in_left = in_size, out_left = capacity;
+  z.next_in = const_cast<Bytef*>(in);
+  z.next_out = out;
+  int r = Z_OK;
+  while (r == Z_OK) {
+    if (z.avail_in == 0 && in_left > 0) {
+      z.avail_in = static_cast<uInt>(std::min(in_left, kPart));
+      in_left -= z.avail_in;
+    }
+    if (z.avail_out == 0 && out_left > 0) {
+      z.avail_out = static_cast<uInt>(std::min(out_left, kPart));
+      out_left -= z.avail_out;
+    }
+    r = inflate(&z, Z_NO_FLUSH);
+    if (r == Z_BUF_ERROR && ((z.avail_in == 0 && in_left == 0) || (z.avail_out == 0 && out_left == 0))) break;
+  }
+  got = capacity - out_left - z.avail_out;
+  const bool out_full = z.avail_out == 0 && out_left == 0;
+  inflateEnd(&z);
+  if (r == Z_STREAM_END) return Inflated::ok;
+  return r == Z_BUF_ERROR && out_full ? Inflated::too_much : Inflated::bad;
+#endif
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // What the chunks hold.
@@ -56,7 +120,7 @@ PngInfo read_chunks(const uint8_t* d, size_t n, const std::string& source) {
     const uint8_t* data = d + pos + 8;
     const bool critical = (type[0] & 0x20) == 0;
     const std::string name(reinterpret_cast<const char*>(type), 4);
-    if (critical && libdeflate_crc32(0, type, length + 4) != be32(data + length)) {
+    if (critical && crc32_of(type, length + 4) != be32(data + length)) {
       fail(source, ": corrupt PNG: ", name, ": CRC error");
     }
     if (first != (name == "IHDR")) fail(source, ": corrupt PNG: IHDR is not the first chunk");
@@ -220,16 +284,12 @@ Image decode_fast(const PngInfo& info, const std::string& source) {
     in_size = total;
   }
   std::vector<uint8_t> raw(expected + 8);  // slack: 4-byte pixel loads at the end of the last row
-  std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> inflater(
-      libdeflate_alloc_decompressor(), libdeflate_free_decompressor);
-  if (!inflater) fail(source, ": out of memory");
   size_t got = 0;
-  const libdeflate_result r = in_size == 0 ? LIBDEFLATE_BAD_DATA
-                                           : libdeflate_zlib_decompress(inflater.get(), in, in_size, raw.data(), expected, &got);
-  if (r != LIBDEFLATE_SUCCESS || got != expected) {
+  const Inflated r = inflate_zlib(in, in_size, raw.data(), expected, got);
+  if (r != Inflated::ok || got != expected) {
     if (!info.complete) fail(source, ": truncated PNG: the file ends before the image data does");
-    if (r == LIBDEFLATE_INSUFFICIENT_SPACE) fail(source, ": corrupt PNG: more image data than ", info.width, " x ", info.height);
-    fail(source, ": corrupt PNG: ", r == LIBDEFLATE_SUCCESS ? "image data too short" : "bad compressed image data");
+    if (r == Inflated::too_much) fail(source, ": corrupt PNG: more image data than ", info.width, " x ", info.height);
+    fail(source, ": corrupt PNG: ", r == Inflated::ok ? "image data too short" : "bad compressed image data");
   }
 
   const std::vector<uint8_t> zeros(row_len + 8, 0);

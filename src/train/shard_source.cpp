@@ -13,6 +13,7 @@
 
 #include "clip/data/shard_stream.h"
 #include "clip/util/error.h"
+#include "clip/util/features.h"
 #include "clip/util/log.h"
 
 namespace clip {
@@ -372,6 +373,10 @@ class ShardBatchSource : public BatchSource {
 std::unique_ptr<BatchSource> make_shard_source(const ModelConfig& model, const TrainConfig& config,
                                                std::shared_ptr<const Tokenizer> tokenizer, int rank, int world_size) {
   TORCH_CHECK(world_size >= 1 && rank >= 0 && rank < world_size, "make_shard_source: rank ", rank, " of ", world_size);
+  if (!features().shards) {
+    fail(config.data.train_data, ": training from WebDataset shards needs a libclip built with CLIP_WITH_SHARDS "
+         "(libarchive, JPEG and PNG); this build is ", features_summary());
+  }
   return std::make_unique<ShardBatchSource>(model, config, std::move(tokenizer), rank, world_size);
 }
 

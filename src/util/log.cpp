@@ -23,6 +23,11 @@ void set_log_sink(LogSink s) {
   sink() = std::move(s);
 }
 
+bool has_log_sink() {
+  std::lock_guard<std::mutex> lock(sink_mutex());
+  return static_cast<bool>(sink());
+}
+
 void log_line(LogLevel level, const std::string& line) {
   std::lock_guard<std::mutex> lock(sink_mutex());
   if (sink()) {

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "clip/util/log.h"
+
 namespace clip {
 namespace {
 
@@ -23,7 +25,8 @@ std::string duration(double seconds) {
 }  // namespace
 
 Progress::Progress(std::string label, int64_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), tty_(::isatty(STDERR_FILENO) == 1) {
+    : label_(std::move(label)), unit_(std::move(unit)), total_(total), sink_(has_log_sink()) {
+  tty_ = !sink_ && ::isatty(STDERR_FILENO) == 1;
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 
@@ -65,12 +68,14 @@ void Progress::draw(bool final, const std::string& note) {
   }
   if (final) line += " in " + duration(std::chrono::duration<double>(last_draw_ - start_).count());
   if (!note.empty()) line += "  " + note;
-  if (tty_) {
+  if (sink_) {
+    log_line(LogLevel::progress, line);
+  } else if (tty_) {
     std::fprintf(stderr, "\r%s\033[K%s", line.c_str(), final ? "\n" : "");
   } else {
     std::fprintf(stderr, "%s\n", line.c_str());
   }
-  std::fflush(stderr);
+  if (!sink_) std::fflush(stderr);
 }
 
 }  // namespace clip

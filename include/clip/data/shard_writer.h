@@ -8,20 +8,16 @@
 ///   clip::ShardWriteSummary s = clip::write_shards(clip::read_caption_csv("train.csv", "filepath", "title", "\t"), o);
 ///
 /// Each shard is written to a temporary name and renamed when complete, so a shard that exists is whole.
-/// Needs a build with CLIP_WITH_OPENCV=ON (shards_available()).
+/// Needs a build with shards (CLIP_WITH_SHARDS, clip::features().shards); in others every call throws saying so.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "clip/data/caption_dataset.h"
+#include "clip/data/shards.h"
 
 namespace clip {
-
-/// The path of shard `index` of an output pattern: "dir/{00000..}.tar" -> "dir/00042.tar" (the digits give the
-/// first number and the width; a bound, as in {00000..00099}, is a limit). Throws clip::Error for a pattern
-/// without one such group, or an index past its bound.
-std::string shard_path(const std::string& pattern, int64_t index);
 
 /// One member of a sample: `KEY.<extension>`.
 struct ShardMember {

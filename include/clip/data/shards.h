@@ -13,8 +13,9 @@
 /// member. Shards are streamed with libarchive: nothing is extracted, and a member name is only ever a key (a
 /// member called `../../etc/passwd.jpg` is the image of the sample keyed `../../etc/passwd`; no path is built
 /// from it). A sample without image or caption, a member that cannot be read, a shard that ends early or cannot
-/// be opened is counted in ShardCounts with a one-line message, never thrown. Reading needs a build with
-/// CLIP_WITH_OPENCV=ON, which also finds libarchive (shards_available()); the parsing functions are always there.
+/// be opened is counted in ShardCounts with a one-line message, never thrown. Reading needs a build with shards
+/// (CLIP_WITH_SHARDS: libarchive, JPEG and PNG; clip::features().shards), where others throw saying so; the
+/// parsing functions (brace expansion, sources, sizes.json, shard_path) are in every build.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -23,13 +24,15 @@
 
 namespace clip {
 
-/// True when this build reads and writes shards (CLIP_WITH_OPENCV=ON, with libarchive).
-bool shards_available();
-
 /// Bash-style brace expansion, as webdataset's: numeric ranges `{00000..01023}` (zero-padded to the wider bound
 /// when either starts with a zero, as bash; descending ranges count down), lists `{a,b,c}`, nested; several
 /// groups multiply out, left to right. Throws clip::Error for unbalanced braces or a malformed range.
 std::vector<std::string> expand_braces(const std::string& pattern);
+
+/// The path of shard `index` of an output pattern: "dir/{00000..}.tar" -> "dir/00042.tar" (the digits give the
+/// first number and the width; a bound, as in {00000..00099}, is a limit). Throws clip::Error for a pattern
+/// without one such group, or an index past its bound.
+std::string shard_path(const std::string& pattern, int64_t index);
 
 /// One data source of a training run: a shard pattern and its sampling weight.
 struct ShardSource {

@@ -8,7 +8,8 @@
 /// OpenCV's imgcodecs with the mode read from their headers. Every failure is one clip::Error line that names
 /// the file: missing or unreadable path, a directory, an empty file, an unknown format (e.g. text called .jpg),
 /// truncated or corrupt data, and a declared size over the pixel limit, checked from the header before any
-/// pixel memory is allocated. Needs a build with CLIP_WITH_OPENCV=ON; otherwise every call throws saying so.
+/// pixel memory is allocated. Each format needs its library in the build (CLIP_WITH_JPEG, CLIP_WITH_PNG,
+/// CLIP_WITH_OPENCV; clip::features() tells); a format left out is refused with a line saying which option.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -32,8 +33,5 @@ Image decode_image(const std::string& path, const DecodeOptions& options = {});
 /// Decodes an image held in memory; `source` names it in errors (a file name, a tar member).
 Image decode_image_bytes(const uint8_t* data, size_t size, const std::string& source,
                          const DecodeOptions& options = {});
-
-/// True when this build decodes image files (CLIP_WITH_OPENCV=ON).
-bool image_decoding_available();
 
 }  // namespace clip

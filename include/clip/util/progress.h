@@ -1,6 +1,7 @@
 #pragma once
-/// Progress of long work on stderr: a bar with rate and ETA on a terminal, a plain line every few seconds
-/// otherwise (logs, CI).
+/// Progress of long work on stderr: a bar with rate and ETA on a terminal, a plain line every 10 seconds
+/// otherwise (logs, CI). With an application's log sink (clip/util/log.h) the lines go there instead, as
+/// LogLevel::progress.
 ///
 ///   clip::Progress progress("classify", images.size(), "img");
 ///   for (...) progress.advance(batch_size);
@@ -29,7 +30,8 @@ class Progress {
 
   std::string label_, unit_;
   int64_t total_, done_ = 0;
-  bool tty_;
+  bool tty_;   // redraw a bar in place (stderr is a terminal, and no application sink)
+  bool sink_;  // lines go to the application's log sink
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
