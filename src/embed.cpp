@@ -6,14 +6,14 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-
-#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "clip/data/image_folder.h"
 #include "clip/image/transform.h"
+#include "clip/text/text_lines.h"
 #include "clip/util/error.h"
 #include "util/clock.h"
+#include "util/file.h"
 
 namespace clip {
 namespace {
@@ -179,8 +179,8 @@ at::Tensor embed_texts(CLIPImpl& model, const Tokenizer& tokenizer, const std::v
 std::vector<std::string> image_list(const std::string& folder_or_list) {
   std::error_code ec;
   if (std::filesystem::is_directory(folder_or_list, ec)) return scan_images(folder_or_list).paths;
-  std::ifstream in(folder_or_list);
-  if (!in) fail(folder_or_list, ": no such folder or list file");
+  if (!std::filesystem::exists(folder_or_list, ec)) fail(folder_or_list, ": no such folder or list file");
+  std::istringstream in(read_file(folder_or_list));
   std::vector<std::string> paths;
   std::string line;
   while (std::getline(in, line)) {
@@ -192,8 +192,7 @@ std::vector<std::string> image_list(const std::string& folder_or_list) {
 }
 
 std::vector<std::string> read_texts(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail(path, ": cannot open the texts file");
+  std::istringstream in(read_file(path, "texts file"));
   std::vector<std::string> texts;
   std::string line;
   int64_t lineno = 0;
@@ -208,16 +207,7 @@ std::vector<std::string> read_texts(const std::string& path) {
       texts.push_back(line);
       continue;
     }
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail(path, ":", lineno, ": not valid JSON (", e.what(), ")");
-    }
-    if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
-      fail(path, ":", lineno, ": expected an object with a \"text\" string");
-    }
-    texts.push_back(j["text"].get<std::string>());
+    texts.push_back(text_from_json_line(line, str(path, ":", lineno)));
   }
   if (texts.empty()) fail(path, ": holds no texts");
   return texts;

@@ -218,6 +218,21 @@ TEST(Pickle, MutatedDataFailsCleanly) {
   EXPECT_EQ(loaded + refused, 3000);
 }
 
+// Nesting: MARK ... LIST n times makes lists n deep. 100 levels load (a state dict is 2-4), deeper is refused
+// with one line (100,000 levels used to overflow the stack, in the reader's users or in the value's destructor).
+TEST(Pickle, NestingIsBounded) {
+  const clip::pickle::StorageLoader none = [](const std::string&, at::ScalarType, int64_t) { return at::Tensor(); };
+  const auto nested = [](size_t depth) {
+    std::string p = "\x80\x02" + std::string(depth, '(') + std::string(depth, 'l') + ".";
+    return std::vector<uint8_t>(p.begin(), p.end());
+  };
+  const std::vector<uint8_t> fine = nested(clip::pickle::kMaxDepth);
+  EXPECT_EQ(clip::pickle::unpickle(fine.data(), fine.size(), none, "fine")->depth, clip::pickle::kMaxDepth);
+  const std::vector<uint8_t> deep = nested(100000);
+  const std::string message = clip::test::error_of([&] { clip::pickle::unpickle(deep.data(), deep.size(), none, "deep.pt"); });
+  EXPECT_CONTAINS(message, "deep.pt: containers nested deeper than 100 levels");
+}
+
 TEST(Registry, ResolvesNamesAndVerifiesHashes) {
   const clip::ModelConfig config = clip::registered_config("ViT-B-32");
   EXPECT_EQ(config.vision.patch_size, 32);

@@ -88,11 +88,12 @@ TEST(ClipTokenize, PlainLinesAndContextLength) {
 }
 
 TEST(ClipTokenize, BadLinesNameTheirLineNumber) {
-  expect_failure("", "{\"text\": \"ok\"}\nnot json\n", "clip_tokenize: error: line 2: not a JSON object");
-  expect_failure("", "{\"text\": \"ok\"}\n{\"txt\": \"x\"}\n", "line 2: expected {\"text\": \"...\"}");
-  expect_failure("", "{\"text\": 5}\n", "line 1: expected {\"text\": \"...\"}, got {\"text\":5}");
-  expect_failure("", "\n", "line 1: not a JSON object");
-  expect_failure("", "{\"text\": \"a\"}\n{\"text\": \"\\ud800\"}\n", "line 2: not a JSON object");  // a lone surrogate
+  expect_failure("", "{\"text\": \"ok\"}\nnot json\n", "clip_tokenize: error: line 2: not valid JSON");
+  expect_failure("", "{\"text\": \"ok\"}\n{\"txt\": \"x\"}\n", "line 2: expected an object with a \"text\" string");
+  expect_failure("", "{\"text\": 5}\n", "line 1: expected an object with a \"text\" string, like {\"text\": \"a photo of a dog\"}; got {\"text\": 5}");
+  expect_failure("", std::string(100000, '[') + std::string(100000, ']') + "\n", "line 1: JSON nested deeper than 16 levels");
+  expect_failure("", "\n", "line 1: not valid JSON");
+  expect_failure("", "{\"text\": \"a\"}\n{\"text\": \"\\ud800\"}\n", "line 2: not valid JSON");  // a lone surrogate
   expect_failure("--plain", "fine\nalso fine\nbad \xFF\n", "line 3: invalid UTF-8 at byte 4 (0xFF)");
   std::string long_line = "{\"text\": \"";
   for (int i = 0; i < 80; ++i) long_line += "word ";

@@ -3,6 +3,7 @@
 // without a format's library (clip::features()) checks that format's refusal instead.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -44,11 +45,15 @@ TEST(DecodeErrors, PathsThatAreNotImageFiles) {
   expect_refused(dir / "missing.jpg", "no such file");
   expect_refused(dir.path().string(), "is a directory");
   const std::string file = dir.write("file.png", image_bytes("images/tiny_5x3.png"));
-  expect_refused(file + "/inside.png", "cannot open: Not a directory");
+  expect_refused(file + "/inside.png", "a part of the path is not a folder");
   expect_refused(dir.write("empty.jpg", ""), "empty file");
   expect_refused(dir.write("notes.jpg", "This is a text file\nwith two lines\n"), "not an image file: it starts with text");
   expect_refused(dir.write("noise.png", std::string("\x01\x02\x03\xfe\xff\x00\x10 noise", 14)), "unknown image format");
   expect_refused(dir.write("anim.gif", "GIF89a\x01\x00\x01\x00"), "GIF is not supported");
+  // Not regular files: refused at once (a FIFO is never waited on, a device never read without end).
+  ASSERT_EQ(::mkfifo((dir / "pipe.jpg").c_str(), 0600), 0);
+  expect_refused(dir / "pipe.jpg", "is a FIFO (named pipe), not a regular file");
+  expect_refused("/dev/zero", "is a device, not a regular file");
   try {
     clip::decode_image_bytes(nullptr, 0, "memory");
     ADD_FAILURE() << "decoded nothing";

@@ -11,7 +11,9 @@
 #include <map>
 #include <random>
 
+#include "clip/data/image_folder.h"
 #include "clip/image/loader.h"
+#include "clip/util/log.h"
 #include "image/encode.h"
 #include "test_util.h"
 
@@ -181,6 +183,28 @@ TEST(ImageLoader, StopsEarlyAndHandlesEmptyInput) {
   clip::ImageLoader empty({}, small(2, true));
   EXPECT_EQ(empty.num_batches(), 0);
   EXPECT_FALSE(empty.next().has_value());
+}
+
+// Folder walks visit each real file once: a symlink loop (`self -> .`) and a second link to a folder or file add
+// nothing, and the loop is reported once (it used to list 2 files 82 times).
+TEST(ImageFolderWalk, EachRealFileOnceAndLoopsReported) {
+  clip::test::TempDir dir;
+  fs::create_directories(dir.path() / "a");
+  const std::string png = clip::detail::encode_png(reinterpret_cast<const uint8_t*>("\x01\x02\x03"), 1, 1, 3, "p");
+  dir.write("a/x.png", png);
+  dir.write("y.png", png);
+  fs::create_directory_symlink(".", dir.path() / "self");
+  fs::create_directory_symlink("a", dir.path() / "b");
+  fs::create_symlink("y.png", dir.path() / "z.png");
+  std::vector<std::string> notes;
+  clip::set_log_sink([&](clip::LogLevel, const std::string& line) { notes.push_back(line); });
+  const clip::ImageFolder folder = clip::scan_images(dir.path().string());
+  clip::set_log_sink(nullptr);
+  for (const std::string& p : folder.paths) std::printf("[ listed   ] %s\n", p.c_str());
+  EXPECT_EQ(folder.paths.size(), 2u);
+  ASSERT_EQ(notes.size(), 1u);
+  std::printf("[ message  ] %s\n", notes[0].c_str());
+  EXPECT_CONTAINS(notes[0], "a symlink to a folder already listed, not followed again");
 }
 
 }  // namespace

@@ -186,7 +186,7 @@ TEST(SentencePiece, Errors) {
   auto train = [&](const std::string& input, int64_t vocab) {
     clip::train_sentencepiece(clip::SentencePieceTrainOptions(input, out).vocab_size(vocab));
   };
-  EXPECT_CONTAINS(error_of([&] { train("/nonexistent.txt", 64); }), "/nonexistent.txt: cannot open the captions file");
+  EXPECT_CONTAINS(error_of([&] { train("/nonexistent.txt", 64); }), "/nonexistent.txt: no such captions file");
   EXPECT_CONTAINS(error_of([&] { train(write_captions("few.txt", generated_captions(20, 3)), 5000); }),
                   "Vocabulary size too high");
   EXPECT_CONTAINS(error_of([&] { train(write_captions("empty.txt", {"", ""}), 64); }), "no captions");

@@ -15,6 +15,7 @@
 #include "clip/util/error.h"
 #include "clip/util/threads.h"
 #include "tool_main.h"
+#include "clip/util/utf8.h"
 
 namespace {
 
@@ -66,11 +67,14 @@ int run(const Params& p) {
       options.source = p.images;
       const clip::ImageEmbeddings e = clip::embed_image_files(*model, clip::image_list(p.images), options);
       outputs["image_embeddings"] = e.embeddings;
-      metadata["images"] = nlohmann::json(e.paths).dump();
+      // File names and captions that are not UTF-8 keep their bytes as \xNN (clip/util/utf8.h).
+      nlohmann::json images = nlohmann::json::array();
+      for (const std::string& path : e.paths) images.push_back(clip::utf8_or_escaped(path));
+      metadata["images"] = images.dump();
       nlohmann::json skipped = nlohmann::json::array();
       for (const auto& error : e.errors) {
         std::cerr << "skipped " << error.message << "\n";
-        skipped.push_back({{"path", error.path}, {"error", error.message}});
+        skipped.push_back({{"path", clip::utf8_or_escaped(error.path)}, {"error", clip::utf8_or_escaped(error.message)}});
       }
       metadata["skipped"] = skipped.dump();
     }
@@ -79,7 +83,9 @@ int run(const Params& p) {
       const std::vector<std::string> texts = clip::read_texts(p.texts);
       const auto tokenizer = clip::load_tokenizer(model->config().text);
       outputs["text_embeddings"] = clip::embed_texts(*model, *tokenizer, texts, options);
-      metadata["texts"] = nlohmann::json(texts).dump();
+      nlohmann::json text_list = nlohmann::json::array();
+      for (const std::string& text : texts) text_list.push_back(clip::utf8_or_escaped(text));
+      metadata["texts"] = text_list.dump();
     }
   }
   clip::write_safetensors(p.output, outputs, metadata);

@@ -14,6 +14,7 @@
 #include "clip/model/config.h"
 #include "clip/util/error.h"
 #include "tool_main.h"
+#include "clip/util/utf8.h"
 
 namespace {
 
@@ -79,7 +80,7 @@ int write(const Params& p) {
     for (size_t r = 0; r < batch->indices.size(); ++r) tensors[names[batch->indices[r]]] = batch->images[r];
     for (const clip::ItemError& e : batch->errors) {
       std::cerr << "error: " << e.message << "\n";
-      errors[e.path] = e.message;
+      errors[clip::utf8_or_escaped(e.path)] = clip::utf8_or_escaped(e.message);
     }
   }
   const clip::PreprocessOptions& pre = o.preprocess;

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "clip/text/text_lines.h"
 #include "clip/text/clip_bpe.h"
 #include "clip/text/sentencepiece.h"
 #include "clip/util/error.h"
@@ -63,16 +64,11 @@ bool read_texts(const Params& p, int64_t max, size_t& line, std::vector<std::str
       texts.push_back(std::move(raw));
       continue;
     }
-    nlohmann::json j;
     try {
-      j = nlohmann::json::parse(raw);
-    } catch (const nlohmann::json::parse_error& e) {
-      clip::fail("line ", line, ": not a JSON object (", e.what(), "); use --plain for raw text lines");
+      texts.push_back(clip::text_from_json_line(raw, clip::str("line ", line)));
+    } catch (const clip::Error& e) {
+      clip::fail(e.what(), " (--plain reads raw text lines)");
     }
-    if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
-      clip::fail("line ", line, ": expected {\"text\": \"...\"}, got ", j.dump().substr(0, 80));
-    }
-    texts.push_back(j["text"].get<std::string>());
   }
   return !texts.empty();
 }

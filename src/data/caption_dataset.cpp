@@ -11,6 +11,7 @@
 #include "clip/image/transform.h"
 #include "clip/util/error.h"
 #include "clip/text/prompts.h"
+#include "util/file.h"
 
 namespace fs = std::filesystem;
 
@@ -72,6 +73,7 @@ CaptionDataset read_caption_csv(const std::string& path, const std::string& imag
                                 const std::string& separator) {
   std::string sep = separator == "\\t" ? "\t" : separator;
   if (sep.size() != 1) fail("--csv-separator '", separator, "': expected one character (a tab by default)");
+  require_regular_file(path, "CSV file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, ": cannot open the CSV");
   CaptionDataset data;

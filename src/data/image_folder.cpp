@@ -1,10 +1,15 @@
 #include "clip/data/image_folder.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <optional>
+#include <set>
 
 #include "clip/util/error.h"
+#include "clip/util/log.h"
 
 namespace fs = std::filesystem;
 
@@ -18,22 +23,58 @@ void require_folder(const std::string& root) {
   if (!fs::is_directory(root, ec)) fail(root, fs::exists(root, ec) ? ": not a folder" : ": no such folder");
 }
 
-// Sorted image files below `dir`, skipping hidden entries (and not descending into hidden folders).
-std::vector<std::string> images_below(const fs::path& dir) {
+// What a walk has seen, by device and inode: each real folder is entered once and each real file listed once,
+// however many symlinks (or hard links) reach them; a symlink back into the walk (`self -> .`) is reported once
+// and not followed.
+struct Walk {
+  std::set<std::pair<uint64_t, uint64_t>> folders, files;
+  std::vector<std::string> loops;
+};
+
+std::optional<std::pair<uint64_t, uint64_t>> identity(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return std::nullopt;
+  return std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+}
+
+// Sorted image files below `dir`, skipping hidden entries and not descending into hidden folders. The walk goes in
+// sorted depth-first order, so which of two names of one file is kept does not depend on the file system.
+std::vector<std::string> images_below(const fs::path& dir, Walk& walk) {
   std::vector<std::string> out;
-  std::error_code ec;
-  fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
-  if (ec) fail(dir.string(), ": cannot list (", ec.message(), ")");
-  for (; it != end; it.increment(ec)) {
-    if (ec) fail(dir.string(), ": cannot list (", ec.message(), ")");
-    if (hidden(it->path())) {
-      if (it->is_directory(ec)) it.disable_recursion_pending();
+  std::vector<fs::path> pending{dir};
+  while (!pending.empty()) {
+    const fs::path folder = std::move(pending.back());
+    pending.pop_back();
+    if (const auto id = identity(folder); id && !walk.folders.insert(*id).second) {
+      std::error_code ec;
+      if (fs::is_symlink(folder, ec)) walk.loops.push_back(folder.string());
       continue;
     }
-    if (it->is_regular_file(ec) && has_image_extension(it->path().string())) out.push_back(it->path().string());
+    std::vector<fs::directory_entry> entries;
+    std::error_code ec;
+    for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(*it);
+    if (ec) fail(folder.string(), ": cannot list (", ec.message(), ")");
+    std::sort(entries.begin(), entries.end());
+    std::vector<fs::path> subfolders;
+    for (const fs::directory_entry& entry : entries) {
+      if (hidden(entry.path())) continue;
+      if (entry.is_directory(ec)) {
+        subfolders.push_back(entry.path());
+      } else if (entry.is_regular_file(ec) && has_image_extension(entry.path().string())) {
+        const auto id = identity(entry.path());
+        if (!id || walk.files.insert(*id).second) out.push_back(entry.path().string());  // else: the same file again
+      }
+    }
+    pending.insert(pending.end(), subfolders.rbegin(), subfolders.rend());  // the first subfolder is visited next
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+void report_loops(const Walk& walk) {
+  if (walk.loops.empty()) return;
+  log_warning(walk.loops.front(), ": a symlink to a folder already listed, not followed again",
+              walk.loops.size() > 1 ? str(" (and ", walk.loops.size() - 1, " more such links)") : std::string());
 }
 
 std::vector<fs::path> class_folders(const std::string& root) {
@@ -61,7 +102,9 @@ ImageFolder scan_images(const std::string& root) {
   require_folder(root);
   ImageFolder folder;
   folder.root = root;
-  folder.paths = images_below(root);
+  Walk walk;
+  folder.paths = images_below(root, walk);
+  report_loops(walk);
   if (folder.paths.empty()) fail(root, ": holds no images (looked recursively for .jpg .png .webp .bmp .tif ...)");
   return folder;
 }
@@ -72,13 +115,15 @@ ImageFolder scan_labeled_folder(const std::string& root) {
   folder.root = root;
   const std::vector<fs::path> classes = class_folders(root);
   if (classes.empty()) fail(root, ": has no class subfolders; a labeled folder holds one subfolder per class");
+  Walk walk;
   for (size_t c = 0; c < classes.size(); ++c) {
     folder.classes.push_back(classes[c].filename().string());
-    for (auto& path : images_below(classes[c])) {
+    for (auto& path : images_below(classes[c], walk)) {
       folder.paths.push_back(std::move(path));
       folder.labels.push_back(static_cast<int64_t>(c));
     }
   }
+  report_loops(walk);
   if (folder.paths.empty()) fail(root, ": its ", classes.size(), " class subfolders hold no images");
   return folder;
 }

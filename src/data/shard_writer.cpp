@@ -27,6 +27,8 @@
 #include "image/decode_formats.h"
 #include "image/encode.h"
 #include "util/atomic_file.h"
+#include "util/file.h"
+#include "util/json.h"
 
 namespace fs = std::filesystem;
 
@@ -41,15 +43,6 @@ using ArchiveWriteHandle = std::unique_ptr<archive, ArchiveWriteDeleter>;
 struct EntryDeleter {
   void operator()(archive_entry* e) const noexcept { archive_entry_free(e); }
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (!in.good() && !in.eof()) fail(path, ": cannot read");
-  return s.str();
-}
 
 struct Prepared {
   std::string extension;
@@ -155,12 +148,13 @@ struct ShardWriter::Impl {
     for (const auto& [dir, entries] : by_folder) {
       const std::string sizes = (fs::path(dir) / "sizes.json").string();
       nlohmann::json j = nlohmann::json::object();
-      if (std::ifstream in(sizes); in) {
-        j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      std::error_code ec;
+      if (fs::is_regular_file(sizes, ec)) {
+        j = parse_json_or_discarded(read_file(sizes));
         if (!j.is_object()) j = nlohmann::json::object();
       }
       for (const auto& [name, n] : entries) j[name] = n;
-      const std::string text = j.dump(1) + "\n";
+      const std::string text = dump_json(j, 1) + "\n";
       AtomicFile file(sizes);
       file.write(text.data(), text.size());
       file.commit();
@@ -259,7 +253,7 @@ ShardWriteSummary write_shards(const CaptionDataset& data, const ShardWriteOptio
         meta["label"] = data.labels[i];
         meta["class"] = data.classes.at(static_cast<size_t>(data.labels[i]));
       }
-      writer.write(key, {{p.extension, std::move(p.bytes)}, {"txt", caption}, {"json", meta.dump()}});
+      writer.write(key, {{p.extension, std::move(p.bytes)}, {"txt", caption}, {"json", dump_json(meta)}});
       ++summary.samples;
       summary.resized += p.resized ? 1 : 0;
     }

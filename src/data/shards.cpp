@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "clip/util/error.h"
+#include "util/file.h"
+#include "util/json.h"
 
 namespace fs = std::filesystem;
 
@@ -219,8 +221,9 @@ std::optional<int64_t> count_from_sizes_json(const std::vector<std::string>& sha
     auto table = tables.find(dir);
     if (table == tables.end()) {
       nlohmann::json j;
-      std::ifstream in((path.parent_path() / "sizes.json").string());
-      if (in) j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      const std::string sizes = (path.parent_path() / "sizes.json").string();
+      std::error_code ec;
+      if (fs::is_regular_file(sizes, ec)) j = parse_json_or_discarded(read_file(sizes));
       table = tables.emplace(dir, std::move(j)).first;
     }
     const nlohmann::json& j = table->second;

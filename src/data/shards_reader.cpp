@@ -15,6 +15,7 @@
 
 #include "clip/data/shards.h"
 #include "clip/util/error.h"
+#include "util/json.h"
 
 namespace clip {
 namespace {
@@ -171,7 +172,7 @@ struct ShardReader::Impl {
     if (g.txt) {
       caption = std::move(*g.txt);
     } else if (g.json) {
-      const nlohmann::json j = nlohmann::json::parse(*g.json, nullptr, /*allow_exceptions=*/false);
+      const nlohmann::json j = parse_json_or_discarded(*g.json);
       if (j.is_discarded()) {
         ++counts.corrupt;
         errors.push_back(name + ".json: not valid JSON");

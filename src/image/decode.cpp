@@ -1,16 +1,12 @@
 // decode_image: read the file, recognize the format from its bytes, hand it to the decoder for that format.
 #include "clip/image/decode.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 
 #include "clip/util/error.h"
 #include "clip_features.h"
 #include "image/decode_formats.h"
+#include "util/file.h"
 
 namespace clip {
 namespace detail {
@@ -53,38 +49,6 @@ const char* supported_formats() {
   std::string hex;
   for (size_t i = 0; i < std::min<size_t>(n, 8); ++i) hex += str(i ? " " : "", "0123456789abcdef"[d[i] >> 4], "0123456789abcdef"[d[i] & 15]);
   fail(source, ": unknown image format (first bytes ", hex, "; supported: ", supported_formats(), ")");
-}
-
-struct FileDescriptor {
-  int fd;
-  ~FileDescriptor() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-std::vector<uint8_t> read_whole_file(const std::string& path) {
-  FileDescriptor f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (f.fd < 0) {
-    const int e = errno;
-    fail(path, e == ENOENT ? ": no such file" : str(": cannot open: ", std::strerror(e)));
-  }
-  struct stat st {};
-  if (::fstat(f.fd, &st) != 0) fail(path, ": cannot stat: ", std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) fail(path, ": is a directory, not an image file");
-  std::vector<uint8_t> bytes(S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) : 0);
-  size_t used = 0;
-  for (;;) {
-    if (used == bytes.size()) bytes.resize(std::max<size_t>(bytes.size() * 2, 65536));
-    const ssize_t got = ::read(f.fd, bytes.data() + used, bytes.size() - used);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      fail(path, ": cannot read: ", std::strerror(errno));
-    }
-    if (got == 0) break;
-    used += static_cast<size_t>(got);
-  }
-  bytes.resize(used);
-  return bytes;
 }
 
 }  // namespace
@@ -196,8 +160,8 @@ Image decode_image_bytes(const uint8_t* data, size_t size, const std::string& so
 }
 
 Image decode_image(const std::string& path, const DecodeOptions& options) {
-  const std::vector<uint8_t> bytes = detail::read_whole_file(path);
-  return decode_image_bytes(bytes.data(), bytes.size(), path, options);
+  const std::string bytes = read_file(path, "file", kMaxReadBytes);
+  return decode_image_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path, options);
 }
 
 }  // namespace clip

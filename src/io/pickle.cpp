@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -217,8 +218,18 @@ class Unpickler {
     v->text = name;
     push(v);
   }
+  // Records that `container` holds `child`; refuses nesting past kMaxDepth (where recursion over the value, in
+  // its users or in a debugger, would run out of stack).
+  void adopt(Value& container, const ValuePtr& child) {
+    container.depth = std::max(container.depth, child->depth + 1);
+    if (container.depth > kMaxDepth) {
+      fail(source_, ": containers nested deeper than ", kMaxDepth, " levels (at byte ", offset(),
+           "); not a checkpoint libclip reads");
+    }
+  }
   ValuePtr sequence(Kind kind, std::vector<ValuePtr> items) {
     auto v = make(kind);
+    for (const ValuePtr& item : items) adopt(*v, item);
     v->items = std::move(items);
     return v;
   }
@@ -234,12 +245,17 @@ class Unpickler {
   void append(const std::vector<ValuePtr>& items) {
     ValuePtr list = top();
     if (list->kind != Kind::list) fail(source_, ": corrupt pickle (append to a ", list->type_name(), ")");
+    for (const ValuePtr& item : items) adopt(*list, item);
     list->items.insert(list->items.end(), items.begin(), items.end());
   }
   void set_items(const std::vector<ValuePtr>& flat) {
     ValuePtr dict = top();
     if (dict->kind != Kind::dict || flat.size() % 2 != 0) fail(source_, ": corrupt pickle (bad SETITEMS)");
-    for (size_t i = 0; i < flat.size(); i += 2) dict->entries.emplace_back(flat[i], flat[i + 1]);
+    for (size_t i = 0; i < flat.size(); i += 2) {
+      adopt(*dict, flat[i]);
+      adopt(*dict, flat[i + 1]);
+      dict->entries.emplace_back(flat[i], flat[i + 1]);
+    }
   }
 
   // ---- classes: only containers and PyTorch's tensor-rebuild functions
@@ -271,7 +287,10 @@ class Unpickler {
     }
     if (name == "builtins.set" || name == "__builtin__.set" || name == "builtins.frozenset") {
       auto list = make(Kind::list);
-      if (args->kind == Kind::tuple && !args->items.empty()) list->items = args->items[0]->items;
+      if (args->kind == Kind::tuple && !args->items.empty()) {
+        list->items = args->items[0]->items;
+        list->depth = args->items[0]->depth;
+      }
       return list;
     }
     if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") {
@@ -340,6 +359,25 @@ class Unpickler {
 };
 
 }  // namespace
+
+Value::~Value() {
+  std::vector<ValuePtr> pending;
+  const auto take_children = [&pending](Value& v) {
+    for (ValuePtr& item : v.items) pending.push_back(std::move(item));
+    for (auto& [key, item] : v.entries) {
+      pending.push_back(std::move(key));
+      pending.push_back(std::move(item));
+    }
+    v.items.clear();
+    v.entries.clear();
+  };
+  take_children(*this);
+  while (!pending.empty()) {
+    ValuePtr v = std::move(pending.back());
+    pending.pop_back();
+    if (v && v.use_count() == 1) take_children(*v);  // its last owner: empty it, so that it dies without recursing
+  }
+}
 
 const char* Value::type_name() const {
   switch (kind) {

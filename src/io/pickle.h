@@ -30,6 +30,13 @@ struct Value {
   std::vector<ValuePtr> items;                       // list, tuple
   std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // dict, in insertion order
   at::Tensor tensor;                                 // tensor, or a storage as a flat tensor
+  int depth = 1;                                     // 1 + the deepest child's depth (bounded by the reader)
+
+  Value() = default;
+  Value(const Value&) = delete;
+  Value& operator=(const Value&) = delete;
+  /// Releases nested children iteratively, not by recursion: a hostile pickle cannot overflow the stack here.
+  ~Value();
 
   /// "dict", "list", "tensor", "int", ...: the Python-side name, for error messages.
   const char* type_name() const;
@@ -38,8 +45,11 @@ struct Value {
 /// Loads the bytes of a storage record: (key, dtype, element count) -> flat tensor.
 using StorageLoader = std::function<at::Tensor(const std::string& key, at::ScalarType dtype, int64_t numel)>;
 
-/// Unpickles `data`. Throws clip::Error naming `source` for truncated or corrupt data, unsupported opcodes and
-/// classes other than the allowed containers and tensor-rebuild functions.
+/// Containers nested deeper than this are refused (a state dict is 2-4 levels deep).
+constexpr int kMaxDepth = 100;
+
+/// Unpickles `data`. Throws clip::Error naming `source` for truncated or corrupt data, unsupported opcodes,
+/// nesting deeper than kMaxDepth and classes other than the allowed containers and tensor-rebuild functions.
 ValuePtr unpickle(const uint8_t* data, size_t size, const StorageLoader& load_storage, const std::string& source);
 
 }  // namespace clip::pickle

@@ -13,6 +13,7 @@
 #include "clip/util/error.h"
 #include "util/atomic_file.h"
 #include "util/mapped_file.h"
+#include "util/json.h"
 
 namespace clip {
 namespace {
@@ -101,12 +102,8 @@ Safetensors parse_safetensors(const uint8_t* data, size_t size, const std::strin
          " bytes); the file is truncated or not safetensors");
   }
   if (header_size > kMaxHeader) fail(source, ": header length ", header_size, " exceeds the 100 MB limit");
-  json header;
-  try {
-    header = json::parse(data + 8, data + 8 + header_size);
-  } catch (const json::parse_error& e) {
-    fail(source, ": header is not valid JSON (", e.what(), ")");
-  }
+  const json header = parse_json(std::string_view(reinterpret_cast<const char*>(data + 8), header_size),
+                                 source + " (header)", /*max_depth=*/8);
   if (!header.is_object()) fail(source, ": header is not a JSON object");
 
   Safetensors out;
@@ -179,7 +176,7 @@ void write_safetensors(const std::string& path, const TensorMap& tensors,
     offset += bytes;
     contiguous.push_back(std::move(t));
   }
-  std::string text = header.dump();
+  std::string text = dump_json(header);
   text.append((8 - text.size() % 8) % 8, ' ');  // align the data to 8 bytes, as the Python library does
   const uint64_t header_size = text.size();
 

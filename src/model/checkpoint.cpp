@@ -15,6 +15,8 @@
 #include "clip/model/registry.h"
 #include "clip/util/error.h"
 #include "io/torch_archive.h"
+#include "util/file.h"
+#include "util/json.h"
 
 namespace fs = std::filesystem;
 
@@ -27,27 +29,14 @@ constexpr const char* kFormats =
     "libclip reads TorchScript archives (OpenAI's .pt releases), torch.save zip files (state dicts, open_clip "
     "checkpoints), safetensors, HF transformers folders and open_clip hub folders";
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Reads the weights file of a folder: safetensors (single or sharded with an index) or a torch.save .bin.
 TensorMap read_folder_weights(const fs::path& dir, const std::string& stem, const std::string& bin) {
   const fs::path single = dir / (stem + ".safetensors");
   if (fs::exists(single)) return read_safetensors(single.string()).tensors;
   const fs::path index = dir / (stem + ".safetensors.index.json");
   if (fs::exists(index)) {
-    json j;
-    try {
-      j = json::parse(read_text(index.string()));
-    } catch (const json::parse_error& e) {
-      fail(index.string(), ": not valid JSON (", e.what(), ")");
-    }
-    if (!j.contains("weight_map") || !j["weight_map"].is_object()) fail(index.string(), ": has no 'weight_map' object");
+    const json j = parse_json(read_file(index.string()), index.string());
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) fail(index.string(), ": has no 'weight_map' object");
     std::set<std::string> shards;
     for (const auto& item : j["weight_map"].items()) {
       if (!item.value().is_string()) fail(index.string(), ": weight_map entry '", item.key(), "' is not a file name");
@@ -66,7 +55,7 @@ TensorMap read_folder_weights(const fs::path& dir, const std::string& stem, cons
 
 Checkpoint read_hf_folder(const fs::path& dir) {
   const std::string config_path = (dir / "config.json").string();
-  Checkpoint c{CheckpointFormat::hf_folder, {}, parse_hf_config(read_text(config_path), config_path), {}};
+  Checkpoint c{CheckpointFormat::hf_folder, {}, parse_hf_config(read_file(config_path), config_path), {}};
   c.config->name = dir.filename().string();
   c.quick_gelu = c.config->quick_gelu;
   c.state_dict = from_hf_state_dict(read_folder_weights(dir, "model", "pytorch_model.bin"), *c.config, dir.string());
@@ -75,13 +64,8 @@ Checkpoint read_hf_folder(const fs::path& dir) {
 
 Checkpoint read_open_clip_folder(const fs::path& dir) {
   const std::string config_path = (dir / "open_clip_config.json").string();
-  json j;
-  try {
-    j = json::parse(read_text(config_path));
-  } catch (const json::parse_error& e) {
-    fail(config_path, ": not valid JSON (", e.what(), ")");
-  }
-  if (!j.contains("model_cfg") || !j["model_cfg"].is_object()) fail(config_path, ": has no 'model_cfg' object");
+  const json j = parse_json(read_file(config_path), config_path);
+  if (!j.is_object() || !j.contains("model_cfg") || !j["model_cfg"].is_object()) fail(config_path, ": has no 'model_cfg' object");
   json model_cfg = j["model_cfg"];
   if (j.contains("preprocess_cfg") && !model_cfg.contains("preprocess_cfg")) model_cfg["preprocess_cfg"] = j["preprocess_cfg"];
   Checkpoint c{CheckpointFormat::open_clip_folder, {}, parse_model_config(model_cfg.dump(), config_path), {}};
@@ -139,6 +123,7 @@ CheckpointFormat detect_format(const std::string& path) {
     if (fs::exists(fs::path(path) / "open_clip_config.json")) return CheckpointFormat::open_clip_folder;
     fail(path, ": a folder without config.json (HF transformers) or open_clip_config.json (open_clip)");
   }
+  require_regular_file(path);  // a FIFO or a device is refused here, before any reader opens it
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, ": cannot open for reading");
   char head[2] = {};

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "clip/util/error.h"
+#include "util/json.h"
+#include "util/file.h"
 
 namespace clip {
 namespace {
@@ -261,12 +263,7 @@ PreprocessOptions parse_preprocess(const json& j, const std::string& source) {
 int64_t VisionConfig::heads() const { return is_resnet() ? width * 32 / head_width : width / head_width; }
 
 ModelConfig parse_model_config(const std::string& json_text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    fail(source, ": not valid JSON (", e.what(), ")");
-  }
+  const json j = parse_json(json_text, source);
   ObjectReader r(j, source, "");
   ModelConfig c;
   c.embed_dim = r.integer("embed_dim", -1);
@@ -291,11 +288,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 }
 
 ModelConfig load_model_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open model config (", std::filesystem::exists(path) ? "unreadable" : "no such file", ")");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  ModelConfig c = parse_model_config(buffer.str(), path);
+  ModelConfig c = parse_model_config(read_file(path, "model config file"), path);
   c.name = std::filesystem::path(path).stem().string();
   return c;
 }

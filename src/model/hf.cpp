@@ -12,6 +12,7 @@
 #include "clip/io/safetensors.h"
 #include "clip/util/error.h"
 #include "util/atomic_file.h"
+#include "util/json.h"
 
 namespace clip {
 namespace {
@@ -88,12 +89,7 @@ bool is_quick_gelu(const std::string& act, const std::string& source, const std:
 }  // namespace
 
 ModelConfig parse_hf_config(const std::string& json_text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    fail(source, ": not valid JSON (", e.what(), ")");
-  }
+  const json j = parse_json(json_text, source);
   if (!j.is_object()) fail(source, ": not a JSON object");
   const std::string type = get<std::string>(j, "model_type", "", source, "");
   if (type != "clip") fail(source, ": model_type is \"", type, "\", libclip reads HF CLIPModel folders (\"clip\")");

@@ -11,6 +11,7 @@
 
 #include "clip/util/error.h"
 #include "text/unicode.h"
+#include "util/file.h"
 
 namespace clip::text {
 namespace {
@@ -47,7 +48,7 @@ const ByteAlphabet& alphabet() {
 }
 
 std::string read_maybe_gzip(const std::string& path) {
-  if (!std::filesystem::exists(path)) fail(path, ": no such BPE vocabulary file");
+  require_regular_file(path, "BPE vocabulary file");
   std::unique_ptr<gzFile_s, int (*)(gzFile)> file(gzopen(path.c_str(), "rb"), gzclose);
   if (!file) fail(path, ": cannot open the BPE vocabulary");
   std::string data;

@@ -10,6 +10,8 @@
 
 #include "clip/util/error.h"
 #include "clip/util/resources.h"
+#include "util/file.h"
+#include "util/json.h"
 
 namespace fs = std::filesystem;
 
@@ -17,16 +19,6 @@ namespace clip {
 namespace {
 
 using json = nlohmann::json;
-
-std::string read_file(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) fail(path, ": is a folder, not a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string trim(const std::string& s) {
   const auto begin = s.find_first_not_of(" \t\r\n");
@@ -58,14 +50,6 @@ std::vector<std::string> string_list(const json& j, const std::string& source, c
 bool starts_like_json(const std::string& text) {
   const auto first = text.find_first_not_of(" \t\r\n");
   return first != std::string::npos && (text[first] == '[' || text[first] == '{');
-}
-
-json parse_json(const std::string& text, const std::string& source) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(source, ": not valid JSON (", e.what(), ")");
-  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "text/sentencepiece_module.h"
 #include "text/unicode.h"
 #include "util/atomic_file.h"
+#include "util/file.h"
 
 namespace clip {
 namespace {
@@ -114,6 +115,7 @@ std::string SentencePieceTokenizer::piece(int64_t id) const {
 }
 
 SentencePieceTrainResult train_sentencepiece(const SentencePieceTrainOptions& o) {
+  require_regular_file(o.input(), "captions file");
   std::ifstream in(o.input(), std::ios::binary);
   if (!in) fail(o.input(), ": cannot open the captions file");
   if (o.vocab_size() < 8) fail("vocab size ", o.vocab_size(), " is too small (at least 8)");

@@ -8,52 +8,11 @@
 #include <cstdio>
 
 #include "clip/util/error.h"
+#include "clip/util/utf8.h"
 #include "text/text_tables.h"
 
 namespace clip::text {
 namespace {
-
-// The second byte's valid range for each lead byte of a multi-byte sequence (Unicode table 3-7); the other
-// continuation bytes are always 0x80..0xBF.
-struct LeadInfo {
-  int length;  // 0: not a lead byte
-  uint8_t low;
-  uint8_t high;
-};
-
-LeadInfo lead_info(uint8_t b) {
-  if (b >= 0xC2 && b <= 0xDF) return {2, 0x80, 0xBF};
-  if (b == 0xE0) return {3, 0xA0, 0xBF};
-  if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) return {3, 0x80, 0xBF};
-  if (b == 0xED) return {3, 0x80, 0x9F};  // no surrogates
-  if (b == 0xF0) return {4, 0x90, 0xBF};
-  if (b >= 0xF1 && b <= 0xF3) return {4, 0x80, 0xBF};
-  if (b == 0xF4) return {4, 0x80, 0x8F};  // nothing above U+10FFFF
-  return {0, 0, 0};
-}
-
-// Length of the well-formed sequence at `i` (0 when ill-formed), and the number of bytes of its maximal
-// ill-formed prefix otherwise (at least 1).
-size_t sequence_at(std::string_view s, size_t i, char32_t& cp, size_t& bad) {
-  const auto b0 = static_cast<uint8_t>(s[i]);
-  if (b0 < 0x80) {
-    cp = b0;
-    return 1;
-  }
-  const LeadInfo lead = lead_info(b0);
-  bad = 1;
-  if (lead.length == 0) return 0;
-  cp = b0 & (lead.length == 2 ? 0x1F : lead.length == 3 ? 0x0F : 0x07);
-  for (int k = 1; k < lead.length; ++k) {
-    if (i + k >= s.size()) return 0;
-    const auto b = static_cast<uint8_t>(s[i + k]);
-    const uint8_t low = k == 1 ? lead.low : 0x80, high = k == 1 ? lead.high : 0xBF;
-    if (b < low || b > high) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-    bad = k + 1;
-  }
-  return static_cast<size_t>(lead.length);
-}
 
 const UNormalizer2* nfc_instance() {
   static const UNormalizer2* instance = [] {
@@ -99,11 +58,12 @@ void utf8_to_utf32(std::string_view in, std::u32string& out) {
   for (size_t i = 0; i < in.size();) {
     char32_t cp = 0;
     size_t bad = 0;
-    const size_t n = sequence_at(in, i, cp, bad);
+    const size_t n = utf8_sequence_at(in, i, cp, bad);
     if (n == 0) {
       char byte[8];
-      std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned>(static_cast<uint8_t>(in[i])));
-      const bool truncated = lead_info(static_cast<uint8_t>(in[i])).length > 0 && i + bad >= in.size();
+      const auto lead = static_cast<uint8_t>(in[i]);
+      std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned>(lead));
+      const bool truncated = lead >= 0xC2 && lead <= 0xF4 && i + bad >= in.size();
       fail("invalid UTF-8 at byte ", i, " (", byte, truncated ? ", a truncated sequence" : "", ")");
     }
     out.push_back(cp);
@@ -141,7 +101,7 @@ std::string utf8_decode_replace(std::string_view bytes) {
   for (size_t i = 0; i < bytes.size();) {
     char32_t cp = 0;
     size_t bad = 0;
-    const size_t n = sequence_at(bytes, i, cp, bad);
+    const size_t n = utf8_sequence_at(bytes, i, cp, bad);
     if (n == 0) {
       out += "\xEF\xBF\xBD";  // U+FFFD for the maximal ill-formed prefix, as CPython
       i += bad;

@@ -9,6 +9,7 @@
 #include "clip/train/trainer.h"
 #include "clip/util/error.h"
 #include "clip/util/progress.h"
+#include "util/json.h"
 
 namespace clip {
 
@@ -29,13 +30,13 @@ void MetricsFile::on_metrics(const MetricsEvent& m) {
                                {"data_wait", m.data_wait},
                                {"skipped_images", m.skipped_images},
                                {"nonfinite_skipped", m.nonfinite_skipped}};
-  append(line.dump());
+  append(dump_json(line));
 }
 
 void MetricsFile::on_eval(const EvalEvent& e) {
   nlohmann::json line = {{"type", "eval"}, {"step", e.step}, {"epoch", e.epoch}};
   for (const auto& [name, value] : e.metrics) line[name] = value;
-  append(line.dump());
+  append(dump_json(line));
 }
 
 void MetricsFile::append(const std::string& line) {

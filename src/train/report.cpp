@@ -11,6 +11,7 @@
 
 #include "clip/util/error.h"
 #include "util/atomic_file.h"
+#include "util/json.h"
 
 namespace clip {
 namespace {
@@ -81,12 +82,8 @@ void write_report(const std::string& metrics_path, const std::string& html_path,
   int64_t lineno = 0;
   for (; std::getline(in, line); ++lineno) {
     if (line.empty()) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::parse_error&) {
-      continue;  // a line cut by a crash: the rest of the file still reports
-    }
+    const json j = parse_json_or_discarded(line);
+    if (!j.is_object()) continue;  // a line cut by a crash: the rest of the file still reports
     if (!j.contains("step") || !j["step"].is_number()) continue;
     const double step = j["step"].get<double>();
     auto& target = j.value("type", "") == "eval" ? eval : train;

@@ -15,6 +15,7 @@
 #include "clip/util/error.h"
 #include "clip/util/features.h"
 #include "clip/util/log.h"
+#include "util/json.h"
 
 namespace clip {
 namespace {
@@ -193,7 +194,7 @@ class ShardBatchSource : public BatchSource {
 
   void restore_position(const std::string& text) override {
     recorded_.reset();
-    const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    const json j = parse_json_or_discarded(text);
     // One object for this rank, or an array with one object per rank.
     try {
       const json* mine = nullptr;

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "clip/util/error.h"
+#include "util/file.h"
+#include "util/json.h"
 
 namespace clip {
 namespace {
@@ -168,23 +170,10 @@ void set_from_text(const Spec& spec, const std::string& text, const std::string&
       spec.field);
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open the training config (", std::filesystem::exists(path) ? "unreadable" : "no such file", ")");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 }  // namespace
 
 TrainConfig parse_train_config(const std::string& json_text, const std::string& source, const TrainConfig& base) {
-  json j;
-  try {
-    j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    fail(source, ": not valid JSON (", e.what(), ")");
-  }
+  const json j = parse_json(json_text, source);
   if (!j.is_object()) fail(source, ": a training config is a JSON object");
   TrainConfig c = base;
   const std::vector<Spec> table = specs(c);
@@ -204,7 +193,7 @@ std::string to_json(const TrainConfig& config) {
 }
 
 TrainConfig load_train_config(const std::string& path, const TrainConfig& base) {
-  return parse_train_config(read_file(path), path, base);
+  return parse_train_config(read_file(path, "training config file"), path, base);
 }
 
 std::vector<TrainSetting> train_settings() {

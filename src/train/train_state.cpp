@@ -13,6 +13,7 @@
 #include "clip/io/safetensors.h"
 #include "clip/util/error.h"
 #include "clip/util/log.h"
+#include "util/json.h"
 
 namespace fs = std::filesystem;
 
@@ -82,7 +83,7 @@ TrainCheckpoint load_train_checkpoint(const std::string& path) {
     }
   }
   try {
-    const json p = json::parse(file.metadata.at("progress"));
+    const json p = parse_json(file.metadata.at("progress"), path + " (progress)");
     c.progress.step = p.at("step").get<int64_t>();
     c.progress.epoch = p.at("epoch").get<int64_t>();
     c.progress.batch_in_epoch = p.at("batch_in_epoch").get<int64_t>();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "clip/util/error.h"
+#include "util/file.h"
 
 namespace clip {
 namespace {
@@ -95,6 +96,7 @@ std::string Sha256::hex_digest() {
 }
 
 std::string sha256_file(const std::string& path) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, ": cannot open for reading");
   Sha256 hash;

@@ -9,6 +9,7 @@
 #include "clip/io/safetensors.h"
 #include "clip/util/error.h"
 #include "clip/text/prompts.h"
+#include "util/json.h"
 
 namespace clip {
 ZeroShotClassifier::ZeroShotClassifier(at::Tensor weights, std::vector<std::string> classes,
@@ -59,8 +60,8 @@ void ZeroShotClassifier::save(const std::string& path) const {
   write_safetensors(path, {{"weights", weights_.to(at::kCPU).contiguous()}},
                     {{"format", "pt"},
                      {"clip_zeroshot_classifier", "1"},
-                     {"classes", classes.dump()},
-                     {"templates", templates.dump()},
+                     {"classes", dump_json(classes)},
+                     {"templates", dump_json(templates)},
                      {"scale", std::to_string(scale_)}});
 }
 
@@ -74,8 +75,8 @@ ZeroShotClassifier ZeroShotClassifier::load(const std::string& path) {
   std::vector<std::string> classes, templates;
   double scale = 100.0;
   try {
-    classes = nlohmann::json::parse(file.metadata.at("classes")).get<std::vector<std::string>>();
-    templates = nlohmann::json::parse(file.metadata.at("templates")).get<std::vector<std::string>>();
+    classes = parse_json(file.metadata.at("classes"), path + " (classes)").get<std::vector<std::string>>();
+    templates = parse_json(file.metadata.at("templates"), path + " (templates)").get<std::vector<std::string>>();
     if (file.metadata.count("scale")) scale = std::stod(file.metadata.at("scale"));
   } catch (const std::exception& e) {
     fail(path, ": malformed classifier metadata (", e.what(), ")");

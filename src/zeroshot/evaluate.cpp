@@ -17,6 +17,7 @@
 #include "clip/util/progress.h"
 #include "util/atomic_file.h"
 #include "util/clock.h"
+#include "util/json.h"
 
 namespace clip {
 namespace {
@@ -48,7 +49,7 @@ class PredictionWriter {
       if (label) j["label"] = *label;
       j["topk"] = nlohmann::json::array();
       for (const auto& [name, p] : top) j["topk"].push_back({{"class", name}, {"p", p}});
-      text_ += j.dump() + "\n";
+      text_ += dump_json(j) + "\n";
       return;
     }
     text_ += csv_field(file);
