@@ -3,6 +3,9 @@
 // evaluations and the report.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
@@ -26,7 +29,12 @@
 #include "train_flags.h"
 #include "clip/train/train_state.h"
 #include "clip/train/trainer.h"
+#include "clip/model/config.h"
+#include "clip/train/batch_source.h"
+#include "clip/train/callbacks.h"
+#include "clip/data/synthetic.h"
 #include "clip/util/error.h"
+#include "clip/io/tensor_map.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -146,15 +154,38 @@ TEST(Resume, ContinuesExactly) {
   EXPECT_LE(worst_weight, 1e-6);
 }
 
+// Batches whose images turn NaN from the second on: every later step's loss is non-finite.
+class NanAfterFirst : public clip::BatchSource {
+ public:
+  explicit NanAfterFirst(clip::ModelConfig config) : config_(std::move(config)), gen_(at::detail::createCPUGenerator(7)) {}
+  int64_t batches_per_epoch() const override { return 8; }
+  void start_epoch(int64_t, int64_t first) override { delivered_ = first; }
+  std::optional<clip::TrainBatch> next() override {
+    if (delivered_ == 8) return std::nullopt;
+    clip::TrainBatch b;
+    b.images = clip::synthetic_images(config_, 8, gen_);
+    b.texts = clip::synthetic_texts(config_.text, 8, gen_);
+    if (delivered_++ > 0) b.images.fill_(std::nan(""));
+    return b;
+  }
+
+ private:
+  clip::ModelConfig config_;
+  at::Generator gen_;
+  int64_t delivered_ = 0;
+};
+
 TEST(NonFinite, StopsAfterKInARowWithTheLastCheckpointIntact) {
   TempDir tmp;
   clip::TrainConfig c = tiny_config(tmp / "run");
-  c.optimizer.lr = 1e30;  // the first update sends the weights to ~1e30: every later forward overflows
-  c.optimizer.warmup = 1;
   c.optimizer.max_nonfinite = 3;
   c.checkpoint.save_every = 1;
+  clip::Trainer trainer(c);
+  trainer.set_batch_source(std::make_unique<NanAfterFirst>(clip::load_model_config(c.model.config)));
+  auto metrics = std::make_shared<clip::MetricsFile>(tmp / "run/metrics.jsonl");
+  trainer.add_callback(metrics);
   try {
-    clip::train(c);
+    trainer.run();
     ADD_FAILURE() << "a diverging run must stop";
   } catch (const clip::Error& e) {
     const std::string message = e.what();
@@ -168,6 +199,68 @@ TEST(NonFinite, StopsAfterKInARowWithTheLastCheckpointIntact) {
   const auto lines = metric_lines(tmp / "run/metrics.jsonl", "train");
   ASSERT_FALSE(lines.empty());
   EXPECT_GE(lines.back()["nonfinite_skipped"].get<int64_t>(), 2);
+}
+
+// Settings that are not finite or out of range are refused by name before any work; weights that went non-finite
+// are never saved (the last good checkpoint stays the newest).
+TEST(Validation, NonFiniteSettingsAndWeightsAreRefused) {
+  TempDir tmp;
+  for (const double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    clip::TrainConfig c = tiny_config(tmp / "nan");
+    c.optimizer.lr = bad;
+    const std::string message = clip::test::error_of([&] { clip::validate(c); });
+    EXPECT_CONTAINS(message, "--lr ");
+    EXPECT_CONTAINS(message, "expected a finite number");
+  }
+  clip::TrainConfig beta = tiny_config(tmp / "beta");
+  beta.optimizer.beta1 = 1.5;
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::validate(beta); }), "--beta1 and --beta2 must be in [0, 1)");
+  clip::TrainConfig warm = tiny_config(tmp / "warm");
+  warm.optimizer.warmup = -1;
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::validate(warm); }), "--warmup must be >= 0");
+
+  clip::TrainConfig huge = tiny_config(tmp / "huge");
+  huge.optimizer.lr = 1e38;  // overflowed float inside AdamW with LibTorch's bare message
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::validate(huge); }), "--lr 1e+38: expected at most 10");
+
+  // Weights that turn NaN between checkpoints (here poisoned by a callback after step 2) are never saved.
+  struct Poison : clip::TrainCallback {
+    clip::Trainer* trainer = nullptr;
+    void on_step(const clip::StepEvent& e) override {
+      if (e.step != 2) return;
+      at::NoGradGuard no_grad;
+      trainer->model()->parameters()[0].view(-1)[0] = std::nan("");
+    }
+  };
+  clip::TrainConfig c = tiny_config(tmp / "poisoned");
+  c.checkpoint.save_every = 1;
+  clip::Trainer trainer(c);
+  auto poison = std::make_shared<Poison>();
+  poison->trainer = &trainer;
+  trainer.add_callback(poison);
+  const std::string message = clip::test::error_of([&] { trainer.run(); });
+  EXPECT_CONTAINS(message, "training diverged: at step 2 the weights hold NaN or infinity (");
+  EXPECT_CONTAINS(message, "nothing was saved. The last good checkpoint is ");
+  const std::string latest = clip::latest_checkpoint(tmp / "poisoned");
+  EXPECT_NE(latest.find("step_00000001"), std::string::npos) << latest;
+  EXPECT_TRUE(clip::nonfinite_tensors(clip::load_train_checkpoint(latest).model).empty()) << latest;
+}
+
+// A second run into a folder that holds one is refused unless it resumes or says --overwrite.
+TEST(OutputFolder, AnotherRunIsNeverOverwrittenByAccident) {
+  TempDir tmp;
+  clip::TrainConfig c = tiny_config(tmp / "run");
+  clip::train(c);
+  const std::string model = tmp / "run/model.safetensors";
+  const auto before = fs::last_write_time(model);
+  const std::string message = clip::test::error_of([&] { clip::train(c); });
+  EXPECT_CONTAINS(message, "holds another run (");
+  EXPECT_CONTAINS(message, "pass --resume latest to continue it, --overwrite to replace it");
+  EXPECT_EQ(fs::last_write_time(model), before);
+  c.checkpoint.overwrite = true;
+  const clip::TrainResult again = clip::train(c);
+  EXPECT_GT(again.steps, 0);
+  EXPECT_NE(fs::last_write_time(model), before);
 }
 
 int run_shell(const std::string& command) {

@@ -1,5 +1,6 @@
 #include "clip/io/tensor_map.h"
 
+#include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
 #include "clip/util/error.h"
@@ -16,6 +17,21 @@ TensorMap state_dict(const torch::nn::Module& module) {
   TensorMap out;
   for (const auto& item : module.named_parameters(/*recurse=*/true)) out[item.key()] = item.value().detach();
   for (const auto& item : module.named_buffers(/*recurse=*/true)) out[item.key()] = item.value().detach();
+  return out;
+}
+
+std::vector<std::string> nonfinite_tensors(const TensorMap& tensors) {
+  std::vector<std::string> out;
+  for (const auto& [name, t] : tensors) {
+    if (t.defined() && t.is_floating_point() && !t.isfinite().all().item<bool>()) out.push_back(name);
+  }
+  return out;
+}
+
+std::string name_list(const std::vector<std::string>& names, size_t shown) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < shown; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > shown) out += str(" and ", names.size() - shown, " more");
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include "clip/train/train_config.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -87,6 +89,8 @@ std::vector<Spec> specs(TrainConfig& c) {
       {"keep_checkpoints", &c.checkpoint.keep_checkpoints, "checkpoints kept"},
       {"eval_every", &c.evaluation.eval_every, "steps between evaluations (0: at the end)"},
       {"resume", &c.checkpoint.resume, "'latest' or a checkpoint path"},
+      {"overwrite", &c.checkpoint.overwrite,
+       "start afresh in an --output-dir that holds another run, deleting its checkpoints and metrics"},
       {"report", &c.checkpoint.report, "write report.html at the end"},
   };
 }
@@ -231,6 +235,15 @@ Precision parse_precision(const std::string& name, const std::string& source) {
 }
 
 void validate(const TrainConfig& c) {
+  // Every number finite: NaN passes every comparison below as false, so it is refused first, by name.
+  TrainConfig copy = c;  // specs() points into a config
+  for (const Spec& spec : specs(copy)) {
+    if (const auto* v = std::get_if<double*>(&spec.field); v && !std::isfinite(**v)) {
+      std::string flag = spec.key;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      fail("--", flag, " ", **v, ": expected a finite number");
+    }
+  }
   const DataOptions& d = c.data;
   const OptimizerOptions& o = c.optimizer;
   if (c.model.name.empty() && c.model.config.empty() && c.model.init.empty()) {
@@ -242,6 +255,18 @@ void validate(const TrainConfig& c) {
   if (o.epochs <= 0 && o.max_steps <= 0) fail("--epochs or --max-steps must be positive");
   if (o.lr <= 0 || o.weight_decay < 0 || o.grad_clip_norm < 0) {
     fail("--lr must be positive, --weight-decay and --grad-clip-norm non-negative");
+  }
+  if (o.lr > 10) fail("--lr ", o.lr, ": expected at most 10 (AdamW moves each weight by about lr per step)");
+  if (!(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1) || o.eps < 0) {
+    fail("--beta1 and --beta2 must be in [0, 1), --eps non-negative");
+  }
+  if (o.epochs < 0 || o.max_steps < 0 || o.warmup < 0 || o.max_nonfinite < 1) {
+    fail("--epochs, --max-steps and --warmup must be >= 0, --max-nonfinite at least 1");
+  }
+  if (d.workers < 0 || c.runtime.threads < 0 || d.synthetic_samples < 0 || c.checkpoint.stop_after < 0 ||
+      c.checkpoint.save_every < 0 || c.evaluation.eval_every < 0 || c.distributed.nproc_per_node < 0) {
+    fail("--workers, --threads, --synthetic-samples, --stop-after, --save-every, --eval-every and --nproc-per-node "
+         "must be >= 0");
   }
   const EvaluationOptions& e = c.evaluation;
   if (e.val_split < 0 || e.val_split >= 1) fail("--val-split ", e.val_split, ": expected a fraction in [0, 1)");

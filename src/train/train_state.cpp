@@ -119,6 +119,17 @@ std::string latest_checkpoint(const std::string& output_dir) {
   return "";
 }
 
+std::vector<std::string> run_files(const std::string& output_dir) {
+  std::vector<std::string> out;
+  for (const fs::path& f : checkpoint_files(output_dir)) out.push_back(f.string());
+  for (const char* name : {"metrics.jsonl", "model.safetensors", "report.html"}) {
+    std::error_code ec;
+    const fs::path p = fs::path(output_dir) / name;
+    if (fs::exists(p, ec)) out.push_back(p.string());
+  }
+  return out;
+}
+
 void prune_checkpoints(const std::string& output_dir, int64_t keep) {
   std::vector<fs::path> files = checkpoint_files(output_dir);
   for (size_t i = 0; i + static_cast<size_t>(keep) < files.size(); ++i) {

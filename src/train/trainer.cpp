@@ -22,6 +22,7 @@
 #include "clip/text/prompts.h"
 #include "clip/train/evaluation.h"
 #include "clip/train/optimizer.h"
+#include "clip/io/tensor_map.h"
 #include "clip/train/train_state.h"
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
@@ -224,6 +225,21 @@ class Trainer::Impl {
       fail("--precision bf16 is autocast on CUDA; on ", config_.runtime.device, " use fp32");
     }
     const std::string& out = config_.checkpoint.output_dir;
+    // Another run's folder is never written over by accident (as open_clip refuses an existing experiment name).
+    if (config_.checkpoint.resume.empty()) {
+      if (const std::vector<std::string> earlier = run_files(out); !earlier.empty()) {
+        if (!config_.checkpoint.overwrite) {
+          std::vector<std::string> names;
+          for (const std::string& f : earlier) names.push_back(fs::path(f).filename().string());
+          fail(out, ": holds another run (", name_list(names), "); pass --resume latest to continue it, --overwrite ",
+               "to replace it, or choose another --output-dir");
+        }
+        if (main_rank()) {
+          for (const std::string& f : earlier) fs::remove(f);
+          message("clip_train: --overwrite: removed the ", earlier.size(), " files of the earlier run in ", out);
+        }
+      }
+    }
     std::error_code ec;
     fs::create_directories(out, ec);
     if (ec) fail(out, ": cannot create the output folder (", ec.message(), ")");
@@ -395,6 +411,12 @@ class Trainer::Impl {
       progress_.data_position = any ? joined + "]" : "";
     }
     if (!main_rank()) return;
+    // Weights that went non-finite (a diverged run) are never written over the last good checkpoint.
+    if (const std::vector<std::string> bad = nonfinite_tensors(state_dict(*model_)); !bad.empty()) {
+      fail("training diverged: at step ", progress_.step, " the weights hold NaN or infinity (", name_list(bad), "); ",
+           "nothing was saved. The last good checkpoint is ", last_checkpoint_.empty() ? "(none yet)" : last_checkpoint_,
+           ". Lower --lr, raise --warmup or set --grad-clip-norm");
+    }
     const std::string path = checkpoint_path(config_.checkpoint.output_dir, progress_.step);
     save_train_checkpoint(path, *model_, *optimizer_, progress_, to_json(config_));
     last_checkpoint_ = path;

@@ -44,6 +44,12 @@ void load_state_dict(torch::nn::Module& module, const TensorMap& state_dict, con
 /// The module's parameters and buffers by name (detached tensors sharing storage with the module).
 TensorMap state_dict(const torch::nn::Module& module);
 
+/// The names of the floating-point tensors that hold NaN or an infinity (empty when all are finite).
+std::vector<std::string> nonfinite_tensors(const TensorMap& tensors);
+
+/// "a, b, c and 4 more": the first few names of a list, for a one-line message.
+std::string name_list(const std::vector<std::string>& names, size_t shown = 3);
+
 /// "[2, 3]": a shape as the error messages print it.
 std::string shape_string(at::IntArrayRef shape);
 

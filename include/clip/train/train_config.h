@@ -104,6 +104,7 @@ struct CheckpointOptions {
   int64_t save_every = 0;          ///< steps between checkpoints (0: at the end of each epoch only)
   int64_t keep_checkpoints = 3;    ///< checkpoints kept (oldest deleted)
   std::string resume;              ///< "latest" or a checkpoint path
+  bool overwrite = false;          ///< start afresh in an output_dir that holds another run, deleting its files
   int64_t stop_after = 0;          ///< end this invocation after this many steps, checkpointed (0: off)
   int64_t log_every = 10;          ///< steps between metric lines (MetricsEvent)
   bool report = true;              ///< write report.html at the end (clip::train's standard callbacks)

@@ -54,6 +54,10 @@ TrainCheckpoint load_train_checkpoint(const std::string& path);
 /// of interrupted writes are removed.
 std::string latest_checkpoint(const std::string& output_dir);
 
+/// The files of a run in `output_dir` (checkpoints/step_*.safetensors, metrics.jsonl, model.safetensors,
+/// report.html); empty when it holds none.
+std::vector<std::string> run_files(const std::string& output_dir);
+
 /// Deletes all but the newest `keep` checkpoints.
 void prune_checkpoints(const std::string& output_dir, int64_t keep);
 
