@@ -35,6 +35,8 @@
 #include "clip/data/synthetic.h"
 #include "clip/util/error.h"
 #include "clip/io/tensor_map.h"
+#include "clip/data/caption_dataset.h"
+#include "clip/util/log.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -244,6 +246,30 @@ TEST(Validation, NonFiniteSettingsAndWeightsAreRefused) {
   const std::string latest = clip::latest_checkpoint(tmp / "poisoned");
   EXPECT_NE(latest.find("step_00000001"), std::string::npos) << latest;
   EXPECT_TRUE(clip::nonfinite_tensors(clip::load_train_checkpoint(latest).model).empty()) << latest;
+}
+
+// A caption that is not UTF-8 skips its row, named by file and line, instead of stopping training mid-epoch.
+TEST(CsvCaptions, ARowThatIsNotUtf8IsSkippedAndNamed) {
+  TempDir tmp;
+  const std::string images = clip::test::data("preprocess/images/");
+  const std::string csv = tmp.write("train.csv", "filepath\ttitle\n" + images + "rocket.jpg\ta rocket\n" + images +
+                                                     "chelsea.png\tcaf\xe9 cat\n" + images + "coffee.png\tcoffee\n" +
+                                                     images + "horse.png\ta horse\n");
+  std::vector<std::string> notes;
+  clip::set_log_sink([&](clip::LogLevel, const std::string& line) { notes.push_back(line); });
+  const clip::CaptionDataset data = clip::read_caption_csv(csv, "filepath", "title", "\t");
+  clip::set_log_sink(nullptr);
+  EXPECT_EQ(data.size(), 3u);
+  ASSERT_EQ(data.skipped.size(), 1u);
+  std::printf("[ message  ] %s\n", data.skipped[0].c_str());
+  EXPECT_CONTAINS(data.skipped[0], csv + ":3: the caption is not UTF-8 (\"caf\\xe9 cat\"); row skipped");
+  ASSERT_EQ(notes.size(), 1u);
+  clip::TrainConfig c = tiny_config(tmp / "run");
+  c.model.config = clip::test::data("vit_tiny_bpe.json");  // the CLIP BPE: real captions
+  c.data.train_data = csv;
+  c.data.batch_size = 3;
+  c.optimizer.epochs = 1;
+  EXPECT_EQ(clip::train(c).steps, 1);
 }
 
 // A second run into a folder that holds one is refused unless it resumes or says --overwrite.

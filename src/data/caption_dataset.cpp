@@ -12,6 +12,8 @@
 #include "clip/util/error.h"
 #include "clip/text/prompts.h"
 #include "util/file.h"
+#include "clip/util/log.h"
+#include "clip/util/utf8.h"
 
 namespace fs = std::filesystem;
 
@@ -101,10 +103,19 @@ CaptionDataset read_caption_csv(const std::string& path, const std::string& imag
     fs::path image = fields[image_col];
     if (image.empty()) fail(path, ":", line, ": empty image path");
     if (image.is_relative()) image = base / image;
+    if (!is_valid_utf8(fields[caption_col])) {
+      data.skipped.push_back(str(path, ":", line, ": the caption is not UTF-8 (\"",
+                                 utf8_or_escaped(fields[caption_col].substr(0, 60)), "\"); row skipped"));
+      continue;
+    }
     data.paths.push_back(image.lexically_normal().string());
     data.captions.push_back(std::move(fields[caption_col]));
   }
-  if (data.paths.empty()) fail(path, ": holds a header but no rows");
+  if (!data.skipped.empty()) {
+    log_warning(data.skipped.front(), data.skipped.size() > 1 ? str(" (and ", data.skipped.size() - 1,
+                                                                     " more rows like it)") : std::string());
+  }
+  if (data.paths.empty()) fail(path, ": holds a header but no rows", data.skipped.empty() ? "" : " with UTF-8 captions");
   return data;
 }
 

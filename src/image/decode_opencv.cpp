@@ -2,6 +2,7 @@
 // would call the mode (OpenCV expands palettes to BGR) and the size, which is checked against the pixel limit
 // before OpenCV allocates anything. Files shorter than their header says are refused as truncated.
 #include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include <array>
@@ -70,7 +71,7 @@ Header bmp_header(const uint8_t* d, size_t n, const std::string& source) {
   } else if (bits == 32) {
     // Alpha only where bit fields name an alpha mask (Pillow's BGRA/RGBA/ABGR raw modes).
     uint32_t alpha_mask = 0;
-    if (compression == 3 || compression == 6) alpha_mask = header_size >= 56 ? le32(d + 66) : 0;
+    if (compression == 3 || compression == 6) alpha_mask = header_size >= 56 && n >= 70 ? le32(d + 66) : 0;
     h.has_mode = true;
     h.mode = alpha_mask != 0 ? PixelMode::RGBA : PixelMode::RGB;
   }
@@ -82,7 +83,7 @@ Header bmp_header(const uint8_t* d, size_t n, const std::string& source) {
 }
 
 Header webp_header(const uint8_t* d, size_t n, const std::string& source) {
-  if (n < 30) truncated(source, Format::webp);
+  if (n < 31) truncated(source, Format::webp);  // VP8X's canvas height ends at byte 30
   Header h;
   h.truncated = static_cast<uint64_t>(le32(d + 4)) + 8 > n;
   if (std::memcmp(d + 12, "VP8 ", 4) == 0) {
@@ -248,6 +249,12 @@ Decoded decode_with_opencv(const uint8_t* data, size_t size, Format format, cons
   cv::Mat mat;
   try {
     const cv::Mat bytes(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
+    // OpenCV's own warnings about a file it cannot read would go to stderr beside our one-line error: off, once.
+    static const bool quiet = [] {
+      cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
+      return true;
+    }();
+    (void)quiet;
     mat = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);  // file's own depth and channels; no EXIF rotation
   } catch (const cv::Exception& e) {
     fail(source, ": corrupt ", format_name(format), ": ", e.err);

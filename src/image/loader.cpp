@@ -61,6 +61,7 @@ struct ImageLoader::State {
   int64_t delivered = 0;          // batches handed to the consumer
   int64_t next_ordered = 0;
   bool stop = false;
+  std::string fatal;              // a failure of the whole loader (a batch that cannot be allocated), for next()
   std::map<int64_t, Slot> slots;  // claimed and not yet delivered
   std::vector<std::thread> workers;
 
@@ -82,7 +83,17 @@ struct ImageLoader::State {
       Slot& slot = slots[batch];
       if (!slot.images.defined()) {
         slot.remaining = rows_of(batch);
-        slot.images = at::empty({slot.remaining, 3, n, n}, at::TensorOptions().dtype(type).pinned_memory(pin));
+        try {
+          slot.images = at::empty({slot.remaining, 3, n, n}, at::TensorOptions().dtype(type).pinned_memory(pin));
+        } catch (const std::exception&) {  // out of memory: the consumer is told, no thread dies with it
+          const double gb = double(slot.remaining) * 3 * double(n) * double(n) * (type == at::kFloat ? 4 : 1) / 1e9;
+          fatal = str("cannot allocate a batch of ", slot.remaining, " x 3 x ", n, " x ", n, " (", gb,
+                      " GB); lower the image size or the batch size");
+          stop = true;
+          ready.notify_all();
+          work.notify_all();
+          return;
+        }
       }
       at::Tensor row = slot.images[item - batch * options.batch_size];
       lock.unlock();
@@ -144,6 +155,7 @@ std::optional<ImageBatch> ImageLoader::next() {
   if (s.delivered >= s.batches) return std::nullopt;
   int64_t batch = -1;
   s.ready.wait(lock, [&] {
+    if (!s.fatal.empty()) return true;
     if (s.options.ordered) {
       batch = s.next_ordered;
       return s.complete(batch);
@@ -153,6 +165,7 @@ std::optional<ImageBatch> ImageLoader::next() {
     }
     return false;
   });
+  if (!s.fatal.empty()) fail(s.fatal);
   Slot slot = std::move(s.slots.at(batch));
   s.slots.erase(batch);
   if (s.options.ordered) ++s.next_ordered;

@@ -22,13 +22,16 @@ struct CaptionDataset {
   std::vector<int64_t> labels;        ///< per image (labeled folder)
   std::vector<std::string> classes;   ///< display names (labeled folder)
   std::vector<std::string> templates; ///< caption templates (labeled folder)
+  std::vector<std::string> skipped;   ///< rows left out, one line each naming file and line (a caption not UTF-8)
 
   size_t size() const { return paths.size(); }
   /// The caption of sample `index`; for a labeled folder, the template is drawn from (seed, index).
   std::string caption(size_t index, uint64_t seed) const;
 };
 
-/// Reads a CSV/TSV with a header row (RFC 4180 quoting). Errors name the file, the line and the missing column.
+/// Reads a CSV/TSV with a header row (RFC 4180 quoting). Errors name the file, the line and the missing column. A
+/// row whose caption is not UTF-8 is left out, listed in `skipped` and logged (clip/util/log.h), like an
+/// unreadable image: one bad row does not stop a job.
 CaptionDataset read_caption_csv(const std::string& path, const std::string& image_key, const std::string& caption_key,
                                 const std::string& separator);
 
