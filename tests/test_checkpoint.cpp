@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "clip/io/safetensors.h"
 #include "clip/model/registry.h"
 #include "clip/util/error.h"
+#include "clip/util/log.h"
 #include "clip/util/sha256.h"
 #include "io/pickle.h"
 #include "test_util.h"
@@ -231,6 +233,39 @@ TEST(Pickle, NestingIsBounded) {
   const std::vector<uint8_t> deep = nested(100000);
   const std::string message = clip::test::error_of([&] { clip::pickle::unpickle(deep.data(), deep.size(), none, "deep.pt"); });
   EXPECT_CONTAINS(message, "deep.pt: containers nested deeper than 100 levels");
+}
+
+// A config that contradicts the one a checkpoint stores is refused, naming the differences (same shapes, other
+// heads: the weights would load and compute garbage); --override-config lets it through. Weights with NaN load
+// with a warning naming them, and are refused with --strict.
+TEST(LoadModel, ContradictingConfigAndNonFiniteWeights) {
+  clip::test::TempDir tmp;
+  clip::CLIP model(clip::load_model_config(clip::test::data("vit_tiny.json")));
+  const std::string file = tmp / "tiny.safetensors";
+  clip::save_model(*model, file);
+  const std::string other = tmp.write("heads4.json", R"({"embed_dim": 64, "quick_gelu": true,
+      "vision_cfg": {"image_size": 64, "layers": 2, "width": 128, "patch_size": 16},
+      "text_cfg": {"context_length": 77, "vocab_size": 1000, "width": 128, "heads": 4, "layers": 2}})");
+  const std::string message = clip::test::error_of([&] { clip::load_model(file, clip::LoadOptions().config_path(other)); });
+  EXPECT_CONTAINS(message, file + ": " + other + " contradicts the config stored in the checkpoint (text_cfg.heads: 4 vs 2)");
+  EXPECT_EQ(clip::load_model(file, clip::LoadOptions().config_path(other).override_config(true))->config().text.heads, 4);
+  EXPECT_NO_THROW(clip::load_model(file, clip::LoadOptions().config_path(clip::test::data("vit_tiny.json"))));
+
+  {
+    at::NoGradGuard no_grad;
+    model->parameters()[0].view(-1)[0] = std::nan("");
+  }
+  const std::string poisoned = tmp / "nan.safetensors";
+  clip::save_model(*model, poisoned);
+  std::vector<std::string> notes;
+  clip::set_log_sink([&](clip::LogLevel, const std::string& line) { notes.push_back(line); });
+  EXPECT_NO_THROW(clip::load_model(poisoned));
+  clip::set_log_sink(nullptr);
+  ASSERT_EQ(notes.size(), 1u);
+  std::printf("[ message  ] %s\n", notes[0].c_str());
+  EXPECT_CONTAINS(notes[0], poisoned + ": 1 weight tensors hold NaN or infinity (");
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::load_model(poisoned, clip::LoadOptions().strict(true)); }),
+                  "the file is damaged or from a diverged run");
 }
 
 TEST(Registry, ResolvesNamesAndVerifiesHashes) {

@@ -6,14 +6,13 @@
 #include "clip/model/hf.h"
 #include "clip/util/error.h"
 #include "tool_main.h"
+#include "model_flags.h"
 
 namespace {
 
 struct Params {
   std::string input;
-  std::string config;
-  std::string model;
-  bool verify = false;
+  clip::tools::ModelFlags model;
   std::string output;
   std::string format = "safetensors";
   std::string dtype = "fp32";
@@ -28,7 +27,7 @@ at::ScalarType parse_dtype(const std::string& name) {
 int run(const Params& p) {
   const clip::CheckpointFormat format = clip::detect_format(p.input);
   clip::CLIP model = clip::load_model(
-      p.input, clip::LoadOptions().config_path(p.config).model_name(p.model).verify(p.verify));
+      p.input, p.model.options());
   const at::ScalarType dtype = parse_dtype(p.dtype);
   if (p.format == "hf") {
     clip::save_hf_folder(*model, p.output, dtype);
@@ -50,9 +49,7 @@ int main(int argc, char** argv) {
                "Reads OpenAI .pt releases, torch.save/open_clip checkpoints, safetensors, HF and open_clip folders;\n"
                "writes safetensors with the config in its metadata (loads without a config), or an HF folder."};
   app.add_option("--input", p.input, "checkpoint file or folder")->required()->check(CLI::ExistingPath);
-  app.add_option("--config", p.config, "model config JSON; default: stored with the checkpoint, else inferred");
-  app.add_option("--model", p.model, "registry name (RN50 ... ViT-L-14-336): its config, and --verify's hash");
-  app.add_flag("--verify", p.verify, "with --model: compare the input's SHA-256 with OpenAI's release (warns)");
+  p.model.add_to(app, /*with_verify=*/true);
   app.add_option("--output", p.output, "output .safetensors file, or folder with --format hf")->required();
   app.add_option("--format", p.format, "safetensors | hf")
       ->capture_default_str()

@@ -16,14 +16,13 @@
 #include "clip/util/threads.h"
 #include "tool_main.h"
 #include "clip/util/utf8.h"
+#include "model_flags.h"
 
 namespace {
 
 struct Params {
   std::string checkpoint;
-  std::string config;
-  std::string model;
-  bool verify = false;
+  clip::tools::ModelFlags model;
   std::string inputs;
   std::string images;
   std::string texts;
@@ -53,7 +52,7 @@ int run(const Params& p) {
     clip::fail("nothing to embed: give --inputs FILE.safetensors, or --images and/or --texts");
   }
   clip::CLIP model = clip::load_model(
-      p.checkpoint, clip::LoadOptions().config_path(p.config).model_name(p.model).verify(p.verify).device(p.device));
+      p.checkpoint, p.model.options().device(p.device));
   clip::EmbedOptions options;
   options.batch_size = p.batch_size;
   options.workers = p.workers;
@@ -110,10 +109,7 @@ int main(int argc, char** argv) {
                  "model weights: OpenAI .pt, torch.save/open_clip .pt, safetensors, or an HF/open_clip folder")
       ->required()
       ->check(CLI::ExistingPath);
-  app.add_option("--config", p.config,
-                 "model config JSON (open_clip schema); default: stored with the checkpoint, else inferred");
-  app.add_option("--model", p.model, "registry name (RN50 ... ViT-L-14-336): its config, and --verify's hash");
-  app.add_flag("--verify", p.verify, "with --model: compare the checkpoint's SHA-256 with OpenAI's release (warns)");
+  p.model.add_to(app, /*with_verify=*/true);
   auto* inputs = app.add_option("--inputs", p.inputs, "safetensors file with 'image' and/or 'text'")->check(CLI::ExistingFile);
   app.add_option("--images", p.images, "a folder of images (recursive) or a file listing image paths")
       ->excludes(inputs)

@@ -15,11 +15,13 @@
 #include "clip/zeroshot/evaluate.h"
 #include "clip/text/prompts.h"
 #include "tool_main.h"
+#include "model_flags.h"
 
 namespace {
 
 struct Params {
-  std::string checkpoint, config, model, images;
+  std::string checkpoint, images;
+  clip::tools::ModelFlags model;
   std::string classes, classes_file, class_names;
   std::string templates = "openai_imagenet";
   std::string device = "cpu";
@@ -32,7 +34,7 @@ int run(Params p) {
   clip::warn_if_reference_blas();
   clip::set_cpu_threads(p.threads);
   clip::CLIP model =
-      clip::load_model(p.checkpoint, clip::LoadOptions().config_path(p.config).model_name(p.model).device(p.device));
+      clip::load_model(p.checkpoint, p.model.options().strict(p.run.strict).device(p.device));
 
   // Labeled mode unless class names are given: the sorted subfolders are the classes.
   const bool given = !p.classes.empty() || !p.classes_file.empty();
@@ -87,8 +89,7 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", p.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder")
       ->required()
       ->check(CLI::ExistingPath);
-  app.add_option("--config", p.config, "model config JSON; default: stored with the checkpoint, else inferred");
-  app.add_option("--model", p.model, "registry name (RN50 ... ViT-L-14-336): its config");
+  p.model.add_to(app, /*with_verify=*/false, /*with_strict=*/false);
   app.add_option("--images", p.images, "folder of images (class subfolders for a labeled run)")->required();
   auto* classes = app.add_option("--classes", p.classes, "comma-separated class names (unlabeled folders)");
   app.add_option("--classes-file", p.classes_file, "class names, one a line or a JSON list (unlabeled folders)")
@@ -112,7 +113,8 @@ int main(int argc, char** argv) {
   app.add_option("--load-classifier", p.load_classifier, "use saved class embeddings instead of embedding prompts")
       ->excludes(save)
       ->check(CLI::ExistingFile);
-  app.add_flag("--strict", p.run.strict, "stop at the first unreadable image instead of skipping it");
+  app.add_flag("--strict", p.run.strict,
+               "stop at the first unreadable image instead of skipping it, and refuse weights that hold NaN or infinity");
   CLI11_PARSE(app, argc, argv);
   return clip::tools::run_tool("clip_zeroshot", [&] { return run(p); });
 }

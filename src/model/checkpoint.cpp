@@ -17,6 +17,7 @@
 #include "io/torch_archive.h"
 #include "util/file.h"
 #include "util/json.h"
+#include "clip/util/log.h"
 
 namespace fs = std::filesystem;
 
@@ -249,6 +250,17 @@ CLIP load_model(const std::string& path, const LoadOptions& options) {
     fail(path, ": the checkpoint (", format_name(checkpoint.format), ") was made with ", name(*checkpoint.quick_gelu),
          " but ", config_source, " says ", name(config.quick_gelu),
          "; the embeddings would be silently wrong. Fix quick_gelu in the config");
+  }
+  if (!config_source.empty() && checkpoint.config && !options.override_config()) {
+    if (const std::vector<std::string> differ = config_differences(config, *checkpoint.config); !differ.empty()) {
+      fail(path, ": ", config_source, " contradicts the config stored in the checkpoint (", name_list(differ, 4),
+           "); drop --config/--model (the checkpoint knows its model), or pass --override-config if you mean it");
+    }
+  }
+  if (const std::vector<std::string> bad = nonfinite_tensors(checkpoint.state_dict); !bad.empty()) {
+    const std::string what = str(path, ": ", bad.size(), " weight tensors hold NaN or infinity (", name_list(bad), ")");
+    if (options.strict()) fail(what, "; the file is damaged or from a diverged run");
+    log_warning(what, "; outputs will be NaN (--strict refuses such files)");
   }
   if (options.verify()) {
     if (options.model_name().empty()) fail(path, ": --verify needs --model NAME to know which release to compare with");

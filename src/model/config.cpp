@@ -1,5 +1,6 @@
 #include "clip/model/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -291,6 +292,48 @@ ModelConfig load_model_config(const std::string& path) {
   ModelConfig c = parse_model_config(read_file(path, "model config file"), path);
   c.name = std::filesystem::path(path).stem().string();
   return c;
+}
+
+namespace {
+
+void differences(const json& a, const json& b, const std::string& where, std::vector<std::string>& out) {
+  if (a.is_object() && b.is_object()) {
+    std::set<std::string> keys;
+    for (const auto& item : a.items()) keys.insert(item.key());
+    for (const auto& item : b.items()) keys.insert(item.key());
+    for (const std::string& key : keys) {
+      const std::string at = where.empty() ? key : where + "." + key;
+      if (!a.contains(key) || !b.contains(key)) {
+        out.push_back(at + ": " + (a.contains(key) ? a[key].dump() : "unset") + " vs " +
+                      (b.contains(key) ? b[key].dump() : "unset"));
+      } else {
+        differences(a[key], b[key], at, out);
+      }
+    }
+  } else if (a.is_number() && b.is_number()) {
+    const double x = a.get<double>(), y = b.get<double>();
+    if (std::abs(x - y) > 1e-6 * std::max(std::abs(x), std::abs(y))) out.push_back(where + ": " + a.dump() + " vs " + b.dump());
+  } else if (a != b) {
+    out.push_back(where + ": " + a.dump() + " vs " + b.dump());
+  }
+}
+
+// The settings that decide what the weights compute (not the preprocessing, the tokenizer's pooling rule, whose
+// forms agree for the CLIP vocabulary, or the initial logit scale, which the weights carry).
+json architecture(const ModelConfig& c) {
+  json j = json::parse(to_json(c));
+  j.erase("preprocess_cfg");
+  j.erase("init_logit_scale");
+  for (const char* key : {"tokenizer", "pool_type", "eos_token_id"}) j["text_cfg"].erase(key);
+  return j;
+}
+
+}  // namespace
+
+std::vector<std::string> config_differences(const ModelConfig& a, const ModelConfig& b) {
+  std::vector<std::string> out;
+  differences(architecture(a), architecture(b), "", out);
+  return out;
 }
 
 std::string to_json(const ModelConfig& c) {

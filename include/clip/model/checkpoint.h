@@ -64,6 +64,11 @@ struct LoadOptions {
   TORCH_ARG(std::string, device) = "cpu";
   /// with model_name: check the file's SHA-256 against the release (a mismatch warns on stderr)
   TORCH_ARG(bool, verify) = false;
+  /// refuse weights that hold NaN or infinity (by default they load with a warning naming them)
+  TORCH_ARG(bool, strict) = false;
+  /// let config_path / model_name differ from the config the checkpoint stores (by default refused, naming the
+  /// differences: the weights would load into another architecture and give garbage)
+  TORCH_ARG(bool, override_config) = false;
 };
 
 /// Reads any supported checkpoint, builds the model its config describes and copies the weights in (every key

@@ -72,4 +72,9 @@ ModelConfig load_model_config(const std::string& path);
 /// Serializes to open_clip-schema JSON (round-trips through parse_model_config).
 std::string to_json(const ModelConfig& config);
 
+/// Where two configs' architectures differ, as "vision_cfg.layers: 12 vs 6": every setting of to_json that
+/// decides what the weights compute (not the name, the preprocessing, the initial logit scale or the text
+/// pooling rule); numbers compared to 1e-6.
+std::vector<std::string> config_differences(const ModelConfig& a, const ModelConfig& b);
+
 }  // namespace clip
