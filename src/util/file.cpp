@@ -44,8 +44,6 @@ RegularFile::RegularFile(const std::string& path, const std::string& what) {
   // Back to blocking reads (a regular file never blocks, but leave the descriptor as callers expect).
   ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
   size_ = static_cast<uint64_t>(st.st_size);
-  device_ = static_cast<uint64_t>(st.st_dev);
-  inode_ = static_cast<uint64_t>(st.st_ino);
 }
 
 RegularFile::~RegularFile() {

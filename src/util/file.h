@@ -23,13 +23,10 @@ class RegularFile {
 
   int fd() const { return fd_; }
   uint64_t size() const { return size_; }
-  /// Device and inode: the file's identity, whatever path reached it.
-  uint64_t device() const { return device_; }
-  uint64_t inode() const { return inode_; }
 
  private:
   int fd_ = -1;
-  uint64_t size_ = 0, device_ = 0, inode_ = 0;
+  uint64_t size_ = 0;
 };
 
 /// The whole of a regular file. Throws as RegularFile does, and when it holds more than `max_bytes` (naming the
