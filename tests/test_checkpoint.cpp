@@ -235,6 +235,25 @@ TEST(Pickle, NestingIsBounded) {
   EXPECT_CONTAINS(message, "deep.pt: containers nested deeper than 100 levels");
 }
 
+// Found by fuzz/fuzz_pickle: a list that appends itself (a cycle that shared_ptr leaked), and a container filled
+// after another already holds it (the way to a longer cycle), are refused; a shared, complete child is fine.
+TEST(Pickle, CyclesAreRefused) {
+  const clip::pickle::StorageLoader none = [](const std::string&, at::ScalarType, int64_t) { return at::Tensor(); };
+  const auto unpickle = [&](const std::string& p) {
+    return clip::pickle::unpickle(reinterpret_cast<const uint8_t*>(p.data()), p.size(), none, "cycle.pt");
+  };
+  // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP: l.append(l)
+  EXPECT_CONTAINS(clip::test::error_of([&] { unpickle(std::string("\x80\x02]q\x00h\x00" "a.", 9)); }),
+                  "cycle.pt: corrupt pickle (a container that would contain itself, at byte 7)");
+  // a = []; b = [a]; a.append(b)
+  EXPECT_CONTAINS(clip::test::error_of([&] { unpickle(std::string("\x80\x02]q\x00]q\x01h\x00" "ah\x00h\x01" "a.", 16)); }),
+                  "a container that would contain itself");
+  // a = []; b = [a, a]: the same complete list twice
+  const clip::pickle::ValuePtr shared = unpickle(std::string("\x80\x02]q\x00](h\x00h\x00" "e.", 13));
+  ASSERT_EQ(shared->items.size(), 2u);
+  EXPECT_EQ(shared->items[0], shared->items[1]);
+}
+
 // A config that contradicts the one a checkpoint stores is refused, naming the differences (same shapes, other
 // heads: the weights would load and compute garbage); --override-config lets it through. Weights with NaN load
 // with a warning naming them, and are refused with --strict.

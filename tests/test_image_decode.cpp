@@ -159,6 +159,9 @@ TEST(DecodeErrors, PixelLimitCheckedFromTheHeader) {
                            std::string("\x01\x01\x04\x00\x01\x00\x00\x00", 8) + le32(100000) + le32(0);
   expect_refused(dir.write("bomb.tiff", tiff), "over the limit");
   expect_refused(dir.write("bomb.ppm", "P6\n100000 100000\n255\n"), "over the limit");
+  // Found by fuzz/fuzz_image: sides whose product overflows an int64 (undefined behaviour before the limit check).
+  expect_refused(dir.write("huge.ppm", "P6 6333333333333 3333333333333 255\n"),
+                 "6333333333333 x 3333333333333 = 2.11111e+25 pixels, over the limit");
 }
 
 TEST(DecodeErrors, PixelLimitIsConfigurable) {

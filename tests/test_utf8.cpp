@@ -43,6 +43,10 @@ TEST(Json, NestingAndSyntaxErrorsAreOneLine) {
   EXPECT_CONTAINS(message, "config.json: not valid JSON: ");
   EXPECT_EQ(message.find('\n'), std::string::npos);
   EXPECT_EQ(message.find("[json.exception"), std::string::npos);
+  // Found by fuzz/fuzz_json: a number beyond a double is nlohmann's out_of_range, not a parse_error; it is the same
+  // one line, never an exception other than clip::Error.
+  const std::string overflow = clip::test::error_of([] { clip::parse_json("[-2.5e7777777]", "big.json"); });
+  EXPECT_CONTAINS(overflow, "big.json: not valid JSON: number overflow parsing '-2.5e7777777'");
 }
 
 }  // namespace

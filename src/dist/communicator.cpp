@@ -45,7 +45,7 @@ std::vector<uint8_t> bytes(const std::string& s) { return std::vector<uint8_t>(s
 // can tell which rank stopped (no new beats) or fell behind (the lowest step).
 class Heartbeat {
  public:
-  Heartbeat(const DistEnv& env, std::chrono::milliseconds timeout) : env_(env), timeout_(timeout) {
+  Heartbeat(const DistEnv& env, std::chrono::milliseconds timeout) : env_(env) {
     c10d::TCPStoreOptions o;
     o.port = static_cast<uint16_t>(env.master_port);
     o.isServer = false;
@@ -123,7 +123,6 @@ class Heartbeat {
   }
 
   DistEnv env_;
-  std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::TCPStore> store_;
   std::atomic<int64_t> step_{0};
   std::mutex mutex_;

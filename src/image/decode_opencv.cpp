@@ -143,9 +143,10 @@ Header pnm_header(const uint8_t* d, size_t n, const std::string& source) {
   const char kind = static_cast<char>(d[1]);
   if (kind == '5' || kind == '6') {  // binary gray / colour: the data size is known
     const int64_t maxval = number();
-    const int64_t bytes = h.width * h.height * (kind == '6' ? 3 : 1) * (maxval > 255 ? 2 : 1);
-    h.truncated = h.width < (int64_t{1} << 31) && h.height < (int64_t{1} << 31) &&
-                  static_cast<int64_t>(at + 1) + bytes > static_cast<int64_t>(n);
+    // In double: hostile sides of up to 2^43 each would overflow an int64 product (the pixel limit refuses them).
+    const double bytes = static_cast<double>(h.width) * static_cast<double>(h.height) * (kind == '6' ? 3 : 1) *
+                         (maxval > 255 ? 2 : 1);
+    h.truncated = static_cast<double>(at + 1) + bytes > static_cast<double>(n);
   }
   return h;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <unordered_set>
 
 #include "clip/util/error.h"
 
@@ -219,8 +220,16 @@ class Unpickler {
     push(v);
   }
   // Records that `container` holds `child`; refuses nesting past kMaxDepth (where recursion over the value, in
-  // its users or in a debugger, would run out of stack).
+  // its users or in a debugger, would run out of stack) and cycles. Python pickles a container complete before the
+  // one that holds it, so a container that is already held by another is never filled again: refusing that (and a
+  // container holding itself) makes a cycle impossible, which shared_ptr would leak and a walk would never leave.
+  // It also keeps `depth` exact: a held child cannot grow deeper afterwards.
   void adopt(Value& container, const ValuePtr& child) {
+    if (child.get() == &container || held_.count(&container) != 0) {
+      fail(source_, ": corrupt pickle (a container that would contain itself, at byte ", offset() - 1,
+           "); not a checkpoint libclip reads");
+    }
+    if (child->kind == Kind::list || child->kind == Kind::dict || child->kind == Kind::tuple) held_.insert(child.get());
     container.depth = std::max(container.depth, child->depth + 1);
     if (container.depth > kMaxDepth) {
       fail(source_, ": containers nested deeper than ", kMaxDepth, " levels (at byte ", offset(),
@@ -356,6 +365,7 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::map<uint64_t, ValuePtr> memo_;
   std::map<std::string, ValuePtr> storages_;
+  std::unordered_set<const Value*> held_;  // containers already inside another (see adopt)
 };
 
 }  // namespace

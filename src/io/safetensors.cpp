@@ -164,8 +164,9 @@ void write_safetensors(const std::string& path, const TensorMap& tensors,
   std::vector<at::Tensor> contiguous;
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
+    const at::ScalarType dtype = tensor.scalar_type();
     const auto* match = std::find_if(std::begin(kDtypes), std::end(kDtypes),
-                                     [&](const DtypeName& d) { return tensor.scalar_type() == d.type; });
+                                     [dtype](const DtypeName& d) { return dtype == d.type; });
     if (match == std::end(kDtypes)) {
       fail(path, ": tensor '", name, "' has dtype ", tensor.scalar_type(), ", which safetensors cannot hold here (",
            dtype_list(), ")");

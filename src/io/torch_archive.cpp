@@ -25,6 +25,27 @@ std::unique_ptr<caffe2::serialize::PyTorchStreamReader> open_zip(const std::stri
   }
 }
 
+// One record of the archive; PyTorch's reader throws c10::Error for a damaged entry (bad header, bad CRC, a size
+// that disagrees), which becomes one line naming the file and the record.
+std::tuple<at::DataPtr, size_t> read_record(caffe2::serialize::PyTorchStreamReader& zip, const std::string& name,
+                                            const std::string& path) {
+  try {
+    return zip.getRecord(name);
+  } catch (const std::exception& e) {
+    fail(path, ": cannot read the record '", name, "' of the zip archive (", error_message(e),
+         "); the file is truncated or corrupt");
+  }
+}
+
+bool has_record(caffe2::serialize::PyTorchStreamReader& zip, const std::string& name, const std::string& path) {
+  try {
+    return zip.hasRecord(name);
+  } catch (const std::exception& e) {
+    fail(path, ": cannot read the zip archive's directory (", error_message(e),
+         "); the file is truncated or corrupt");
+  }
+}
+
 // Flattens an unpickled state dict: string keys, tensor values (made contiguous: storages may be shared).
 TensorMap to_tensor_map(const pickle::Value& value, const std::string& path, const std::string& where) {
   if (value.kind != pickle::Value::Kind::dict) {
@@ -54,8 +75,8 @@ bool is_zip_file(const std::string& path) {
 
 bool is_torchscript_archive(const std::string& path) {
   auto zip = open_zip(path);
-  if (zip->hasRecord("constants.pkl")) return true;
-  if (zip->hasRecord("data.pkl")) return false;
+  if (has_record(*zip, "constants.pkl", path)) return true;
+  if (has_record(*zip, "data.pkl", path)) return false;
   fail(path, ": a zip archive without data.pkl or constants.pkl, so neither a torch.save file nor a TorchScript "
              "archive");
 }
@@ -75,20 +96,20 @@ TensorMap read_torchscript_tensors(const std::string& path) {
 
 TensorMap read_torch_save_state_dict(const std::string& path) {
   auto zip = open_zip(path);
-  if (!zip->hasRecord("data.pkl")) fail(path, ": a zip archive without data.pkl, so not a torch.save file");
-  if (zip->hasRecord("byteorder")) {
-    auto [order, n] = zip->getRecord("byteorder");
+  if (!has_record(*zip, "data.pkl", path)) fail(path, ": a zip archive without data.pkl, so not a torch.save file");
+  if (has_record(*zip, "byteorder", path)) {
+    auto [order, n] = read_record(*zip, "byteorder", path);
     if (std::string(static_cast<const char*>(order.get()), n) != "little") {
       fail(path, ": saved on a big-endian machine, which libclip does not read");
     }
   }
-  auto [pickled, pickled_size] = zip->getRecord("data.pkl");
+  auto [pickled, pickled_size] = read_record(*zip, "data.pkl", path);
   const pickle::StorageLoader load = [&](const std::string& key, at::ScalarType dtype, int64_t numel) {
     const std::string record = "data/" + key;
-    if (key.find('/') != std::string::npos || !zip->hasRecord(record)) {
+    if (key.find('/') != std::string::npos || !has_record(*zip, record, path)) {
       fail(path, ": data.pkl refers to storage '", key, "', which the archive does not hold");
     }
-    auto [data, size] = zip->getRecord(record);
+    auto [data, size] = read_record(*zip, record, path);
     if (numel < 0 || static_cast<size_t>(numel) > size / c10::elementSize(dtype)) {
       fail(path, ": storage '", key, "' holds ", size, " bytes, fewer than its ", numel, " elements need");
     }

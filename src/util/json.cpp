@@ -71,12 +71,14 @@ nlohmann::json parse_json(std::string_view text, const std::string& source, int 
   }
   try {
     return nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    // nlohmann's message is "[json.exception.parse_error.101] parse error at line 1, column 5: ..."; keep the part
-    // after "parse error" and the byte offset.
+  } catch (const nlohmann::json::exception& e) {
+    // nlohmann's messages are "[json.exception.parse_error.101] parse error at line 1, column 5: ..." and
+    // "[json.exception.out_of_range.406] number overflow parsing '1e999'"; keep what follows the bracket and the
+    // words "parse error".
     std::string what = e.what();
-    const size_t at = what.find("parse error");
-    what = at == std::string::npos ? what : what.substr(at + 12);
+    const size_t bracket = what.find("] ");
+    if (what.rfind("[json.exception.", 0) == 0 && bracket != std::string::npos) what = what.substr(bracket + 2);
+    if (what.rfind("parse error ", 0) == 0) what = what.substr(12);
     if (what.size() > 200) what = what.substr(0, 200) + "...";
     fail(source, ": not valid JSON: ", what);
   }
