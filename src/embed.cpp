@@ -12,6 +12,7 @@
 #include "clip/image/transform.h"
 #include "clip/text/text_lines.h"
 #include "clip/util/error.h"
+#include "clip/util/utf8.h"
 #include "util/clock.h"
 #include "util/file.h"
 
@@ -159,7 +160,7 @@ at::Tensor embed_texts(CLIPImpl& model, const Tokenizer& tokenizer, const std::v
   try {
     ids = tokenizer.tokenize(texts, model.config().text.context_length, options.truncate);
   } catch (const TextError& e) {
-    fail(options.source, ": text ", e.index() + 1, " (\"", texts.at(e.index()), "\"): ", e.reason());
+    fail(options.source, ": text ", e.index() + 1, " (\"", utf8_excerpt(texts.at(e.index())), "\"): ", e.reason());
   }
   const bool was_training = model.is_training();
   model.eval();

@@ -138,6 +138,26 @@ TEST(ModelConfig, RejectsMissingPartsAndBadJson) {
   expect_error(R"([1, 2])", {"bad.json", "JSON object"});
 }
 
+// Found by scripts/bad_inputs: 2^40 layers looped for hours building the model, 2^40 widths died in LibTorch's
+// allocator with its raw message. Sizes are bounded far above every released CLIP, and a model whose fp32
+// weights cannot fit in this machine's memory is refused before anything is allocated.
+TEST(ModelConfig, AbsurdSizesAreRefused) {
+  const auto config = [](const std::string& vision, const std::string& text) {
+    return R"({"embed_dim": 64, "vision_cfg": {"image_size": 64, "patch_size": 16, )" + vision +
+           R"(}, "text_cfg": {"context_length": 77, "vocab_size": 1000, "heads": 2, )" + text + "}}";
+  };
+  expect_error(config(R"("layers": 1099511627776, "width": 128)", R"("width": 128, "layers": 2)"),
+               {"bad.json", "'vision_cfg.layers' must be a positive number of at most 256, got 1099511627776"});
+  expect_error(config(R"("layers": 2, "width": 128)", R"("width": 1099511627776, "layers": 2)"),
+               {"'text_cfg.width' must be a positive number of at most 16384"});
+  // Within every bound, still terabytes: refused by the memory check, not killed while initializing.
+  const clip::ModelConfig huge =
+      clip::parse_model_config(config(R"("layers": 256, "width": 16384, "head_width": 64)",
+                                      R"("width": 16384, "layers": 256)"), "huge.json");
+  const std::string message = clip::test::error_of([&] { clip::CLIP model(huge); });
+  EXPECT_CONTAINS(message, "GB in fp32, more than this machine's");
+}
+
 TEST(ModelConfig, MissingFileIsAClearError) {
   try {
     clip::load_model_config("/nonexistent/model.json");

@@ -216,14 +216,33 @@ TEST(Validation, NonFiniteSettingsAndWeightsAreRefused) {
   }
   clip::TrainConfig beta = tiny_config(tmp / "beta");
   beta.optimizer.beta1 = 1.5;
-  EXPECT_CONTAINS(clip::test::error_of([&] { clip::validate(beta); }), "--beta1 and --beta2 must be in [0, 1)");
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::validate(beta); }), "--beta1 1.5: expected a number in [0, 1)");
   clip::TrainConfig warm = tiny_config(tmp / "warm");
   warm.optimizer.warmup = -1;
-  EXPECT_CONTAINS(clip::test::error_of([&] { clip::validate(warm); }), "--warmup must be >= 0");
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::validate(warm); }), "--warmup -1: expected an integer >= 0");
+  try {
+    clip::validate(warm);
+  } catch (const clip::InvalidSetting& e) {  // the parts, for a tool that read the value from a file
+    EXPECT_EQ(e.key(), "warmup");
+    EXPECT_EQ(e.value(), "-1");
+  }
 
   clip::TrainConfig huge = tiny_config(tmp / "huge");
   huge.optimizer.lr = 1e38;  // overflowed float inside AdamW with LibTorch's bare message
-  EXPECT_CONTAINS(clip::test::error_of([&] { clip::validate(huge); }), "--lr 1e+38: expected at most 10");
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::validate(huge); }), "--lr 1e+38: expected a number in (0, 10]");
+  // Decoupled weight decay at lr * wd >= 1 zeroes or flips every weight each step (found by scripts/bad_inputs:
+  // weight_decay 1e300 trained to NaN instead of being refused).
+  clip::TrainConfig decay = tiny_config(tmp / "decay");
+  decay.optimizer.weight_decay = 1e300;
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::validate(decay); }), "--weight-decay 1e+300: expected less than 1 / lr");
+  // Integers that do not fit their setting are refused, not truncated (2^32 + 4 workers became 4).
+  clip::TrainConfig narrow;
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::set_train_setting(narrow, "workers", "4294967300", "--workers"); }),
+                  "--workers 4294967300: expected an integer from -2147483648 to 2147483647");
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::parse_train_config(R"({"workers": 4294967300})", "t.json"); }),
+                  "t.json: 'workers' must be an integer from -2147483648 to 2147483647, got 4294967300");
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::parse_train_config(R"({"epochs": 18446744073709551615})", "t.json"); }),
+                  "t.json: 'epochs' must be an integer from");
 
   // Weights that turn NaN between checkpoints (here poisoned by a callback after step 2) are never saved.
   struct Poison : clip::TrainCallback {
@@ -393,8 +412,8 @@ TEST(TrainConfig, JsonThenFlagsWithClearErrors) {
   EXPECT_DOUBLE_EQ(flags.optimizer.lr, 2e-4);
   EXPECT_FALSE(flags.data.augment);
   // A switch works bare too, also before another flag.
-  const char* bare[] = {"clip_train", "--lock-image", "--local-loss", "--epochs", "2"};
-  const clip::TrainConfig switches = clip::tools::parse_train_args(5, bare);
+  const char* bare[] = {"clip_train", "--lock-image", "--local-loss", "--epochs", "2", "--model", "ViT-B-32"};
+  const clip::TrainConfig switches = clip::tools::parse_train_args(7, bare);
   EXPECT_TRUE(switches.model.lock_image);
   EXPECT_TRUE(switches.distributed.local_loss);
   EXPECT_EQ(switches.optimizer.epochs, 2);
@@ -405,6 +424,15 @@ TEST(TrainConfig, JsonThenFlagsWithClearErrors) {
   clip::TrainConfig invalid = flags;
   invalid.optimizer.accum_freq = 5;
   EXPECT_THROW(clip::validate(invalid), clip::Error);
+  // A value out of range names where it came from: the config file and its key, or the flag that set it.
+  const std::string bad_file = tmp / "bad.json";
+  std::ofstream(bad_file) << R"({"beta1": 2, "model": "ViT-B-32"})";
+  const char* from_file[] = {"clip_train", "--config", bad_file.c_str()};
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::tools::parse_train_args(3, from_file); }),
+                  bad_file + ": 'beta1' 2: expected a number in [0, 1)");
+  const char* from_flag[] = {"clip_train", "--config", bad_file.c_str(), "--beta1", "-3"};
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::tools::parse_train_args(5, from_flag); }),
+                  "--beta1 -3: expected a number in [0, 1)");
 }
 
 // A labeled folder end to end: zero-shot and retrieval evaluations, metrics, the HTML report, and the final

@@ -9,6 +9,7 @@
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
 #include "tool_main.h"
+#include "cli.h"
 
 namespace {
 
@@ -70,21 +71,22 @@ int main(int argc, char** argv) {
   int threads = p.bench.threads();
   app.add_option("--model", model, "registry name (RN50 ... ViT-L-14-336, vit_tiny) or a model-config JSON file")
       ->capture_default_str();
-  app.add_option("--batch-size", batch, "samples per step")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", batch, "samples per step")->capture_default_str()->check(clip::tools::positive_int());
   app.add_option("--mode", p.mode, "train | image | text")->capture_default_str();
   app.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--precision", p.precision,
                  "fp32 | bf16 (CUDA bf16 autocast over fp32 weights, as clip_train)")
       ->capture_default_str();
-  app.add_option("--steps", steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--warmup", warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--steps", steps, "timed steps")->capture_default_str()->check(clip::tools::positive_int());
+  app.add_option("--warmup", warmup, "untimed steps first")->capture_default_str()->check(clip::tools::non_negative_int());
   app.add_option("--peak-tflops", peak, "the device's peak TFLOP/s for MFU (0: measure a matrix product)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--threads", threads, "LibTorch CPU threads (0: one per core)")->capture_default_str();
+      ->check(clip::tools::non_negative_number());
+  app.add_option("--threads", threads, "LibTorch CPU threads (0: one per core)")->capture_default_str()
+      ->check(clip::tools::non_negative_int());
   app.add_option("--json", p.json, "append the result as one JSON line to this file");
   app.add_flag("--flops", p.flops, "print the model's itemized FLOP count and exit");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto done = clip::tools::parse_flags(app, argc, argv, "clip_bench")) return *done;
   p.bench.model(model).device(device).batch_size(batch).steps(steps).warmup(warmup).peak_tflops(peak).threads(threads);
   return clip::tools::run_tool("clip_bench", [&] { return run(p); });
 }

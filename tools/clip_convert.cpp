@@ -7,6 +7,7 @@
 #include "clip/util/error.h"
 #include "tool_main.h"
 #include "model_flags.h"
+#include "cli.h"
 
 namespace {
 
@@ -57,6 +58,6 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", p.dtype, "dtype of the written weights: fp32 | fp16 | bf16")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
-  CLI11_PARSE(app, argc, argv);
+  if (const auto done = clip::tools::parse_flags(app, argc, argv, "clip_convert")) return *done;
   return clip::tools::run_tool("clip_convert", [&] { return run(p); });
 }

@@ -17,6 +17,7 @@
 #include "tool_main.h"
 #include "clip/util/utf8.h"
 #include "model_flags.h"
+#include "cli.h"
 
 namespace {
 
@@ -119,14 +120,14 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--output", p.output, "safetensors file to write")->required();
   app.add_option("--device", p.device, "cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--batch-size", p.batch_size, "rows per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", p.batch_size, "rows per forward pass")->capture_default_str()->check(clip::tools::positive_int());
   app.add_option("--threads", p.threads, "LibTorch CPU threads (0: one per core)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(clip::tools::non_negative_int());
   app.add_option("--workers", p.workers, "image decoding threads (0: one per core)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(clip::tools::non_negative_int());
   app.add_flag("--print", p.print, "print logits_per_image to stdout (--inputs mode)");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto done = clip::tools::parse_flags(app, argc, argv, "clip_embed")) return *done;
   return clip::tools::run_tool("clip_embed", [&] { return run(p); });
 }

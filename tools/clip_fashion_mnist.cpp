@@ -5,6 +5,7 @@
 #include "clip/data/fashion_mnist.h"
 #include "clip/util/error.h"
 #include "tool_main.h"
+#include "cli.h"
 
 int main(int argc, char** argv) {
   clip::FashionMnistOptions o;
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
   app.add_option("--source", o.source, "folder of the four idx .gz files (Debian: dataset-fashion-mnist)")
       ->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the caption wording")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (const auto done = clip::tools::parse_flags(app, argc, argv, "clip_fashion_mnist")) return *done;
   return clip::tools::run_tool("clip_fashion_mnist", [&] {
     const clip::FashionMnistFiles f = clip::prepare_fashion_mnist(o);
     std::printf("%s %lld training images (%s, captions in %s) and %lld test images (%s)\n",

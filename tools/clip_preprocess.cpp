@@ -15,6 +15,7 @@
 #include "clip/util/error.h"
 #include "tool_main.h"
 #include "clip/util/utf8.h"
+#include "cli.h"
 
 namespace {
 
@@ -71,6 +72,7 @@ std::vector<std::string> tensor_names(const Params& p) {
 
 int write(const Params& p) {
   if (p.output.empty()) clip::fail("--output is required (or --bench)");
+  clip::tools::refuse_output_over_inputs(p.output, p.images);
   const clip::ImageLoaderOptions o = loader_options(p);
   const std::vector<std::string> names = tensor_names(p);
   clip::TensorMap tensors;
@@ -154,26 +156,28 @@ int main(int argc, char** argv) {
   app.add_option("images", p.images, "image files")->required();
   app.add_option("--output", p.output, "safetensors file to write");
   app.add_option("--size", p.size, "output size N (default: the config's image_size, else 224)")
-      ->check(CLI::PositiveNumber);
+      ->check(clip::tools::positive_int());
   app.add_option("--config", p.config, "model config JSON (open_clip schema): preprocess_cfg and image_size")
       ->check(CLI::ExistingFile);
   app.add_option("--resize-mode", p.resize_mode, "shortest | longest | squash (default: the config's, else shortest)")
       ->check(CLI::IsMember({"shortest", "longest", "squash"}));
   app.add_option("--interpolation", p.interpolation, "bicubic | bilinear (default: the config's, else bicubic)")
       ->check(CLI::IsMember({"bicubic", "bilinear"}));
-  app.add_option("--mean", p.mean, "per-channel mean (default: the config's, else OpenAI CLIP's)")->expected(3);
-  app.add_option("--std", p.std, "per-channel std (default: the config's, else OpenAI CLIP's)")->expected(3);
+  app.add_option("--mean", p.mean, "per-channel mean (default: the config's, else OpenAI CLIP's)")->expected(3)
+      ->check(clip::tools::finite_number());
+  app.add_option("--std", p.std, "per-channel std (default: the config's, else OpenAI CLIP's)")->expected(3)
+      ->check(clip::tools::positive_number());
   app.add_option("--threads", p.threads, "worker threads (0: one per core)")->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(clip::tools::non_negative_int());
   app.add_option("--max-pixels", p.max_pixels, "refuse images with more pixels (0: no limit)")->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(clip::tools::non_negative_int());
   app.add_flag("--apply-exif-orientation", p.exif, "rotate/mirror by the EXIF orientation (the reference does not)");
   app.add_flag("--uint8", p.uint8, "write uint8 [3,N,N] before normalization instead of float32");
   app.add_option("--key", p.key, "tensor names: name (file name) | path (as given)")->capture_default_str()
       ->check(CLI::IsMember({"name", "path"}));
   app.add_flag("--bench", p.bench, "measure decode + resize + crop + normalize, one thread, in images/s per core");
   app.add_option("--bench-seconds", p.bench_seconds, "how long --bench runs")->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  CLI11_PARSE(app, argc, argv);
+      ->check(clip::tools::positive_number());
+  if (const auto done = clip::tools::parse_flags(app, argc, argv, "clip_preprocess")) return *done;
   return clip::tools::run_tool("clip_preprocess", [&] { return p.bench ? bench(p) : write(p); });
 }

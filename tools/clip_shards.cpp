@@ -12,6 +12,7 @@
 #include "clip/util/error.h"
 #include "clip/text/prompts.h"
 #include "tool_main.h"
+#include "cli.h"
 
 namespace {
 
@@ -98,20 +99,22 @@ int main(int argc, char** argv) {
   app.add_option("--output", p.write.output, "shard pattern, e.g. 'shards/{00000..}.tar'");
   app.add_option("--samples-per-shard", p.write.samples_per_shard, "samples per shard")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(clip::tools::positive_int());
   app.add_option("--resize", p.write.resize, "shorter side to N when larger, re-encoded as JPEG (0: keep)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--quality", p.write.jpeg_quality, "JPEG quality of resized images")->capture_default_str()->check(CLI::Range(1, 100));
-  app.add_option("--threads", p.write.threads, "image threads (0: one per core)")->capture_default_str();
+      ->check(clip::tools::non_negative_int());
+  app.add_option("--quality", p.write.jpeg_quality, "JPEG quality of resized images")->capture_default_str()->check(clip::tools::int_range(1, 100));
+  app.add_option("--threads", p.write.threads, "image threads (0: one per core)")->capture_default_str()
+      ->check(clip::tools::non_negative_int());
   app.add_option("--seed", p.write.seed, "labeled folder: seed of the template drawn per image")->capture_default_str();
   app.add_flag("--overwrite", p.write.overwrite, "replace existing shards");
   app.add_option("--bench", p.bench, "instead: decode + augment every sample of this shard on one core, report images/s")
       ->check(CLI::ExistingFile);
-  app.add_option("--size", p.size, "--bench: output size")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--size", p.size, "--bench: output size")->capture_default_str()->check(clip::tools::positive_int());
   app.add_option("--augment", p.augment, "--bench: RandomResizedCrop (else resize + centre crop)")->capture_default_str();
   app.add_flag("--jpeg-dct-scaling", p.jpeg_dct_scaling, "--bench: decode large JPEGs at 1/2-1/8 size (not exact)");
-  app.add_option("--seconds", p.seconds, "--bench: run at least this long")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--seconds", p.seconds, "--bench: run at least this long")->capture_default_str()
+      ->check(clip::tools::positive_number());
+  if (const auto done = clip::tools::parse_flags(app, argc, argv, "clip_shards")) return *done;
   return clip::tools::run_tool("clip_shards", [&] { return p.bench.empty() ? pack(p) : bench(p); });
 }

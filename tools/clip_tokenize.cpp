@@ -14,6 +14,7 @@
 #include "clip/text/sentencepiece.h"
 #include "clip/util/error.h"
 #include "tool_main.h"
+#include "cli.h"
 
 namespace {
 
@@ -206,7 +207,7 @@ int main(int argc, char** argv) {
   app.add_flag("--lowercase", p.lowercase, "with --spm: lowercase texts (Python's str.lower) before encoding");
   app.add_option("--context-length", p.context_length, "positions per sequence, start and end tokens included")
       ->capture_default_str()
-      ->check(CLI::Range(int64_t{2}, int64_t{1} << 30));
+      ->check(clip::tools::int_range(int64_t{2}, int64_t{1} << 30));
   app.add_flag("--truncate", p.truncate,
                "cut long texts to the context (the last kept id is the end token); default: error");
   app.add_flag("--plain", p.plain, "read raw text lines instead of JSONL");
@@ -215,14 +216,14 @@ int main(int argc, char** argv) {
       "CLIP BPE: skip the ftfy subset (NFC, quotes, ligatures, widths, controls) before the reference's cleaning");
   app.add_option("--threads", p.threads, "CPU threads (0: LibTorch's default; --bench: 1)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(clip::tools::non_negative_int());
   app.add_option("--chunk", p.chunk, "lines tokenized together (in parallel) before writing")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(clip::tools::positive_int());
   app.add_flag("--bench", p.bench, "read all texts, then print tokens/s with a cold and a warm word cache");
   app.add_option("--bench-seconds", p.bench_seconds, "time --bench spends measuring")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(clip::tools::positive_number());
 
   CLI::App* train_cmd = app.add_subcommand("train", "train a SentencePiece vocabulary on captions (one a line)");
   train_cmd->add_option("--input", t.input, "UTF-8 captions file, one caption a line")
@@ -231,21 +232,21 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--output", t.output, "the .model file to write")->required();
   train_cmd->add_option("--vocab-size", t.vocab_size, "pieces in the vocabulary, special pieces included")
       ->capture_default_str()
-      ->check(CLI::Range(int64_t{8}, int64_t{1} << 22));
+      ->check(clip::tools::int_range(int64_t{8}, int64_t{1} << 22));
   train_cmd->add_option("--model-type", t.model_type, "unigram | bpe | char | word")
       ->capture_default_str()
       ->check(CLI::IsMember({"unigram", "bpe", "char", "word"}));
   train_cmd->add_option("--character-coverage", t.character_coverage, "share of characters kept as pieces")
       ->capture_default_str()
-      ->check(CLI::Range(0.5, 1.0));
+      ->check(clip::tools::number_range(0.5, 1.0));
   train_cmd->add_flag("--lowercase", t.lowercase, "case-fold captions (built into the model's normalizer)");
   train_cmd->add_option("--max-sentences", t.max_sentences, "train on a sample of this many captions (0: all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  train_cmd->add_option("--threads", t.threads, "training threads")->capture_default_str()->check(CLI::PositiveNumber);
+      ->check(clip::tools::non_negative_int());
+  train_cmd->add_option("--threads", t.threads, "training threads")->capture_default_str()->check(clip::tools::positive_int());
   app.require_subcommand(0, 1);
 
-  CLI11_PARSE(app, argc, argv);
+  if (const auto done = clip::tools::parse_flags(app, argc, argv, "clip_tokenize")) return *done;
   return clip::tools::run_tool("clip_tokenize", [&] {
     if (*train_cmd) return train(t);
     return p.bench ? bench(p) : tokenize_stream(p);

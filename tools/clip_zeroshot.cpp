@@ -16,6 +16,7 @@
 #include "clip/text/prompts.h"
 #include "tool_main.h"
 #include "model_flags.h"
+#include "cli.h"
 
 namespace {
 
@@ -100,12 +101,14 @@ int main(int argc, char** argv) {
                  "sorted-folder order (configs/classes/imagenet.txt for an ImageNet val folder)")
       ->check(CLI::ExistingFile);
   app.add_option("--templates", p.templates, "template set name (configs/templates) or file")->capture_default_str();
-  app.add_option("--topk", p.run.topk, "predictions per image")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--topk", p.run.topk, "predictions per image")->capture_default_str()->check(clip::tools::positive_int());
   app.add_option("--batch-size", p.run.batch_size, "images per forward pass")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--threads", p.threads, "LibTorch CPU threads (0: one per core)")->capture_default_str();
-  app.add_option("--workers", p.run.threads, "image decoding threads (0: one per core)")->capture_default_str();
+      ->check(clip::tools::positive_int());
+  app.add_option("--threads", p.threads, "LibTorch CPU threads (0: one per core)")->capture_default_str()
+      ->check(clip::tools::non_negative_int());
+  app.add_option("--workers", p.run.threads, "image decoding threads (0: one per core)")->capture_default_str()
+      ->check(clip::tools::non_negative_int());
   app.add_option("--device", p.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--output", p.run.output, "per-image predictions: .csv or .jsonl");
   app.add_option("--confusion", p.run.confusion, "confusion matrix CSV (labeled folders)");
@@ -115,6 +118,6 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_flag("--strict", p.run.strict,
                "stop at the first unreadable image instead of skipping it, and refuse weights that hold NaN or infinity");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto done = clip::tools::parse_flags(app, argc, argv, "clip_zeroshot")) return *done;
   return clip::tools::run_tool("clip_zeroshot", [&] { return run(p); });
 }

@@ -53,6 +53,17 @@ TrainConfig parse_train_args(int argc, const char* const* argv) {
     const std::string& text = given[s.key];
     set_train_setting(config, s.key, s.is_switch && text.empty() ? "true" : text, flag_name(s.key));
   }
+  try {
+    validate(config);
+  } catch (const InvalidSetting& e) {
+    // Name where the bad value came from: the flag (the message already does), or the config file's key.
+    const bool from_flag = app.get_option(flag_name(e.key()))->count() > 0;
+    if (!from_flag && !config_file.empty() &&
+        train_setting(load_train_config(config_file), e.key()) != train_setting(TrainConfig{}, e.key())) {
+      fail(config_file, ": '", e.key(), "' ", e.value(), ": expected ", e.expected());
+    }
+    throw;
+  }
   return config;
 }
 

@@ -22,6 +22,7 @@
 #include "clip/util/error.h"
 #include "clip/util/threads.h"
 #include "util/clock.h"
+#include "util/device.h"
 #include "util/torch_compat.h"
 
 namespace clip {
@@ -66,25 +67,6 @@ void validate(const BenchOptions& o) {
   if (o.peak_tflops() < 0) fail("--peak-tflops must be positive (or 0 to measure), got ", o.peak_tflops());
 }
 
-at::Device bench_device(const std::string& name) {
-  at::Device device(at::kCPU);
-  try {
-    device = at::Device(name);
-  } catch (const std::exception&) {
-    fail("--device '", name, "': expected cpu, cuda or cuda:N");
-  }
-  if (!device.is_cpu() && !device.is_cuda()) fail("--device '", name, "': expected cpu, cuda or cuda:N");
-  if (device.is_cuda()) {
-    if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device ", name, ": ", why);
-  }
-  // device_count() is size_t in LibTorch 1.13 and c10::DeviceIndex (int8_t) in 2.9+: compare and print as int64.
-  const auto visible = static_cast<int64_t>(torch::cuda::device_count());
-  if (device.is_cuda() && device.has_index() && int64_t(device.index()) >= visible) {
-    fail("--device ", name, ": only ", visible, " CUDA device(s) visible");
-  }
-  return device;
-}
-
 }  // namespace
 
 ModelConfig bench_model_config(const std::string& model) {
@@ -116,7 +98,7 @@ const char* to_string(BenchMode mode) {
 const char* to_string(BenchPrecision precision) { return precision == BenchPrecision::bf16 ? "bf16" : "fp32"; }
 
 double measure_matmul_tflops(const std::string& device_name, BenchPrecision precision) {
-  const at::Device device = bench_device(device_name);
+  const at::Device device = parse_device(device_name);
   const bool cuda = device.is_cuda();
   const at::ScalarType dtype = precision == BenchPrecision::bf16 ? at::kBFloat16 : at::kFloat;
   const int64_t n = cuda ? 8192 : (precision == BenchPrecision::bf16 ? 1024 : 2048);
@@ -144,7 +126,7 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
     if (log_fn) log_fn(line);
   };
   validate(o);
-  const at::Device device = bench_device(o.device());
+  const at::Device device = parse_device(o.device());
   const bool bf16 = o.precision() == BenchPrecision::bf16;
   if (bf16 && !device.is_cuda()) fail("--precision bf16 is CUDA autocast (as clip_train); on ", o.device(), " use fp32");
   BenchResult r;

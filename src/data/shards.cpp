@@ -229,7 +229,12 @@ std::optional<int64_t> count_from_sizes_json(const std::vector<std::string>& sha
     const nlohmann::json& j = table->second;
     const std::string name = path.filename().string();
     if (!j.is_object() || !j.contains(name) || !j[name].is_number_integer()) return std::nullopt;
-    total += j[name].get<int64_t>();
+    const nlohmann::json& count = j[name];
+    if (count.is_number_unsigned() ? count.get<uint64_t>() > (uint64_t(1) << 40) : count.get<int64_t>() < 0) {
+      fail((path.parent_path() / "sizes.json").string(), ": '", name, "' holds ", count.dump(),
+           " samples; expected a count from 0 to 2^40 (fix or delete sizes.json, or pass --train-num-samples)");
+    }
+    total += count.get<int64_t>();
   }
   return total;
 }

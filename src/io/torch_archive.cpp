@@ -12,13 +12,23 @@
 namespace clip {
 namespace {
 
+// PyTorch's reader's message without its own name ("PytorchStreamReader failed reading zip archive: failed finding
+// central directory" -> "failed finding central directory").
+std::string zip_reason(const std::exception& e) {
+  std::string reason = error_message(e);
+  for (const char* prefix : {"PytorchStreamReader failed reading zip archive: ", "PytorchStreamReader failed "}) {
+    if (reason.rfind(prefix, 0) == 0) return reason.substr(std::string(prefix).size());
+  }
+  return reason;
+}
+
 // Opens the zip with PyTorch's own reader; a damaged zip is a one-line error naming the file.
 std::unique_ptr<caffe2::serialize::PyTorchStreamReader> open_zip(const std::string& path) {
   try {
     return std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const std::exception& e) {
-    const std::string reason = error_message(e);
-    if (reason.find("hasRecord(\"version\")") != std::string::npos) {
+    const std::string reason = zip_reason(e);
+    if (error_message(e).find("hasRecord(\"version\")") != std::string::npos) {
       fail(path, ": a zip archive without PyTorch's records (version, data.pkl), so not a PyTorch checkpoint");
     }
     fail(path, ": not a readable PyTorch zip archive (", reason, "); the file is truncated or corrupt");
@@ -41,7 +51,7 @@ bool has_record(caffe2::serialize::PyTorchStreamReader& zip, const std::string& 
   try {
     return zip.hasRecord(name);
   } catch (const std::exception& e) {
-    fail(path, ": cannot read the zip archive's directory (", error_message(e),
+    fail(path, ": cannot read the zip archive's directory (", zip_reason(e),
          "); the file is truncated or corrupt");
   }
 }

@@ -15,6 +15,7 @@
 #include "clip/model/registry.h"
 #include "clip/util/error.h"
 #include "io/torch_archive.h"
+#include "util/device.h"
 #include "util/file.h"
 #include "util/json.h"
 #include "clip/util/log.h"
@@ -268,7 +269,7 @@ CLIP load_model(const std::string& path, const LoadOptions& options) {
   }
   CLIP model(config);
   load_state_dict(*model, checkpoint.state_dict, path);
-  convert_module(*model, torch::Device(options.device()), options.dtype());
+  convert_module(*model, parse_device(options.device()), options.dtype());
   model->eval();
   return model;
 }

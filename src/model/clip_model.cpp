@@ -1,5 +1,9 @@
 #include "clip/model/clip_model.h"
 
+#include <unistd.h>
+
+#include "clip/util/error.h"
+
 #include <ATen/ATen.h>
 
 #include "clip/model/modified_resnet.h"
@@ -25,7 +29,46 @@ std::shared_ptr<VisionTowerImpl> make_vision_tower(const ModelConfig& c, Activat
 
 at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, /*keepdim=*/true); }
 
+namespace {
+
+// About how many parameters `c` makes (within a few percent for ViTs and the text tower; ResNets scaled from RN50's
+// 38M at width 64 and 16 blocks), to refuse a model that cannot fit in memory before allocating it: LibTorch's
+// allocations succeed lazily under overcommit and initialization would then be killed by the kernel, not refused.
+double approximate_parameters(const ModelConfig& c) {
+  const VisionConfig& v = c.vision;
+  const TextConfig& t = c.text;
+  const auto blocks = [](double layers, double width, double mlp_ratio) {
+    return layers * (4 + 2 * mlp_ratio) * width * width;
+  };
+  double vision = 0;
+  if (v.is_resnet()) {
+    double depth = 0;
+    for (const int64_t n : v.resnet_layers) depth += double(n);
+    vision = 38e6 * (double(v.width) / 64) * (double(v.width) / 64) * depth / 16;
+  } else {
+    const double grid = double(v.image_size / v.patch_size);
+    vision = 3.0 * double(v.patch_size * v.patch_size) * double(v.width) + (grid * grid + 1) * double(v.width) +
+             blocks(double(v.layers), double(v.width), v.mlp_ratio) + double(v.width) * double(c.embed_dim);
+  }
+  const double text = double(t.vocab_size + t.context_length) * double(t.width) +
+                      blocks(double(t.layers), double(t.width), t.mlp_ratio) + double(t.width) * double(c.embed_dim);
+  return vision + text;
+}
+
+void require_memory_for(const ModelConfig& c) {
+  const double bytes = 4 * approximate_parameters(c);  // fp32, as every model is built
+  const double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  if (memory > 0 && bytes > memory) {
+    fail("model ", c.name.empty() ? std::string("(unnamed)") : c.name, ": about ", approximate_parameters(c) / 1e9,
+         "B parameters, ", bytes / 1e9, " GB in fp32, more than this machine's ", memory / 1e9,
+         " GB of memory; check its config (width, layers, vocab_size, image_size)");
+  }
+}
+
+}  // namespace
+
 CLIPImpl::CLIPImpl(ModelConfig config) : config_(std::move(config)) {
+  require_memory_for(config_);
   config_.preprocess.size = config_.vision.image_size;  // the input the tower takes
   const Activation act = config_.quick_gelu ? Activation::quick_gelu : Activation::gelu;
   visual = register_module("visual", VisionTower(make_vision_tower(config_, act)));

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <tuple>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -121,8 +122,13 @@ class ObjectReader {
   std::set<std::string> used_;
 };
 
-void require_positive(const ObjectReader& r, const std::string& key, double value) {
-  if (!(value > 0)) r.bad_type(key, value, "positive");
+// Upper bounds far beyond every released CLIP (ViT-bigG: 48 layers, width 1664; image 336; context 77; vocab 250k
+// for multilingual towers), and far below what would loop for hours or allocate terabytes on a typo.
+constexpr double kMaxLayers = 256, kMaxWidth = 16384, kMaxImageSize = 4096, kMaxContext = 16384, kMaxVocab = 1e7,
+                 kMaxMlpRatio = 64;
+
+void require_positive(const ObjectReader& r, const std::string& key, double value, double max) {
+  if (!(value > 0 && value <= max)) r.bad_type(key, value, str("a positive number of at most ", int64_t(max)));
 }
 
 VisionConfig parse_vision(const json& j, const std::string& source) {
@@ -145,14 +151,15 @@ VisionConfig parse_vision(const json& j, const std::string& source) {
   v.head_width = r.integer("head_width", v.head_width);
   v.mlp_ratio = r.number("mlp_ratio", v.mlp_ratio);
   v.patch_size = r.integer("patch_size", v.patch_size);
-  for (const auto& [key, value] : {std::pair<const char*, double>{"image_size", double(v.image_size)},
-                                   {"width", double(v.width)},
-                                   {"head_width", double(v.head_width)},
-                                   {"mlp_ratio", v.mlp_ratio},
-                                   {"patch_size", double(v.patch_size)}}) {
-    require_positive(r, key, value);
+  for (const auto& [key, value, max] : {std::tuple<const char*, double, double>{"image_size", double(v.image_size), kMaxImageSize},
+                                        {"width", double(v.width), kMaxWidth},
+                                        {"head_width", double(v.head_width), kMaxWidth},
+                                        {"mlp_ratio", v.mlp_ratio, kMaxMlpRatio},
+                                        {"patch_size", double(v.patch_size), kMaxImageSize}}) {
+    require_positive(r, key, value, max);
   }
-  if (!v.is_resnet()) require_positive(r, "layers", double(v.layers));
+  if (!v.is_resnet()) require_positive(r, "layers", double(v.layers), kMaxLayers);
+  for (const int64_t n : v.resnet_layers) require_positive(r, "layers", double(n), kMaxLayers);
   if (!v.is_resnet() && v.image_size % v.patch_size != 0) {
     fail(source, ": vision_cfg.image_size ", v.image_size, " is not a multiple of patch_size ", v.patch_size);
   }
@@ -205,13 +212,13 @@ TextConfig parse_text(const json& j, const std::string& source) {
          "models trained by clip_tokenize train)");
   }
   t.eos_token_id = r.integer("eos_token_id", t.eos_token_id);
-  for (const auto& [key, value] : {std::pair<const char*, double>{"context_length", double(t.context_length)},
-                                   {"vocab_size", double(t.vocab_size)},
-                                   {"width", double(t.width)},
-                                   {"heads", double(t.heads)},
-                                   {"layers", double(t.layers)},
-                                   {"mlp_ratio", t.mlp_ratio}}) {
-    require_positive(r, key, value);
+  for (const auto& [key, value, max] : {std::tuple<const char*, double, double>{"context_length", double(t.context_length), kMaxContext},
+                                        {"vocab_size", double(t.vocab_size), kMaxVocab},
+                                        {"width", double(t.width), kMaxWidth},
+                                        {"heads", double(t.heads), kMaxWidth},
+                                        {"layers", double(t.layers), kMaxLayers},
+                                        {"mlp_ratio", t.mlp_ratio, kMaxMlpRatio}}) {
+    require_positive(r, key, value, max);
   }
   if (t.width % t.heads != 0) fail(source, ": text_cfg.width ", t.width, " is not a multiple of heads ", t.heads);
   if (t.eos_token_id < 0 || t.eos_token_id >= t.vocab_size) {
@@ -268,7 +275,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   ObjectReader r(j, source, "");
   ModelConfig c;
   c.embed_dim = r.integer("embed_dim", -1);
-  if (c.embed_dim <= 0) fail(source, ": 'embed_dim' is required and must be a positive integer");
+  if (c.embed_dim <= 0 || c.embed_dim > int64_t(kMaxWidth)) {
+    fail(source, ": 'embed_dim' is required and must be a positive integer of at most ", int64_t(kMaxWidth));
+  }
   c.quick_gelu = r.boolean("quick_gelu", c.quick_gelu);
   c.init_logit_scale = r.number("init_logit_scale", c.init_logit_scale);
   c.layer_norm_eps = r.number("layer_norm_eps", c.layer_norm_eps);  // libclip's extension (HF configs set it)

@@ -267,7 +267,14 @@ class ShardBatchSource : public BatchSource {
         bool ended = false;
         WorkerBatch batch = make_batch(stream, augment_seed, undecodable, ended);
         std::lock_guard<std::mutex> lock(mutex_);
-        if (batch.images.size(0) > 0) w.ready.push_back(std::move(batch));
+        if (batch.images.size(0) > 0) {
+          w.ready.push_back(std::move(batch));
+        } else {
+          // Nothing to train on, but what failed still counts (a shard that is not a tar, every image corrupt):
+          // the end-of-epoch check and the trainer's error report it.
+          w.counts = batch.counts;
+          if (first_error_.empty() && !batch.errors.empty()) first_error_ = batch.errors.front();
+        }
         w.ended = ended;
         ready_.notify_all();
         if (ended) return;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <variant>
@@ -20,6 +21,12 @@ namespace {
 
 using json = nlohmann::json;
 using Field = std::variant<std::string*, int64_t*, int*, double*, bool*, LrSchedule*, Precision*>;
+
+// "batch_size" -> "--batch-size".
+std::string flag_of(std::string key) {
+  std::replace(key.begin(), key.end(), '_', '-');
+  return "--" + key;
+}
 
 struct Spec {
   const char* key;
@@ -117,7 +124,12 @@ void set_from_json(const Spec& spec, const json& v, const std::string& source) {
           *field = v.get<double>();
         } else {
           if (!v.is_number_integer()) bad("an integer");
-          *field = static_cast<T>(v.get<int64_t>());
+          const bool too_big = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX);
+          const int64_t x = too_big ? INT64_MAX : v.get<int64_t>();
+          if (too_big || x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max()) {
+            bad(str("an integer from ", std::numeric_limits<T>::min(), " to ", std::numeric_limits<T>::max()).c_str());
+          }
+          *field = static_cast<T>(x);
         }
       },
       spec.field);
@@ -166,7 +178,11 @@ void set_from_text(const Spec& spec, const std::string& text, const std::string&
             *field = v;
           } else {
             const long long v = std::strtoll(text.c_str(), &end, 10);
-            if (end == text.c_str() || *end != '\0' || errno != 0) fail(source, " ", text, ": expected an integer");
+            if (end == text.c_str() || *end != '\0') fail(source, " ", text, ": expected an integer");
+            if (errno != 0 || v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
+              fail(source, " ", text, ": expected an integer from ", std::numeric_limits<T>::min(), " to ",
+                   std::numeric_limits<T>::max());
+            }
             *field = static_cast<T>(v);
           }
         }
@@ -210,6 +226,16 @@ std::vector<TrainSetting> train_settings() {
   return out;
 }
 
+std::string train_setting(const TrainConfig& config, const std::string& key) {
+  TrainConfig copy = config;  // specs() points into a config
+  for (const Spec& spec : specs(copy)) {
+    if (key != spec.key) continue;
+    const json value = value_of(spec);
+    return value.is_string() ? value.get<std::string>() : value.dump();
+  }
+  fail("unknown setting '", key, "' (clip_train --help lists every setting)");
+}
+
 void set_train_setting(TrainConfig& config, const std::string& key, const std::string& text,
                        const std::string& source) {
   const std::vector<Spec> table = specs(config);
@@ -234,56 +260,69 @@ Precision parse_precision(const std::string& name, const std::string& source) {
   fail(source, " ", name, ": expected fp32 or bf16");
 }
 
+InvalidSetting::InvalidSetting(std::string key, std::string value, std::string expected)
+    : Error(str(flag_of(key), " ", value, ": expected ", expected)),
+      key_(std::move(key)), value_(std::move(value)), expected_(std::move(expected)) {}
+
 void validate(const TrainConfig& c) {
   // Every number finite: NaN passes every comparison below as false, so it is refused first, by name.
   TrainConfig copy = c;  // specs() points into a config
   for (const Spec& spec : specs(copy)) {
     if (const auto* v = std::get_if<double*>(&spec.field); v && !std::isfinite(**v)) {
-      std::string flag = spec.key;
-      std::replace(flag.begin(), flag.end(), '_', '-');
-      fail("--", flag, " ", **v, ": expected a finite number");
+      throw InvalidSetting(spec.key, str(**v), "a finite number");
     }
   }
-  const DataOptions& d = c.data;
-  const OptimizerOptions& o = c.optimizer;
+  const auto require = [](bool ok, const char* key, auto value, const std::string& expected) {
+    if (!ok) throw InvalidSetting(key, str(value), expected);
+  };
   if (c.model.name.empty() && c.model.config.empty() && c.model.init.empty()) {
     fail("no model: set --model NAME, --model-config FILE or --init CHECKPOINT");
   }
-  if (d.batch_size <= 0 || o.accum_freq <= 0 || d.batch_size % o.accum_freq != 0) {
-    fail("--batch-size ", d.batch_size, " must be a positive multiple of --accum-freq ", o.accum_freq);
-  }
-  if (o.epochs <= 0 && o.max_steps <= 0) fail("--epochs or --max-steps must be positive");
-  if (o.lr <= 0 || o.weight_decay < 0 || o.grad_clip_norm < 0) {
-    fail("--lr must be positive, --weight-decay and --grad-clip-norm non-negative");
-  }
-  if (o.lr > 10) fail("--lr ", o.lr, ": expected at most 10 (AdamW moves each weight by about lr per step)");
-  if (!(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1) || o.eps < 0) {
-    fail("--beta1 and --beta2 must be in [0, 1), --eps non-negative");
-  }
-  if (o.epochs < 0 || o.max_steps < 0 || o.warmup < 0 || o.max_nonfinite < 1) {
-    fail("--epochs, --max-steps and --warmup must be >= 0, --max-nonfinite at least 1");
-  }
-  if (d.workers < 0 || c.runtime.threads < 0 || d.synthetic_samples < 0 || c.checkpoint.stop_after < 0 ||
-      c.checkpoint.save_every < 0 || c.evaluation.eval_every < 0 || c.distributed.nproc_per_node < 0) {
-    fail("--workers, --threads, --synthetic-samples, --stop-after, --save-every, --eval-every and --nproc-per-node "
-         "must be >= 0");
-  }
+  const DataOptions& d = c.data;
+  const OptimizerOptions& o = c.optimizer;
+  require(d.batch_size > 0, "batch_size", d.batch_size, "a positive integer");
+  require(o.accum_freq > 0, "accum_freq", o.accum_freq, "a positive integer");
+  require(d.batch_size % o.accum_freq == 0, "batch_size", d.batch_size,
+          str("a multiple of --accum-freq ", o.accum_freq, " (the micro-batches split it evenly)"));
+  require(o.epochs >= 0, "epochs", o.epochs, "an integer >= 0");
+  require(o.max_steps >= 0, "max_steps", o.max_steps, "an integer >= 0");
+  require(o.epochs > 0 || o.max_steps > 0, "epochs", o.epochs, "a positive integer when --max-steps is 0");
+  require(o.warmup >= 0, "warmup", o.warmup, "an integer >= 0");
+  require(o.max_nonfinite >= 1, "max_nonfinite", o.max_nonfinite, "an integer >= 1");
+  require(o.lr > 0 && o.lr <= 10, "lr", o.lr, "a number in (0, 10] (AdamW moves each weight by about lr per step)");
+  require(o.weight_decay >= 0, "weight_decay", o.weight_decay, "a number >= 0");
+  // AdamW's decoupled decay multiplies each weight by 1 - lr * weight_decay every step.
+  require(o.lr * o.weight_decay < 1, "weight_decay", o.weight_decay,
+          str("less than 1 / lr = ", 1 / o.lr, " (each step multiplies the weights by 1 - lr * weight_decay)"));
+  require(o.grad_clip_norm >= 0, "grad_clip_norm", o.grad_clip_norm, "a number >= 0 (0: off)");
+  require(o.beta1 >= 0 && o.beta1 < 1, "beta1", o.beta1, "a number in [0, 1)");
+  require(o.beta2 >= 0 && o.beta2 < 1, "beta2", o.beta2, "a number in [0, 1) (0: the model's default)");
+  require(o.eps >= 0 && o.eps <= 1, "eps", o.eps, "a number in [0, 1] (0: the model's default)");
+  require(d.workers >= 0, "workers", d.workers, "an integer >= 0 (0: one per core)");
+  require(c.runtime.threads >= 0, "threads", c.runtime.threads, "an integer >= 0 (0: one per core)");
+  require(d.synthetic_samples >= 0, "synthetic_samples", d.synthetic_samples, "an integer >= 0");
+  require(d.train_num_samples >= 0, "train_num_samples", d.train_num_samples, "an integer >= 0 (0: sizes.json)");
+  require(d.shuffle_buffer >= 0, "shuffle_buffer", d.shuffle_buffer, "an integer >= 0");
+  require(d.rrc_scale_min > 0 && d.rrc_scale_min <= 1, "rrc_scale_min", d.rrc_scale_min, "a fraction in (0, 1]");
+  require(d.rrc_scale_max > 0 && d.rrc_scale_max <= 1, "rrc_scale_max", d.rrc_scale_max, "a fraction in (0, 1]");
+  require(d.rrc_scale_min <= d.rrc_scale_max, "rrc_scale_min", d.rrc_scale_min,
+          str("at most --rrc-scale-max ", d.rrc_scale_max));
+  require(d.max_failure_fraction >= 0 && d.max_failure_fraction <= 1, "max_failure_fraction", d.max_failure_fraction,
+          "a fraction in [0, 1]");
   const EvaluationOptions& e = c.evaluation;
-  if (e.val_split < 0 || e.val_split >= 1) fail("--val-split ", e.val_split, ": expected a fraction in [0, 1)");
-  if (!(d.rrc_scale_min > 0 && d.rrc_scale_min <= d.rrc_scale_max && d.rrc_scale_max <= 1)) {
-    fail("--rrc-scale-min/max: expected 0 < min <= max <= 1");
-  }
-  if (d.train_num_samples < 0 || d.shuffle_buffer < 0) fail("--train-num-samples and --shuffle-buffer must be >= 0");
-  if (!(d.max_failure_fraction >= 0 && d.max_failure_fraction <= 1)) {
-    fail("--max-failure-fraction ", d.max_failure_fraction, ": expected a fraction in [0, 1]");
-  }
-  if (c.checkpoint.keep_checkpoints < 1) fail("--keep-checkpoints must be at least 1");
+  require(e.val_split >= 0 && e.val_split < 1, "val_split", e.val_split, "a fraction in [0, 1)");
+  require(e.eval_every >= 0, "eval_every", e.eval_every, "an integer >= 0 (0: at the end)");
+  const CheckpointOptions& k = c.checkpoint;
+  require(k.stop_after >= 0, "stop_after", k.stop_after, "an integer >= 0 (0: off)");
+  require(k.save_every >= 0, "save_every", k.save_every, "an integer >= 0 (0: each epoch's end)");
+  require(k.keep_checkpoints >= 1, "keep_checkpoints", k.keep_checkpoints, "an integer >= 1");
+  require(k.log_every >= 1, "log_every", k.log_every, "an integer >= 1");
   const DistributedOptions& dist = c.distributed;
-  if (dist.timeout < 1 || dist.bucket_mb < 1) fail("--dist-timeout and --bucket-mb must be positive");
-  if (dist.backend != "auto" && dist.backend != "gloo" && dist.backend != "nccl") {
-    fail("--dist-backend ", dist.backend, ": expected auto, gloo or nccl");
-  }
-  if (c.checkpoint.log_every < 1) fail("--log-every must be at least 1");
+  require(dist.nproc_per_node >= 0, "nproc_per_node", dist.nproc_per_node, "an integer >= 0");
+  require(dist.timeout >= 1, "dist_timeout", dist.timeout, "a positive number of seconds");
+  require(dist.bucket_mb >= 1, "bucket_mb", dist.bucket_mb, "a positive number of MB");
+  require(dist.backend == "auto" || dist.backend == "gloo" || dist.backend == "nccl", "dist_backend", dist.backend,
+          "auto, gloo or nccl");
 }
 
 }  // namespace clip

@@ -30,6 +30,7 @@
 #include "clip/zeroshot/evaluate.h"
 #include "train/data_source.h"
 #include "train/shard_source.h"
+#include "util/device.h"
 #include "util/atomic_file.h"
 #include "util/clock.h"
 
@@ -46,7 +47,7 @@ void write_text(const std::string& path, const std::string& text) {
 
 // With several ranks, "cuda" means this rank's GPU (LOCAL_RANK).
 at::Device rank_device(const std::string& device, const DistEnv& env) {
-  at::Device d(device);
+  const at::Device d = parse_device(device);
   if (d.is_cuda() && !d.has_index() && env.world_size > 1) return at::Device(at::kCUDA, static_cast<int8_t>(env.local_rank));
   return d;
 }
@@ -96,6 +97,7 @@ class Trainer::Impl {
     while (progress_.step < stop_at) {
       source_->start_epoch(progress_.epoch, progress_.batch_in_epoch);
       const int64_t step_at_epoch_start = progress_.step, batch_at_epoch_start = progress_.batch_in_epoch;
+      std::string first_failure;  // of this epoch, for the error when no batch could be made
       while (progress_.step < stop_at) {
         const auto wait = Clock::now();
         std::optional<TrainBatch> batch = source_->next();
@@ -103,6 +105,7 @@ class Trainer::Impl {
         if (!batch) break;
         ++progress_.batch_in_epoch;
         for (const auto& e : batch->errors) message("clip_train: rank ", env_.rank, " skipped ", e);
+        if (first_failure.empty() && !batch->errors.empty()) first_failure = batch->errors.front();
         window.skipped_images += batch->skipped;
         if (batch->images.size(0) < 2) continue;  // nothing to contrast
 
@@ -149,7 +152,7 @@ class Trainer::Impl {
       }
       if (progress_.step == step_at_epoch_start && batch_at_epoch_start < per_epoch) {
         fail(data_name(), ": epoch ", progress_.epoch, " gave no usable batch (every batch had fewer than two "
-             "readable images)");
+             "readable images)", first_failure.empty() ? "" : "; the first failure: " + first_failure);
       }
       if (progress_.batch_in_epoch >= per_epoch || progress_.step < stop_at) {
         ++progress_.epoch;

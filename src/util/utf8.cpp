@@ -77,4 +77,14 @@ std::string utf8_or_escaped(std::string_view bytes) {
   return out;
 }
 
+std::string utf8_excerpt(std::string_view bytes, size_t max_chars) {
+  char32_t cp = 0;
+  size_t bad = 0, i = 0;
+  for (size_t chars = 0; i < bytes.size() && chars < max_chars; ++chars) {
+    const size_t n = utf8_sequence_at(bytes, i, cp, bad);
+    i += n > 0 ? n : 1;
+  }
+  return utf8_or_escaped(bytes.substr(0, i)) + (i < bytes.size() ? "..." : "");
+}
+
 }  // namespace clip

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "clip/util/error.h"
+
 namespace clip {
 
 /// The learning-rate schedule after the linear warmup.
@@ -152,12 +154,31 @@ struct TrainSetting {
 /// Every setting, in the order clip_train --help lists them.
 std::vector<TrainSetting> train_settings();
 
+/// One setting's value as text ("256", "cosine", "true"); clip::Error for an unknown key.
+std::string train_setting(const TrainConfig& config, const std::string& key);
+
 /// Sets one setting from text (a flag's value); throws clip::Error naming `source` for an unknown key or a value
 /// of the wrong type.
 void set_train_setting(TrainConfig& config, const std::string& key, const std::string& text,
                        const std::string& source);
 
-/// Checks values that are wrong together (e.g. no model, batch not divisible by accum_freq) with clip::Error.
+/// A setting with a value training cannot use: which (the JSON key), the value as text, and what it must be. Its
+/// message names the flag: "--beta1 -1: expected a number in [0, 1)"; a tool that read the value from a config file
+/// can say so instead (clip_train does).
+class InvalidSetting : public Error {
+ public:
+  InvalidSetting(std::string key, std::string value, std::string expected);
+  const std::string& key() const { return key_; }
+  const std::string& value() const { return value_; }
+  const std::string& expected() const { return expected_; }
+
+ private:
+  std::string key_, value_, expected_;
+};
+
+/// Checks every setting before work starts, one at a time: finite numbers, ranges, and values that are wrong
+/// together (a batch not divisible by accum_freq, weight decay that would flip weights' signs at this lr). Throws
+/// InvalidSetting for the first bad one, clip::Error when no model is given.
 void validate(const TrainConfig& config);
 
 /// "cosine" | "constant", and back (clip::Error naming `source` for anything else).

@@ -19,4 +19,8 @@ bool is_valid_utf8(std::string_view bytes);
 /// (two lower-case hex digits). Valid UTF-8 comes back unchanged. docs/reliability.md: how to get the bytes back.
 std::string utf8_or_escaped(std::string_view bytes);
 
+/// The start of `bytes` for a message: utf8_or_escaped, cut after `max_chars` characters (never inside one) with
+/// "..." appended when something was left out. A 100,000-character caption in an error stays one short line.
+std::string utf8_excerpt(std::string_view bytes, size_t max_chars = 60);
+
 }  // namespace clip
