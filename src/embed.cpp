@@ -36,6 +36,14 @@ void check_image(const ModelConfig& c, const at::Tensor& image, const std::strin
     fail(source, ": 'image' has shape ", shape_string(image.sizes()), ", the model expects [N, 3, ", r, ", ", r, "]");
   }
   if (!image.is_floating_point()) fail(source, ": 'image' must be floating point, got ", image.scalar_type());
+  // NaN or infinity in an input gives NaN features that look like any others downstream.
+  if (image.numel() > 0) {
+    const int64_t bad = image.isfinite().logical_not().sum().item<int64_t>();
+    if (bad > 0) {
+      fail(source, ": 'image' holds ", bad, " NaN or infinite values; the inputs are damaged (remake them with "
+           "clip_preprocess)");
+    }
+  }
 }
 
 void check_text(const ModelConfig& c, const at::Tensor& text, const std::string& source) {

@@ -106,6 +106,13 @@ TEST(Model, WrongInputSizesFailClearly) {
   EXPECT_THROW(clip::embed_tensors(*model, bad), clip::Error);
   EXPECT_THROW(clip::embed_tensors(*model, {{"image", at::zeros({1, 3, 32, 32})}}), clip::Error);
   EXPECT_THROW(clip::embed_tensors(*model, {{"other", at::zeros({1})}}), clip::Error);
+  // NaN inputs ran to NaN features with exit 0 (issue 17); they are refused, counted.
+  at::Tensor nan_image = at::zeros({2, 3, 64, 64});
+  nan_image[1][0][5][5] = std::nan("");
+  clip::EmbedOptions options;
+  options.source = "inputs.safetensors";
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::embed_tensors(*model, {{"image", nan_image}}, options); }),
+                  "inputs.safetensors: 'image' holds 1 NaN or infinite values");
 }
 
 // Inference without autograd may take faster paths on the CPU: the Transformer's linear layers from weights packed
