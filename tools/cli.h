@@ -57,7 +57,8 @@ inline std::optional<double> number_of(const std::string& text, bool integer) {
   if (text.empty()) return std::nullopt;
   char* end = nullptr;
   errno = 0;
-  const double v = integer ? static_cast<double>(std::strtoll(text.c_str(), &end, 10)) : std::strtod(text.c_str(), &end);
+  // Base 0 for integers: CLI11 converts them so (0x10, 010), and the check must read what it will store.
+  const double v = integer ? static_cast<double>(std::strtoll(text.c_str(), &end, 0)) : std::strtod(text.c_str(), &end);
   if (end == text.c_str() || *end != '\0' || errno != 0 || !std::isfinite(v)) return std::nullopt;
   return v;
 }

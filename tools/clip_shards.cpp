@@ -113,8 +113,8 @@ int main(int argc, char** argv) {
   app.add_option("--size", p.size, "--bench: output size")->capture_default_str()->check(clip::tools::positive_int());
   app.add_option("--augment", p.augment, "--bench: RandomResizedCrop (else resize + centre crop)")->capture_default_str();
   app.add_flag("--jpeg-dct-scaling", p.jpeg_dct_scaling, "--bench: decode large JPEGs at 1/2-1/8 size (not exact)");
-  app.add_option("--seconds", p.seconds, "--bench: run at least this long")->capture_default_str()
-      ->check(clip::tools::positive_number());
+  app.add_option("--seconds", p.seconds, "--bench: run at least this long (0: one pass)")->capture_default_str()
+      ->check(clip::tools::non_negative_number());
   if (const auto done = clip::tools::parse_flags(app, argc, argv, "clip_shards")) return *done;
   return clip::tools::run_tool("clip_shards", [&] { return p.bench.empty() ? pack(p) : bench(p); });
 }

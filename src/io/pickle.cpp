@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <unordered_set>
 
 #include "clip/util/error.h"
 
@@ -225,11 +224,11 @@ class Unpickler {
   // container holding itself) makes a cycle impossible, which shared_ptr would leak and a walk would never leave.
   // It also keeps `depth` exact: a held child cannot grow deeper afterwards.
   void adopt(Value& container, const ValuePtr& child) {
-    if (child.get() == &container || held_.count(&container) != 0) {
+    if (child.get() == &container || container.held) {
       fail(source_, ": corrupt pickle (a container that would contain itself, at byte ", offset() - 1,
            "); not a checkpoint libclip reads");
     }
-    if (child->kind == Kind::list || child->kind == Kind::dict || child->kind == Kind::tuple) held_.insert(child.get());
+    if (child->kind == Kind::list || child->kind == Kind::dict || child->kind == Kind::tuple) child->held = true;
     container.depth = std::max(container.depth, child->depth + 1);
     if (container.depth > kMaxDepth) {
       fail(source_, ": containers nested deeper than ", kMaxDepth, " levels (at byte ", offset(),
@@ -365,7 +364,6 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::map<uint64_t, ValuePtr> memo_;
   std::map<std::string, ValuePtr> storages_;
-  std::unordered_set<const Value*> held_;  // containers already inside another (see adopt)
 };
 
 }  // namespace

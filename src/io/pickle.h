@@ -31,6 +31,7 @@ struct Value {
   std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // dict, in insertion order
   at::Tensor tensor;                                 // tensor, or a storage as a flat tensor
   int depth = 1;                                     // 1 + the deepest child's depth (bounded by the reader)
+  bool held = false;                                 // already inside another container (see the reader's adopt)
 
   Value() = default;
   Value(const Value&) = delete;

@@ -45,6 +45,11 @@ struct Worker {
   ShardPosition delivered;
   int64_t batches = 0;
   ShardCounts counts;
+  // Producer side, under the source's mutex: what the thread's last, empty batch counted (every sample it read at
+  // the end of its stream failed); the consumer takes it over once the thread has ended.
+  bool has_trailing = false;
+  ShardCounts trailing_counts;
+  std::string trailing_error;
 };
 
 // A position() read back for one rank.
@@ -151,6 +156,13 @@ class ShardBatchSource : public BatchSource {
       }
     }
     if (!batch) {  // every thread has run out of data
+      // Take over what the threads' last, empty batches counted: each thread has ended, its earlier batches were
+      // all delivered, so these counts are its newest.
+      for (const auto& worker : workers_) {
+        if (!worker->has_trailing) continue;
+        worker->counts = worker->trailing_counts;
+        if (first_error_.empty()) first_error_ = worker->trailing_error;
+      }
       lock.unlock();
       check_failures(/*at_end=*/true);
       return std::nullopt;
@@ -271,9 +283,10 @@ class ShardBatchSource : public BatchSource {
           w.ready.push_back(std::move(batch));
         } else {
           // Nothing to train on, but what failed still counts (a shard that is not a tar, every image corrupt):
-          // the end-of-epoch check and the trainer's error report it.
-          w.counts = batch.counts;
-          if (first_error_.empty() && !batch.errors.empty()) first_error_ = batch.errors.front();
+          // kept for the consumer, which reports it at the end of the epoch (next()).
+          w.has_trailing = true;
+          w.trailing_counts = batch.counts;
+          if (w.trailing_error.empty() && !batch.errors.empty()) w.trailing_error = batch.errors.front();
         }
         w.ended = ended;
         ready_.notify_all();

@@ -293,7 +293,8 @@ void validate(const TrainConfig& c) {
   require(o.weight_decay >= 0, "weight_decay", o.weight_decay, "a number >= 0");
   // AdamW's decoupled decay multiplies each weight by 1 - lr * weight_decay every step.
   require(o.lr * o.weight_decay < 1, "weight_decay", o.weight_decay,
-          str("less than 1 / lr = ", 1 / o.lr, " (each step multiplies the weights by 1 - lr * weight_decay)"));
+          str("less than 1 / lr = ", 1 / o.lr, " at --lr ", o.lr,
+              " (each step multiplies the weights by 1 - lr * weight_decay; lower one of them)"));
   require(o.grad_clip_norm >= 0, "grad_clip_norm", o.grad_clip_norm, "a number >= 0 (0: off)");
   require(o.beta1 >= 0 && o.beta1 < 1, "beta1", o.beta1, "a number in [0, 1)");
   require(o.beta2 >= 0 && o.beta2 < 1, "beta2", o.beta2, "a number in [0, 1) (0: the model's default)");
