@@ -136,7 +136,10 @@ TEST_P(TwoRanks, EqualOneProcessWithTheGlobalBatch) {
               "(relative), worst parameter difference after one step %.3g; %zu buckets, %zu launched during backward\n",
               c.model.c_str(), c.local_loss, static_cast<long long>(c.accum), loss, expected.loss, worst_grad,
               worst_param, results[0].buckets, results[0].launched_during_backward);
-  EXPECT_LT(worst_grad, 1e-5);
+  // fp32 sums in another order (two half-batch gradients averaged, and with the local loss each rank's own
+  // logits): 6e-7 to 1.7e-6 for the global loss, 1.0e-5 for rn_tiny's local loss on some CPUs. A wrong gradient
+  // (a rank's rows dropped, a missing average) is off by more than 10%.
+  EXPECT_LT(worst_grad, 5e-5);
   EXPECT_LT(worst_param, 1e-5);
   EXPECT_GT(results[0].buckets, 1u);
   EXPECT_GT(results[0].launched_during_backward, 0u) << "buckets are launched before backward ends";

@@ -245,6 +245,34 @@ TEST(ClipBpe, FtfySubset) {
             bpe().encode("don't"));  // without the subset: the reference minus ftfy
 }
 
+// ftfy.fix_encoding: examples from ftfy's documentation and test cases, with the output ftfy 6.3.1 gives (the
+// whole port is compared with ftfy itself on 110,000 texts by tests/reference/test_ftfy.py).
+TEST(ClipBpe, FtfyFixesMojibake) {
+  struct Fix {
+    const char* text;
+    const char* clean;
+  };
+  const Fix fixes[] = {
+      {"caf\xC3\x83\xC2\xA9", "caf\xC3\xA9"},                                // UTF-8 read as latin-1 / windows-1252
+      {"\xC3\x84\xC5\x92" "e\xC3\x85\xC2\xA1tina", "\xC4\x8D" "e\xC5\xA1tina"},  // "ÄŒeÅ¡tina" -> "čeština"
+      {"G\xC3\x83\xC2\xA0idhlig", "g\xC3\xA0idhlig"},                          // "GÃ\u00a0idhlig": byte A0 kept
+      {"G\xC3\x83 idhlig", "g\xC3\xA3 idhlig"},  // too little evidence: left alone (then lowercased)
+      {"\xC3\xA2\xE2\x82\xAC\xC5\x93mismatched quotes\xC3\xA2\xE2\x82\xAC\xC2\x9D",
+       "\"mismatched quotes\""},                                                // â€œ ... â€\x9d
+      {"sloven\xC3\x84\xEF\xBF\xBDina", "sloven\xEF\xBF\xBDina"},              // lossy: Ä� -> U+FFFD
+      {"\xD0\xA0\xD1\x97\xD0\xA1\xD0\x82\xD0\xA0\xD1\x91\xD0\xA0\xD0\x86\xD0\xA0\xC2\xB5\xD0\xA1\xE2\x80\x9a",
+       "\xD0\xBF\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82"},  // windows-1251: "РїСЂРёРІРµС‚" -> "привет"
+      {"\xCE\x9E\xE2\x80\xA2\xCE\x9E\xC2\xBB\xCE\x9E\xC2\xBB\xCE\x9E\xC2\xB7\xCE\x9E\xC2\xBD\xCE\x9E\xCE\x89\xCE\x9E\xCE\x8A\xCE\x9E\xC2\xAC",
+       "\xCE\xB5\xCE\xBB\xCE\xBB\xCE\xB7\xCE\xBD\xCE\xB9\xCE\xBA\xCE\xAC"},  // windows-1253: "Ξ•Ξ»Ξ»..." -> "ελληνικά"
+      {"the Mona Lisa doesn\xC3\xA2\xE2\x82\xAC\xE2\x84\xA2t have eyebrows",
+       "the mona lisa doesn't have eyebrows"},  // â€™, then uncurl_quotes
+      {"caf\xC3\xA9 na\xC3\xAFve", "caf\xC3\xA9 na\xC3\xAFve"},                // correct text is left alone
+      {"\xC2\xBD cup", "\xC2\xBD cup"},                                          // ... even with Latin-1 signs
+  };
+  for (const Fix& f : fixes) EXPECT_EQ(bpe().clean(f.text), f.clean) << nlohmann::json(f.text).dump();
+  EXPECT_EQ(bpe().encode("caf\xC3\x83\xC2\xA9"), bpe().encode("caf\xC3\xA9"));
+}
+
 TEST(ClipBpe, DecodeAndTokens) {
   EXPECT_EQ(bpe().token(1125), "photo</w>");
   EXPECT_EQ(bpe().token(0), "!");

@@ -28,6 +28,8 @@ clip_resolve_torch() {
     { echo "CLIP_TORCH=pip: $clip_python cannot import torch" >&2; return 1; }
   # Torch_ROOT, not CMAKE_PREFIX_PATH: see cmake/Torch.cmake. CUDA and NCCL must be there (test_build checks).
   clip_torch_args=("-DTorch_ROOT=$torch_root" "-DCLIP_TORCH_PYTHON=$clip_python" -DCLIP_REQUIRE_CUDA=ON)
+  # The reference environment has the reference packages: the tests against them (tests/reference/) run.
+  [[ -z "${CLIP_PYTHON:-}" ]] && clip_torch_args+=(-DCLIP_REFERENCE_TESTS=ON)
   [[ -d /usr/local/cuda && -z "${CUDAToolkit_ROOT:-}" ]] && clip_torch_args+=(-DCUDAToolkit_ROOT=/usr/local/cuda)
   [[ -x /usr/local/cuda/bin/nvcc && -z "${CUDACXX:-}" ]] &&
     clip_torch_args+=(-DCUDA_TOOLKIT_ROOT_DIR=/usr/local/cuda -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)

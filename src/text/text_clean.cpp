@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "text/ftfy.h"
 #include "text/text_tables.h"
 #include "text/unicode.h"
 
@@ -133,8 +134,8 @@ bool is_ftfy_control(char32_t c) {
 }
 
 // The character-level fixers of one ftfy pass, in ftfy's order: fix_c1_controls, fix_latin_ligatures,
-// fix_character_width, uncurl_quotes, (fix_line_breaks, fix_surrogates: no effect here), remove_terminal_escapes,
-// remove_control_chars. Each is a per-character map, applied in sequence.
+// fix_character_width, uncurl_quotes, fix_line_breaks, (fix_surrogates: no surrogates in text decoded from valid
+// UTF-8), remove_terminal_escapes, remove_control_chars.
 void ftfy_characters(std::u32string& text) {
   std::u32string out;
   out.reserve(text.size() + 8);
@@ -170,6 +171,14 @@ void ftfy_characters(std::u32string& text) {
       emit_width(c);
     }
   }
+  // fix_line_breaks: "\r\n", "\r", U+2028, U+2029 (and U+0085, which fix_c1_controls has made '…') become "\n".
+  size_t kept = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const char32_t c = out[i];
+    if (c == U'\r' && i + 1 < out.size() && out[i + 1] == U'\n') continue;
+    out[kept++] = c == U'\r' || c == 0x2028 || c == 0x2029 || c == 0x85 ? U'\n' : c;
+  }
+  out.resize(kept);
   // remove_terminal_escapes: \x1b\[(\d|;)*[a-zA-Z] (\d: any Nd digit), then remove_control_chars.
   text.clear();
   for (size_t i = 0; i < out.size(); ++i) {
@@ -188,7 +197,7 @@ void ftfy_characters(std::u32string& text) {
 
 bool needs_ftfy(const std::u32string& text) {
   for (char32_t c : text) {
-    if (c >= 0x7F || c == U'&' || is_ftfy_control(c)) return true;
+    if (c >= 0x7F || c == U'&' || c == U'\r' || is_ftfy_control(c)) return true;
   }
   return false;
 }
@@ -258,27 +267,26 @@ void html_unescape(std::u32string_view in, std::u32string& out) {
   }
 }
 
-void ftfy_subset(std::u32string& text) {
+void ftfy_fix_text(std::u32string& text) {
   if (!needs_ftfy(text)) return;
-  // ftfy.fix_text works line by line; unescape_html is switched off from the first line holding '<' on.
-  size_t unescape_limit = text.size();
-  const size_t lt = text.find(U'<');
-  if (lt != std::u32string::npos) {
-    const size_t newline = text.rfind(U'\n', lt);
-    unescape_limit = newline == std::u32string::npos ? 0 : newline + 1;
-  }
+  // ftfy.fix_text works on lines of at most max_decode_length (10^6) characters; unescape_html ("auto") is
+  // switched off from the first segment holding '<' on.
+  constexpr size_t kMaxDecodeLength = 1000000;
   std::u32string fixed;
   std::u32string segment, before;
+  bool unescape = true;
   size_t pos = 0;
   while (pos < text.size()) {
     size_t next = text.find(U'\n', pos);
     next = next == std::u32string::npos ? text.size() : next + 1;
+    next = std::min(next, pos + kMaxDecodeLength);
     segment.assign(text, pos, next - pos);
-    const bool unescape = pos < unescape_limit;
-    // ftfy repeats all its fixes until the segment stops changing (so "&amp;amp;" becomes "&").
+    if (segment.find(U'<') != std::u32string::npos) unescape = false;
+    // ftfy.fix_and_explain repeats all its fixes until the segment stops changing (so "&amp;amp;" becomes "&").
     for (int round = 0; round < 16 && needs_ftfy(segment); ++round) {
       before = segment;
       if (unescape) ftfy_unescape(segment, segment.size());
+      segment = ftfy::fix_encoding(std::move(segment));
       ftfy_characters(segment);
       nfc(segment);
       if (segment == before) break;
@@ -292,7 +300,7 @@ void ftfy_subset(std::u32string& text) {
 void clean_text(std::string_view utf8, bool fix_text, std::string& out) {
   thread_local std::u32string text, unescaped;
   utf8_to_utf32(utf8, text);
-  if (fix_text) ftfy_subset(text);
+  if (fix_text) ftfy_fix_text(text);
   // html.unescape(html.unescape(text))
   for (int pass = 0; pass < 2 && text.find(U'&') != std::u32string::npos; ++pass) {
     html_unescape(text, unescaped);

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "clip/util/error.h"
 #include "clip/util/utf8.h"
+#include "text/split_tables.h"
 #include "text/text_tables.h"
 
 namespace clip::text {
@@ -165,17 +167,41 @@ bool is_python_space(char32_t cp) {
   return std::binary_search(text_tables::kPythonSpace, text_tables::kPythonSpace + text_tables::kPythonSpaceCount, cp);
 }
 
+namespace {
+
+// The split table's mask of `cp`: a direct array over the BMP, a binary search above it.
+uint8_t split_mask(char32_t cp) {
+  using split_tables::kRanges;
+  const auto search = [](char32_t c) -> uint8_t {
+    const auto* end = kRanges + split_tables::kRangeCount;
+    const auto* r = std::upper_bound(kRanges, end, c, [](char32_t v, const auto& x) { return v < x.first; });
+    return r != kRanges && c <= (r - 1)->last ? (r - 1)->mask : 0;
+  };
+  static const std::vector<uint8_t> bmp = [&] {
+    std::vector<uint8_t> m(0x10000, 0);
+    for (size_t i = 0; i < split_tables::kRangeCount && kRanges[i].first < 0x10000; ++i) {
+      for (char32_t c = kRanges[i].first; c <= kRanges[i].last && c < 0x10000; ++c) m[c] = kRanges[i].mask;
+    }
+    return m;
+  }();
+  return cp < 0x10000 ? bmp[cp] : search(cp);
+}
+
+}  // namespace
+
+// The reference's classes are the `regex` module's, which follows a newer Unicode than the system ICU may
+// (U+0558 is a letter to regex 2026.11.19, unassigned to ICU 72), and IGNORECASE adds its own quirk: U+0345
+// COMBINING GREEK YPOGEGRAMMENI counts as \p{L} when negated (its case variant iota is a letter) but not when
+// positive, so no alternative matches it and it is dropped like a space. Both come with the generated table.
 CharClass classify(char32_t cp) {
-  if (is_regex_space(cp)) return CharClass::skip;
-  // U+0345 COMBINING GREEK YPOGEGRAMMENI: under re.IGNORECASE the `regex` module counts it as matching \p{L}
-  // when negated (its case variant iota is a letter) but not when positive, so no alternative of the
-  // reference's pattern matches it and it is dropped like a space.
-  if (cp == 0x345) return CharClass::skip;
-  const uint32_t mask = U_GET_GC_MASK(static_cast<UChar32>(cp));
-  if (mask & U_GC_L_MASK) return CharClass::letter;
-  if (mask & U_GC_N_MASK) return CharClass::number;
+  const uint8_t m = split_mask(cp);
+  if (m & split_tables::kLetter) return CharClass::letter;
+  if (m & split_tables::kNumber) return CharClass::number;
+  if (m & split_tables::kSkip) return CharClass::skip;
   return CharClass::other;
 }
+
+bool is_python_word(char32_t cp) { return (split_mask(cp) & split_tables::kWord) != 0; }
 
 bool is_decimal_digit(char32_t cp) {
   if (cp < 0x80) return cp >= '0' && cp <= '9';

@@ -1,6 +1,6 @@
 #pragma once
 // Unicode helpers of the tokenizers: strict UTF-8 decoding (errors name the byte offset), Python's lenient decode
-// (errors="replace"), and ICU for NFC, Python's str.lower() and character classes.
+// (errors="replace"), ICU for NFC and Python's str.lower(), and the reference's own character classes.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -39,8 +39,12 @@ enum class CharClass : uint8_t {
   skip,    ///< matched by no alternative: \s, and U+0345 (see classify)
   other,   ///< [^\s\p{L}\p{N}]
 };
-/// Class of a code point (ICU general categories).
+/// Class of a code point as the reference's `regex` pattern sees it (a table generated from the reference
+/// environment: src/text/split_tables.h).
 CharClass classify(char32_t cp);
+
+/// Python re's \w for str patterns (str.isalnum() or '_'), as ftfy's heuristic sees it.
+bool is_python_word(char32_t cp);
 
 /// Python's \d (Nd) for one code point.
 bool is_decimal_digit(char32_t cp);
