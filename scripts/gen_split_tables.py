@@ -8,7 +8,10 @@ whose character classes follow the `regex` release's Unicode version, not the sy
 Unicode 15; `regex` 2026.11.19 is newer: U+0558 is a letter to it and unassigned to ICU). Which alternative takes
 a lone character is tested here directly, so IGNORECASE's quirks come along (U+0345 is matched by none of them).
 ftfy's badness heuristic uses Python's `re`, whose \\w is str.isalnum() or '_' in the interpreter's Unicode
-version: that is a fourth bit. Run from the repository root:
+version: that is a fourth bit; its \d (str.isdecimal(), for ftfy's remove_terminal_escapes) a fifth. A sixth marks
+what the interpreter's unicodedata leaves unassigned (category Cn): ftfy's NFC and Python's str.lower() leave
+such a character alone, where ICU may know it (Unicode 15 marks compose and reorder in ICU 72, not in Python 3.11).
+Run from the repository root:
     $(scripts/venv)/bin/python scripts/gen_split_tables.py > src/text/split_tables.cpp
 """
 import sys
@@ -35,6 +38,10 @@ def mask(cp):
         m = 4  # no alternative: skipped like a space
     if c.isalnum() or c == "_":
         m |= 8
+    if c.isdecimal():
+        m |= 16  # re's \d
+    if unicodedata.category(c) == "Cn":
+        m |= 32  # unassigned in the interpreter's Unicode: NFC and lower() leave it alone
     return m
 
 

@@ -88,6 +88,15 @@ TEST(ModelConfig, AcceptsOpenClipKeysAtTheirDefaults) {
   EXPECT_EQ(config.preprocess.interpolation, clip::Filter::bilinear);
 }
 
+// open_clip's own RN50.json writes "patch_size": null: null reads as an absent key, as open_clip's dataclasses do.
+TEST(ModelConfig, ReadsNullAsAbsent) {
+  const auto config = clip::parse_model_config(R"({
+    "embed_dim": 1024, "vision_cfg": {"image_size": 224, "layers": [3, 4, 6, 3], "width": 64, "patch_size": null},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}})",
+                                               "RN50.json");
+  EXPECT_EQ(config.vision.resnet_layers, (std::vector<int64_t>{3, 4, 6, 3}));
+}
+
 // Expects parse_model_config to fail with a message containing every one of `needles`.
 void expect_error(const std::string& json, std::initializer_list<const char*> needles) {
   try {

@@ -122,22 +122,33 @@ std::vector<uint8_t> plain_resize(const std::vector<uint8_t>& src, int64_t w, in
     return all;
   };
   auto clip8 = [](int64_t v) { return static_cast<uint8_t>(std::clamp<int64_t>(v >> 22, 0, 255)); };
-  std::vector<uint8_t> mid(h * ow * c), out(oh * ow * c);
   const auto ht = taps(w, ow), vt = taps(h, oh);
-  for (int64_t y = 0; y < h; ++y)
-    for (int64_t x = 0; x < ow; ++x)
-      for (int ch = 0; ch < c; ++ch) {
-        int64_t acc = 1 << 21;
-        for (const auto& [i, k] : ht[x]) acc += src[(y * w + i) * c + ch] * k;
-        mid[(y * ow + x) * c + ch] = ow == w ? src[(y * w + x) * c + ch] : clip8(acc);
-      }
-  for (int64_t y = 0; y < oh; ++y)
-    for (int64_t x = 0; x < ow; ++x)
-      for (int ch = 0; ch < c; ++ch) {
-        int64_t acc = 1 << 21;
-        for (const auto& [i, k] : vt[y]) acc += mid[(i * ow + x) * c + ch] * k;
-        out[(y * ow + x) * c + ch] = oh == h ? mid[(y * ow + x) * c + ch] : clip8(acc);
-      }
+  // One pass along x (rows of the source taken at `in_w` wide) or along y, as Pillow's two resamplers.
+  auto horizontal = [&](const std::vector<uint8_t>& in, int64_t in_w, int64_t rows) {
+    std::vector<uint8_t> res(rows * ow * c);
+    for (int64_t y = 0; y < rows; ++y)
+      for (int64_t x = 0; x < ow; ++x)
+        for (int ch = 0; ch < c; ++ch) {
+          int64_t acc = 1 << 21;
+          for (const auto& [i, k] : ht[x]) acc += in[(y * in_w + i) * c + ch] * k;
+          res[(y * ow + x) * c + ch] = ow == w ? in[(y * in_w + x) * c + ch] : clip8(acc);
+        }
+    return res;
+  };
+  auto vertical = [&](const std::vector<uint8_t>& in, int64_t cols) {
+    std::vector<uint8_t> res(oh * cols * c);
+    for (int64_t y = 0; y < oh; ++y)
+      for (int64_t x = 0; x < cols; ++x)
+        for (int ch = 0; ch < c; ++ch) {
+          int64_t acc = 1 << 21;
+          for (const auto& [i, k] : vt[y]) acc += in[(i * cols + x) * c + ch] * k;
+          res[(y * cols + x) * c + ch] = oh == h ? in[(y * cols + x) * c + ch] : clip8(acc);
+        }
+    return res;
+  };
+  // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many pixels as the width.
+  const bool vertical_first = ow != w && oh < h && h - oh > 2 * (w - ow);
+  std::vector<uint8_t> out = vertical_first ? horizontal(vertical(src, w), w, oh) : vertical(horizontal(src, w, h), ow);
   return out;
 }
 

@@ -169,6 +169,23 @@ void resample_separable(const uint8_t* src, int64_t src_stride, int64_t pixel_by
     row_begin = vt.source_begin();
     row_end = vt.source_end();
   }
+  // Pillow 13 (python-pillow/Pillow#9549) runs the vertical pass first when the height shrinks by more than twice
+  // as many pixels as the width; the order changes the rounding of the 8-bit (and clipping of the 16-bit)
+  // intermediate, so it is followed exactly.
+  const bool vertical_first = resize_width && resize_height && g.out_height < g.in_height &&
+                              g.in_height - g.out_height > 2 * (g.in_width - g.out_width);
+  if (vertical_first) {
+    const Taps ht = compute_taps(g.in_width, g.out_width, w.x, w.width, filter);
+    const int64_t col_begin = ht.source_begin(), col_end = ht.source_end();
+    // The window's rows at every source column it needs, kept at their source positions (the horizontal taps index
+    // source columns).
+    const int64_t temp_stride = g.in_width * pixel_bytes;
+    std::vector<uint8_t> temp(static_cast<size_t>(w.height * temp_stride));
+    vertical_step(src + row_begin * src_stride + col_begin * pixel_bytes, src_stride, vt, row_begin,
+                  col_end - col_begin, temp.data() + col_begin * pixel_bytes, temp_stride);
+    horizontal_step(temp.data(), temp_stride, w.height, ht, dst, dst_stride);
+    return;
+  }
   const uint8_t* rows = src + row_begin * src_stride;
   int64_t rows_stride = src_stride;
   std::vector<uint8_t> temp;
@@ -185,7 +202,7 @@ void resample_separable(const uint8_t* src, int64_t src_stride, int64_t pixel_by
   } else {
     rows += w.x * pixel_bytes;  // no horizontal pass: the window's columns of the source
   }
-  vertical_step(rows, rows_stride, vt, row_begin, dst, dst_stride);
+  vertical_step(rows, rows_stride, vt, row_begin, w.width, dst, dst_stride);
 }
 
 }  // namespace
@@ -201,10 +218,14 @@ void resample_u8(const uint8_t* src, int64_t src_stride, int channels, const Res
       [&](const uint8_t* rows, int64_t stride, int64_t n, const Taps& ht, uint8_t* out, int64_t out_stride) {
         horizontal_pass(rows, stride, n, g.in_width, channels, ht, width, out, out_stride);
       },
-      [&](const uint8_t* rows, int64_t stride, const Taps& vt, int64_t row_begin, uint8_t* out, int64_t out_stride) {
-        vertical_pass(rows, stride, width * channels, vt, row_begin, height, out, out_stride);
-      });
+      [&](const uint8_t* rows, int64_t stride, const Taps& vt, int64_t row_begin, int64_t columns, uint8_t* out,
+          int64_t out_stride) { vertical_pass(rows, stride, columns * channels, vt, row_begin, height, out, out_stride); });
 }
+
+namespace {
+// Pillow opens a 16-bit gray PNG as I;16 (since Pillow 10) and clips each resampling pass to 0..65535 (#9480).
+int32_t clip16(int32_t v) { return v <= 0 ? 0 : v < 65536 ? v : 65535; }
+}  // namespace
 
 void resample_i32(const uint8_t* src, int64_t src_stride, const ResampleGeometry& g, Filter filter, uint8_t* dst,
                   int64_t dst_stride) {
@@ -220,19 +241,20 @@ void resample_i32(const uint8_t* src, int64_t src_stride, const ResampleGeometry
             const double* k = ht.weights.data() + x * ht.ksize;
             double ss = 0.0;
             for (int32_t i = 0; i < ht.n[x]; ++i) ss += load_i32(s + 4 * (ht.first[x] + i)) * k[i];
-            const int32_t v = round_up(ss);
+            const int32_t v = clip16(round_up(ss));
             std::memcpy(out + y * out_stride + 4 * x, &v, 4);
           }
         }
       },
-      [&](const uint8_t* rows, int64_t stride, const Taps& vt, int64_t row_begin, uint8_t* out, int64_t out_stride) {
+      [&](const uint8_t* rows, int64_t stride, const Taps& vt, int64_t row_begin, int64_t columns, uint8_t* out,
+          int64_t out_stride) {
         for (int64_t y = 0; y < height; ++y) {
           const double* k = vt.weights.data() + y * vt.ksize;
           const uint8_t* r = rows + (vt.first[y] - row_begin) * stride;
-          for (int64_t x = 0; x < width; ++x) {
+          for (int64_t x = 0; x < columns; ++x) {
             double ss = 0.0;
             for (int32_t i = 0; i < vt.n[y]; ++i) ss += load_i32(r + i * stride + 4 * x) * k[i];
-            const int32_t v = round_up(ss);
+            const int32_t v = clip16(round_up(ss));
             std::memcpy(out + y * out_stride + 4 * x, &v, 4);
           }
         }

@@ -110,10 +110,11 @@ class ObjectReader {
   std::string where(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
  private:
+  // A null is an absent key, as open_clip's dataclasses read None (its RN50.json has "patch_size": null).
   const json* take(const std::string& key) {
     used_.insert(key);
     auto it = object_.find(key);
-    return it == object_.end() ? nullptr : &*it;
+    return it == object_.end() || it->is_null() ? nullptr : &*it;
   }
 
   const json& object_;

@@ -1,7 +1,7 @@
 #pragma once
-// How the reference tokenizer's split pattern (the `regex` module) and Python's `re` (\w, for ftfy) classify code
-// points, generated from the reference environment (scripts/gen_split_tables.py). Internal; read by classify()
-// and ftfy's badness heuristic.
+// How the reference tokenizer's split pattern (the `regex` module), Python's `re` (\w, \d, for ftfy) and its
+// unicodedata classify code points, generated from the reference environment (scripts/gen_split_tables.py).
+// Internal; read by src/text/unicode.cpp.
 #include <cstddef>
 #include <cstdint>
 
@@ -11,7 +11,9 @@ enum : uint8_t {
   kLetter = 1,  ///< taken by [\p{L}]+
   kNumber = 2,  ///< taken by [\p{N}]
   kSkip = 4,    ///< taken by no alternative (\s, U+0345)
-  kWord = 8,    ///< Python re's \w: str.isalnum() or '_'
+  kWord = 8,         ///< Python re's \w: str.isalnum() or '_'
+  kDecimal = 16,     ///< Python re's \d: str.isdecimal()
+  kUnassigned = 32,  ///< unassigned in the reference interpreter's unicodedata (category Cn)
 };
 
 /// Code points with the same non-zero mask, sorted, disjoint; every other code point is [^\s\p{L}\p{N}] and not \w.

@@ -282,8 +282,9 @@ void ftfy_fix_text(std::u32string& text) {
     next = std::min(next, pos + kMaxDecodeLength);
     segment.assign(text, pos, next - pos);
     if (segment.find(U'<') != std::u32string::npos) unescape = false;
-    // ftfy.fix_and_explain repeats all its fixes until the segment stops changing (so "&amp;amp;" becomes "&").
-    for (int round = 0; round < 16 && needs_ftfy(segment); ++round) {
+    // ftfy.fix_and_explain repeats all its fixes until the segment stops changing (so "&amp;amp;" becomes "&", one
+    // level a round). ftfy has no bound; this one (far past any real text) keeps a crafted one at O(1000 n).
+    for (int round = 0; round < 1000 && needs_ftfy(segment); ++round) {
       before = segment;
       if (unescape) ftfy_unescape(segment, segment.size());
       segment = ftfy::fix_encoding(std::move(segment));

@@ -115,7 +115,61 @@ std::string utf8_decode_replace(std::string_view bytes) {
   return out;
 }
 
+namespace {
+
+// The split table's mask of `cp`: a direct array over the BMP, a binary search above it.
+uint8_t split_mask(char32_t cp) {
+  using split_tables::kRanges;
+  const auto search = [](char32_t c) -> uint8_t {
+    const auto* end = kRanges + split_tables::kRangeCount;
+    const auto* r = std::upper_bound(kRanges, end, c, [](char32_t v, const auto& x) { return v < x.first; });
+    return r != kRanges && c <= (r - 1)->last ? (r - 1)->mask : 0;
+  };
+  static const std::vector<uint8_t> bmp = [&] {
+    std::vector<uint8_t> m(0x10000, 0);
+    for (size_t i = 0; i < split_tables::kRangeCount && kRanges[i].first < 0x10000; ++i) {
+      for (char32_t c = kRanges[i].first; c <= kRanges[i].last && c < 0x10000; ++c) m[c] = kRanges[i].mask;
+    }
+    return m;
+  }();
+  return cp < 0x10000 ? bmp[cp] : search(cp);
+}
+
+
+// Whether `text` holds a character the reference interpreter does not know (see split_tables.h).
+bool has_unassigned(std::u32string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char32_t c) { return c >= 0x300 && (split_mask(c) & split_tables::kUnassigned); });
+}
+
+void nfc_icu(std::u32string& text);
+void lower_icu(std::u32string_view text, std::string& out);
+
+}  // namespace
+
 void nfc(std::u32string& text) {
+  // Python's unicodedata treats a character it does not know as a starter that composes with nothing (ICU may
+  // know it as a combining mark): normalizing the runs between such characters, each alone, is what Python does.
+  if (!has_unassigned(text)) return nfc_icu(text);
+  std::u32string out, run;
+  for (char32_t c : text) {
+    if (c >= 0x300 && (split_mask(c) & split_tables::kUnassigned)) {
+      nfc_icu(run);
+      out += run;
+      out.push_back(c);
+      run.clear();
+    } else {
+      run.push_back(c);
+    }
+  }
+  nfc_icu(run);
+  out += run;
+  text.swap(out);
+}
+
+namespace {
+
+void nfc_icu(std::u32string& text) {
   // Below U+0300 there are no combining marks and no singleton decompositions: already NFC.
   if (std::all_of(text.begin(), text.end(), [](char32_t c) { return c < 0x300; })) return;
   thread_local std::u16string in, out;
@@ -137,7 +191,27 @@ void nfc(std::u32string& text) {
   from_utf16(std::u16string_view(out.data(), static_cast<size_t>(length)), text);
 }
 
+}  // namespace
+
 void lower_to_utf8(std::u32string_view text, std::string& out) {
+  // A character Python does not know is uncased and not case-ignorable: it lowercases to itself, and the Final_Sigma
+  // context ends at it, so the runs between such characters are lowercased each alone.
+  if (!has_unassigned(text)) return lower_icu(text, out);
+  out.clear();
+  std::string piece;
+  size_t start = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    if (i < text.size() && !(text[i] >= 0x300 && (split_mask(text[i]) & split_tables::kUnassigned))) continue;
+    lower_icu(text.substr(start, i - start), piece);
+    out += piece;
+    if (i < text.size()) append_utf8(text[i], out);
+    start = i + 1;
+  }
+}
+
+namespace {
+
+void lower_icu(std::u32string_view text, std::string& out) {
   out.clear();
   if (std::all_of(text.begin(), text.end(), [](char32_t c) { return c < 0x80; })) {
     out.reserve(text.size());
@@ -162,32 +236,13 @@ void lower_to_utf8(std::u32string_view text, std::string& out) {
   utf32_to_utf8(result, out);
 }
 
+}  // namespace
+
 bool is_python_space(char32_t cp) {
   if (cp < 0x80) return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20);
   return std::binary_search(text_tables::kPythonSpace, text_tables::kPythonSpace + text_tables::kPythonSpaceCount, cp);
 }
 
-namespace {
-
-// The split table's mask of `cp`: a direct array over the BMP, a binary search above it.
-uint8_t split_mask(char32_t cp) {
-  using split_tables::kRanges;
-  const auto search = [](char32_t c) -> uint8_t {
-    const auto* end = kRanges + split_tables::kRangeCount;
-    const auto* r = std::upper_bound(kRanges, end, c, [](char32_t v, const auto& x) { return v < x.first; });
-    return r != kRanges && c <= (r - 1)->last ? (r - 1)->mask : 0;
-  };
-  static const std::vector<uint8_t> bmp = [&] {
-    std::vector<uint8_t> m(0x10000, 0);
-    for (size_t i = 0; i < split_tables::kRangeCount && kRanges[i].first < 0x10000; ++i) {
-      for (char32_t c = kRanges[i].first; c <= kRanges[i].last && c < 0x10000; ++c) m[c] = kRanges[i].mask;
-    }
-    return m;
-  }();
-  return cp < 0x10000 ? bmp[cp] : search(cp);
-}
-
-}  // namespace
 
 // The reference's classes are the `regex` module's, which follows a newer Unicode than the system ICU may
 // (U+0558 is a letter to regex 2026.11.19, unassigned to ICU 72), and IGNORECASE adds its own quirk: U+0345
@@ -205,7 +260,7 @@ bool is_python_word(char32_t cp) { return (split_mask(cp) & split_tables::kWord)
 
 bool is_decimal_digit(char32_t cp) {
   if (cp < 0x80) return cp >= '0' && cp <= '9';
-  return u_charType(static_cast<UChar32>(cp)) == U_DECIMAL_DIGIT_NUMBER;
+  return (split_mask(cp) & split_tables::kDecimal) != 0;
 }
 
 }  // namespace clip::text

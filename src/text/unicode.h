@@ -19,11 +19,12 @@ void utf32_to_utf8(std::u32string_view in, std::string& out);
 /// Python's bytes.decode("utf-8", errors="replace"): each maximal ill-formed subsequence becomes one U+FFFD.
 std::string utf8_decode_replace(std::string_view bytes);
 
-/// Unicode NFC (ICU), in place.
+/// Unicode NFC as the reference interpreter's unicodedata does it (ICU, except that characters the interpreter
+/// does not know are left alone, as it does), in place.
 void nfc(std::u32string& text);
 
 /// Python's str.lower(): full Unicode lowercase with the unconditional SpecialCasing rules and the Final_Sigma
-/// context (ICU, root locale), written as UTF-8.
+/// context (ICU, root locale; characters the reference interpreter does not know stay as they are), as UTF-8.
 void lower_to_utf8(std::u32string_view text, std::string& out);
 
 /// Python's str.isspace(): what str.strip() removes (includes U+001C..U+001F).
@@ -46,7 +47,7 @@ CharClass classify(char32_t cp);
 /// Python re's \w for str patterns (str.isalnum() or '_'), as ftfy's heuristic sees it.
 bool is_python_word(char32_t cp);
 
-/// Python's \d (Nd) for one code point.
+/// Python re's \d (str.isdecimal()) for one code point, in the reference interpreter's Unicode.
 bool is_decimal_digit(char32_t cp);
 
 }  // namespace clip::text

@@ -8,12 +8,19 @@ Four corpora, made here from fixed seeds:
               single-byte codecs and as strict cp1252 with U+FFFD, once and twice, with no-break spaces lost,
               and mixed with correct text and with mojibake of another codec;
   configs     every class name and template of configs/ (templates filled with a class name);
+  edge        nested entities, utf-8-variants' end-of-text quirks, control characters and terminal escapes,
+              characters newer than the interpreter's Unicode among combining marks (from a review);
   random      random Unicode mixtures of the characters ftfy's heuristic looks at and of eight other blocks,
               random bytes read as a random codec, and random text mis-decoded piecewise.
 For every text, four things must be identical: ftfy.badness.is_bad, ftfy.fix_encoding, ftfy.fix_text (each
 against tests/reference/text_probe.cpp, which calls libclip's port) and the token ids of open_clip's
 SimpleTokenizer (ftfy.fix_text + basic_clean + whitespace_clean + lower, then the BPE) against clip_tokenize.
 Exits 1 on any difference, printing each (up to --show per corpus and check).
+
+Also reported, not checked: HF transformers' CLIPTokenizer on the same texts, built from the same vocabulary and
+merges (in transformers 5 CLIPTokenizerFast is the same class: the `tokenizers` library with NFC, \s+ -> " " and
+lowercasing, no ftfy and no HTML unescaping), counted where its ids differ from openai/CLIP's; docs/tokenizer.md
+records the counts. libclip follows openai/CLIP.
 
 Run by ctest (reference.ftfy) in builds configured with the reference environment (CLIP_TORCH=pip, scripts/venv);
 by hand: $(scripts/venv)/bin/python tests/reference/test_ftfy.py --probe build-torch2/bin/clip_text_probe \
@@ -112,6 +119,23 @@ def config_texts():
     return texts
 
 
+def edge_texts(rng):
+    """Corners found in review: nested entities, ftfy's `$` quirks in utf-8-variants, control characters and
+    terminal escapes with digits of any script, characters newer than the interpreter's Unicode."""
+    texts = ["&amp;" + "amp;" * n for n in range(0, 60, 3)]
+    texts += ["a" * n + "&amp;" + "amp;" * n + " x" for n in range(0, 40, 4)]
+    texts += ["Ã©À\n", "Ã©À", "Ã©À\nx", "Ã©í\xa0½í¸\n", "Ã©í\xa0½í¸¶", "Ã©í\xa0½", "Ã©í\n",
+              "\x1b[31mred\x1b[0m", "\x1b[\U00011F50m", "\x1b[\U0001E4F0mx", "\x1b[٣;۴mx", "a\r\nb\rc\u2028d\u2029e",
+              "a\U0001E4EE\u0301", "e\U00011F41\u0301x", "\u0130\U0001E4D0\u03a3", "\u03a3\U0001E4D0"]
+    # Unicode 15+ letters, marks and digits among C0 controls, escapes and combining marks.
+    newer = [chr(c) for c in list(range(0x11F00, 0x11F5A)) + list(range(0x1E4D0, 0x1E4FA)) + list(range(0x1E030, 0x1E090))]
+    bits = newer + ["\u0301", "\u0323", "\u0345", "\x1b[", ";", "1", "m", "\r", "\x00", "\x07", "\x1a", "\x7f",
+                    "A", "Σ", "ς", "é", "Ã", "©", " ", "\n"]
+    for _ in range(3000):
+        texts.append("".join(rng.choice(bits) for _ in range(rng.randint(1, 20))))
+    return texts
+
+
 def random_texts(rng, count):
     # Characters ftfy's categories name, the windows-1252 specials, C1 controls, box drawing, and other blocks.
     classes = [re.compile("[" + chars + "]") for chars in
@@ -155,6 +179,20 @@ def random_texts(rng, count):
     return texts
 
 
+def hf_tokenizer(reference):
+    """HF's CLIPTokenizer from open_clip's vocabulary and merges (what the hub's vocab.json and merges.txt hold)."""
+    from transformers import CLIPTokenizer
+
+    merges = [tuple(pair) for pair, _ in sorted(reference.bpe_ranks.items(), key=lambda item: item[1])]
+    return CLIPTokenizer(vocab=dict(reference.encoder), merges=merges)
+
+
+def transformers_version():
+    import transformers
+
+    return transformers.__version__
+
+
 def run_lines(cmd, lines):
     p = subprocess.run(cmd, input="".join(line + "\n" for line in lines).encode("utf-8"), capture_output=True)
     if p.returncode != 0:
@@ -178,6 +216,7 @@ def main():
         "ftfy-cases": ftfy_cases(),
         "mojibake": mojibake(rng),
         "configs": config_texts(),
+        "edge": edge_texts(rng),
         "random": random_texts(rng, args.random),
     }
     texts, owner = [], []
@@ -197,6 +236,8 @@ def main():
         "fix_text": (ftfy.fix_text, lambda i: probe[i].get("text")),
         "token ids": (tokenizer.encode, lambda i: ours_ids[i].get("bpe")),
     }
+    hf = hf_tokenizer(tokenizer)
+    hf_ids = hf(texts, add_special_tokens=False)["input_ids"]
     failures = 0
     table = {name: {check: 0 for check in checks} for name in corpora}
     shown = {}
@@ -215,6 +256,24 @@ def main():
                 if shown[key] <= args.show:
                     print("  %s / %s differs on %r:\n    ftfy/open_clip %r\n    libclip        %r"
                           % (owner[i], check, text, want, got))
+    hf_table = {name: 0 for name in corpora}
+    hf_untouched = [0, 0]  # texts ftfy leaves alone: [count, HF differs]
+    hf_shown = 0
+    for i, text in enumerate(texts):
+        want = checks["token ids"][0](text)
+        untouched = ftfy.fix_text(text) == text
+        hf_untouched[0] += untouched
+        if hf_ids[i] != want:
+            hf_untouched[1] += untouched
+            hf_table[owner[i]] += 1
+            hf_shown += 1
+            if hf_shown <= args.show:
+                print("  HF CLIPTokenizer differs from openai/CLIP on %r:\n    openai/CLIP %r\n    HF          %r"
+                      % (text, want, hf_ids[i]))
+    print("test_ftfy: HF transformers %s CLIPTokenizer (%s) differs from openai/CLIP on: %s (reported, not checked)"
+          % (transformers_version(), type(hf).__name__,
+             ", ".join("%s %d of %d" % (k, hf_table[k], len(v)) for k, v in corpora.items())))
+    print("test_ftfy: ... of them on texts ftfy leaves unchanged: %d of %d" % (hf_untouched[1], hf_untouched[0]))
     for name, items in corpora.items():
         print("test_ftfy: %-10s %6d texts; differences: %s" % (
             name, len(items), ", ".join("%s %d" % (c, n) for c, n in table[name].items())))

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""libclip's models against open_clip's at the released architectures' full sizes (issue 18).
+
+For each of the nine architectures OpenAI released (RN50, RN101, RN50x4, RN50x16, RN50x64, ViT-B-32, ViT-B-16,
+ViT-L-14, ViT-L-14-336), in open_clip's GELU form and its "-quickgelu" form (OpenAI's activation):
+  1. open_clip.create_model(name) with a fixed seed: random weights, fp32, CPU, eval mode;
+  2. its state dict saved as safetensors and its config (open_clip.get_model_config) as JSON;
+  3. a small batch: random normalized images at the model's resolution, and texts tokenized by open_clip;
+  4. clip_embed --inputs (libclip) and open_clip (encode_image, encode_text, the scaled cosine logits);
+  5. image features, text features and logits must agree within 1e-4, relative to the largest reference value.
+Then HF transformers: CLIPModel with random weights (seeded) in two shapes, ViT-B/32 (HF's default config, text
+pooled at the first end token, eos_token_id 49407) and ViT-L/14 (eos_token_id 2: HF's legacy argmax pooling, as
+the hub's openai checkpoints), written with save_pretrained and loaded by clip_embed from the folder: normalized
+image and text embeddings and logits within the same bound.
+The measured differences are printed. Nothing is committed: weights and inputs are made here, in a temporary
+folder, one model at a time. Exits 1 if any difference is over the bound.
+
+Run by ctest (reference.models) with -DCLIP_REFERENCE_TESTS; by hand:
+    $(scripts/venv)/bin/python tests/reference/test_models.py --embed build-torch2/bin/clip_embed [--only RN50]
+"""
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import open_clip
+import torch
+from safetensors.torch import load_file, save_file
+
+ARCHITECTURES = ["RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336"]
+TEXTS = ["a photo of a dog.", "a diagram of a café in Zürich, drawn in 1920", ""]
+TOLERANCE = 1e-4
+
+
+def relative(ours, ref):
+    return ((ours.double() - ref.double()).abs().max() / ref.double().abs().max().clamp_min(1e-12)).item()
+
+
+def check(name, embed, folder, threads, seed):
+    torch.manual_seed(seed)
+    model = open_clip.create_model(name)  # random weights (open_clip's init), fp32, CPU
+    model.eval()
+    config = open_clip.get_model_config(name)
+    ckpt = os.path.join(folder, "model.safetensors")
+    cfg = os.path.join(folder, "config.json")
+    inputs = os.path.join(folder, "inputs.safetensors")
+    output = os.path.join(folder, "outputs.safetensors")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
+    with open(cfg, "w") as f:
+        json.dump(config, f)
+    size = config["vision_cfg"]["image_size"]
+    image = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed + 1))
+    text = open_clip.get_tokenizer(name)(TEXTS)
+    save_file({"image": image, "text": text}, inputs)
+    start = time.time()
+    with torch.no_grad():
+        image_features = model.encode_image(image)
+        text_features = model.encode_text(text)
+        logits = model.logit_scale.exp() * torch.nn.functional.normalize(image_features, dim=-1) @ \
+            torch.nn.functional.normalize(text_features, dim=-1).T
+    ref_seconds = time.time() - start
+    del model
+    start = time.time()
+    p = subprocess.run([embed, "--checkpoint", ckpt, "--config", cfg, "--inputs", inputs, "--output", output,
+                        "--threads", str(threads)], capture_output=True, text=True)
+    ours_seconds = time.time() - start
+    if p.returncode != 0:
+        print("  %s: clip_embed exited %d: %s" % (name, p.returncode, p.stderr.strip()[-400:]))
+        return None
+    ours = load_file(output)
+    diffs = {
+        "image_features": relative(ours["image_features"], image_features),
+        "text_features": relative(ours["text_features"], text_features),
+        "logits": relative(ours["logits_per_image"], logits),
+    }
+    for f in (ckpt, inputs, output):
+        os.remove(f)
+    return diffs, ref_seconds, ours_seconds
+
+
+def check_hf(label, config_kwargs, embed, folder, threads, seed):
+    from transformers import CLIPConfig, CLIPModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    torch.manual_seed(seed)
+    model = CLIPModel(CLIPConfig(**config_kwargs)).eval()
+    hf_folder = os.path.join(folder, "hf")
+    model.save_pretrained(hf_folder)
+    size = model.config.vision_config.image_size
+    image = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed + 1))
+    text = open_clip.get_tokenizer("ViT-B-32")(TEXTS)
+    inputs = os.path.join(folder, "inputs.safetensors")
+    output = os.path.join(folder, "outputs.safetensors")
+    save_file({"image": image, "text": text}, inputs)
+    with torch.no_grad():
+        out = model(input_ids=text, pixel_values=image)
+    del model
+    p = subprocess.run([embed, "--checkpoint", hf_folder, "--inputs", inputs, "--output", output,
+                        "--threads", str(threads)], capture_output=True, text=True)
+    if p.returncode != 0:
+        print("  %s: clip_embed exited %d: %s" % (label, p.returncode, p.stderr.strip()[-400:]))
+        return None
+    ours = load_file(output)
+    normalize = torch.nn.functional.normalize
+    diffs = {
+        "image_features": relative(normalize(ours["image_features"], dim=-1), out.image_embeds),
+        "text_features": relative(normalize(ours["text_features"], dim=-1), out.text_embeds),
+        "logits": relative(ours["logits_per_image"], out.logits_per_image),
+    }
+    subprocess.run(["rm", "-rf", hf_folder, inputs, output])
+    return diffs
+
+
+HF_MODELS = [
+    ("HF CLIPModel ViT-B/32", {}),
+    ("HF CLIPModel ViT-L/14 eos 2", {
+        "projection_dim": 768,
+        "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+                        "num_hidden_layers": 12, "eos_token_id": 2},
+        "vision_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16,
+                          "num_hidden_layers": 24, "patch_size": 14, "image_size": 224}}),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--embed", required=True, help="clip_embed")
+    ap.add_argument("--only", nargs="*", help="architectures (default: all nine)")
+    ap.add_argument("--no-quickgelu", action="store_true", help="only open_clip's GELU forms")
+    ap.add_argument("--no-hf", action="store_true", help="leave out the HF transformers models")
+    ap.add_argument("--threads", type=int, default=0, help="threads for both sides (0: LibTorch's default)")
+    args = ap.parse_args()
+    logging.getLogger().setLevel(logging.ERROR)  # open_clip's "No pretrained weights loaded" for every model
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = []
+    for arch in args.only or ARCHITECTURES:
+        names.append(arch)
+        if not args.no_quickgelu:
+            names.append(arch + "-quickgelu")
+    failures = 0
+    start = time.time()
+    print("test_models: open_clip %s, torch %s; bound %g relative to the largest reference value"
+          % (open_clip.__version__, torch.__version__, TOLERANCE))
+    with tempfile.TemporaryDirectory(prefix="clip_models_") as folder:
+        for i, name in enumerate(names):
+            result = check(name, args.embed, folder, args.threads, seed=1000 + i)
+            if result is None:
+                failures += 1
+                continue
+            diffs, ref_s, ours_s = result
+            worst = max(diffs.values())
+            bad = worst > TOLERANCE
+            failures += bad
+            print("test_models: %-24s %s  image %.2e  text %.2e  logits %.2e  (open_clip %.1f s, clip_embed %.1f s "
+                  "with loading)" % (name, "FAIL" if bad else "ok  ", diffs["image_features"], diffs["text_features"],
+                                     diffs["logits"], ref_s, ours_s))
+            sys.stdout.flush()
+        for i, (label, kwargs) in enumerate([] if args.no_hf else HF_MODELS):
+            diffs = check_hf(label, kwargs, args.embed, folder, args.threads, seed=2000 + i)
+            names.append(label)
+            if diffs is None:
+                failures += 1
+                continue
+            worst = max(diffs.values())
+            failures += worst > TOLERANCE
+            print("test_models: %-24s %s  image %.2e  text %.2e  logits %.2e  (normalized embeddings)"
+                  % (label[:24], "FAIL" if worst > TOLERANCE else "ok  ", diffs["image_features"],
+                     diffs["text_features"], diffs["logits"]))
+    print("test_models: %d of %d models over the bound; %.0f s" % (failures, len(names), time.time() - start))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
