@@ -88,13 +88,15 @@ TEST(ModelConfig, AcceptsOpenClipKeysAtTheirDefaults) {
   EXPECT_EQ(config.preprocess.interpolation, clip::Filter::bilinear);
 }
 
-// open_clip's own RN50.json writes "patch_size": null: null reads as an absent key, as open_clip's dataclasses do.
-TEST(ModelConfig, ReadsNullAsAbsent) {
+// open_clip's own RN50.json writes "patch_size": null (a ResNet never reads it); its preprocess_cfg drops None.
+TEST(ModelConfig, ReadsOpenClipsNulls) {
   const auto config = clip::parse_model_config(R"({
     "embed_dim": 1024, "vision_cfg": {"image_size": 224, "layers": [3, 4, 6, 3], "width": 64, "patch_size": null},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}})",
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12},
+    "preprocess_cfg": {"resize_mode": null}})",
                                                "RN50.json");
   EXPECT_EQ(config.vision.resnet_layers, (std::vector<int64_t>{3, 4, 6, 3}));
+  EXPECT_EQ(config.preprocess.resize_mode, clip::ResizeMode::shortest);
 }
 
 // Expects parse_model_config to fail with a message containing every one of `needles`.
@@ -125,6 +127,9 @@ TEST(ModelConfig, RejectsWrongTypes) {
   expect_error(with_vision(R"({"layers": 1, "width": "64", "patch_size": 16, "image_size": 32})"),
                {"bad.json", "vision_cfg.width", "integer", "\"64\""});
   expect_error(with_vision(R"({"layers": [1, 2], "width": 64, "image_size": 32})"), {"vision_cfg.layers", "[1,2]"});
+  // null is not "the default" outside a ResNet's patch_size and preprocess_cfg (open_clip would fail too).
+  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": null, "image_size": 32})"),
+               {"vision_cfg.patch_size", "integer", "null"});
   expect_error(R"({"embed_dim": 16, "quick_gelu": 1, "vision_cfg": {}, )" + std::string(kText) + "}",
                {"quick_gelu", "true or false"});
   expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": -32})"),

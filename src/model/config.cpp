@@ -23,12 +23,20 @@ using json = nlohmann::json;
 // libclip accepts at its default value, or be informational; anything left over is an error.
 class ObjectReader {
  public:
-  ObjectReader(const json& object, std::string source, std::string path)
-      : object_(object), source_(std::move(source)), path_(std::move(path)) {
+  // `null_is_absent`: a null value reads as a missing key (open_clip's merge_preprocess_dict drops None).
+  ObjectReader(const json& object, std::string source, std::string path, bool null_is_absent = false)
+      : object_(object), source_(std::move(source)), path_(std::move(path)), null_is_absent_(null_is_absent) {
     if (!object_.is_object()) fail(source_, ": '", path_, "' must be a JSON object, got ", object_.dump());
   }
 
-  bool has(const std::string& key) const { return object_.contains(key); }
+  bool has(const std::string& key) const {
+    const auto it = object_.find(key);
+    return it != object_.end() && !(null_is_absent_ && it->is_null());
+  }
+  bool is_null(const std::string& key) const {
+    const auto it = object_.find(key);
+    return it != object_.end() && it->is_null();
+  }
 
   int64_t integer(const std::string& key, int64_t fallback) {
     const json* v = take(key);
@@ -110,17 +118,17 @@ class ObjectReader {
   std::string where(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
  private:
-  // A null is an absent key, as open_clip's dataclasses read None (its RN50.json has "patch_size": null).
   const json* take(const std::string& key) {
     used_.insert(key);
     auto it = object_.find(key);
-    return it == object_.end() || it->is_null() ? nullptr : &*it;
+    return it == object_.end() || (null_is_absent_ && it->is_null()) ? nullptr : &*it;
   }
 
   const json& object_;
   std::string source_;
   std::string path_;
   std::set<std::string> used_;
+  bool null_is_absent_;
 };
 
 // Upper bounds far beyond every released CLIP (ViT-bigG: 48 layers, width 1664; image 336; context 77; vocab 250k
@@ -151,7 +159,12 @@ VisionConfig parse_vision(const json& j, const std::string& source) {
   v.width = r.integer("width", v.width);
   v.head_width = r.integer("head_width", v.head_width);
   v.mlp_ratio = r.number("mlp_ratio", v.mlp_ratio);
-  v.patch_size = r.integer("patch_size", v.patch_size);
+  // open_clip's ResNet configs write "patch_size": null, which a ResNet never reads.
+  if (v.is_resnet() && r.is_null("patch_size")) {
+    r.ignore("patch_size");
+  } else {
+    v.patch_size = r.integer("patch_size", v.patch_size);
+  }
   for (const auto& [key, value, max] : {std::tuple<const char*, double, double>{"image_size", double(v.image_size), kMaxImageSize},
                                         {"width", double(v.width), kMaxWidth},
                                         {"head_width", double(v.head_width), kMaxWidth},
@@ -246,7 +259,7 @@ TextConfig parse_text(const json& j, const std::string& source) {
 }
 
 PreprocessOptions parse_preprocess(const json& j, const std::string& source) {
-  ObjectReader r(j, source, "preprocess_cfg");
+  ObjectReader r(j, source, "preprocess_cfg", /*null_is_absent=*/true);
   PreprocessOptions p;
   auto copy3 = [&](const std::string& key, std::array<double, 3>& out) {
     const auto values = r.numbers(key, 3);

@@ -8,8 +8,9 @@
 ///
 /// The filter is separable: per output pixel, coefficients over a support of `filter_support * max(1, in / out)`
 /// source pixels (so downsampling antialiases), normalized to sum 1. For 8-bit samples they are held in fixed point
-/// with 22 fractional bits, the horizontal pass runs first into an 8-bit buffer (rounded and clamped), then the
-/// vertical pass; a pass whose size does not change is skipped. Every output pixel depends only on its own
+/// with 22 fractional bits; the horizontal pass runs first into an 8-bit buffer (rounded and clamped), then the
+/// vertical pass, except that (as Pillow 13) the vertical pass runs first when the height shrinks by more than twice
+/// as many pixels as the width; a pass whose size does not change is skipped. Every output pixel depends only on its own
 /// coefficients, so a window of the result is bit-identical to the same window cut from the whole result.
 /// No OpenCV, no LibTorch: plain buffers, usable wherever pixels come from.
 #include <cstdint>
@@ -41,8 +42,8 @@ struct ResampleGeometry {
 void resample_u8(const uint8_t* src, int64_t src_stride, int channels, const ResampleGeometry& geometry,
                  Filter filter, uint8_t* dst, int64_t dst_stride);
 
-/// Resamples 32-bit signed integers (Pillow's mode I): double-precision coefficients, each pass rounded to an
-/// integer, no clamping. Strides in bytes.
+/// Resamples 16-bit gray held as 32-bit integers, as Pillow 10+ resizes a 16-bit gray PNG (mode I;16):
+/// double-precision coefficients, each pass rounded and clipped to 0..65535. Strides in bytes.
 void resample_i32(const uint8_t* src, int64_t src_stride, const ResampleGeometry& geometry, Filter filter,
                   uint8_t* dst, int64_t dst_stride);
 
