@@ -23,8 +23,11 @@
 #include "test_util.h"
 
 #include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/import.h>
 
 #include <random>
+
+#include "io/torch_archive.h"
 
 namespace fs = std::filesystem;
 
@@ -191,6 +194,49 @@ TEST(BadInputs, EachIsAClearOneLineError) {
   expect_refused((tmp / "missing.pt"), "no such file");
   const auto vit = clip::LoadOptions().config_path(clip::test::data("vit_tiny.json"));
   expect_refused(clip::test::data("rn_tiny.jit.pt"), "state dict does not match", vit);
+}
+
+// libclip reads a TorchScript archive's data.pkl and the __parameters__/__buffers__ lines of its code/ (LibTorch's
+// TorchScript importer compiles that code and crashes on hostile archives). Reference: torch::jit::load's
+// named_parameters() and named_buffers(); the same names, bit-identical tensors.
+TEST(TorchScript, ReadsWhatJitLoadReads) {
+  for (const std::string name : {"vit_tiny.jit.pt", "rn_tiny.jit.pt", "bad_checkpoints/other_model.jit.pt"}) {
+    const std::string path = name.find('/') == std::string::npos ? clip::test::data(name) : bad(name.substr(16));
+    torch::jit::Module module = torch::jit::load(path, at::kCPU);
+    clip::TensorMap reference;
+    for (const auto& p : module.named_parameters(true)) reference[p.name] = p.value.detach();
+    for (const auto& b : module.named_buffers(true)) reference[b.name] = b.value.detach();
+    const clip::TensorMap ours = clip::read_torchscript_tensors(path);
+    ASSERT_EQ(ours.size(), reference.size()) << name;
+    for (const auto& [key, tensor] : reference) {
+      ASSERT_TRUE(ours.count(key)) << name << ": " << key;
+      EXPECT_TRUE(ours.at(key).dtype() == tensor.dtype() && ours.at(key).equal(tensor)) << name << ": " << key;
+    }
+    std::printf("[ measured ] %s: %zu tensors, all bit-identical to torch::jit::load's\n", name.c_str(), ours.size());
+  }
+}
+
+// A zip record whose central directory claims far more bytes than its compressed data can expand to is refused
+// before anything is allocated for it (PyTorch's reader would allocate the claimed size).
+TEST(ZipRecords, ImpossibleSizesAreRefused) {
+  TempDir tmp;
+  std::ifstream in(clip::test::data("vit_tiny.ckpt.pt"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The central directory entry of the 'version' record: mark it deflated and claim 2 GiB uncompressed.
+  const size_t entry = bytes.rfind(std::string("PK\x01\x02", 4));
+  size_t at = std::string::npos;
+  for (size_t p = bytes.find(std::string("PK\x01\x02", 4)); p != std::string::npos;
+       p = bytes.find(std::string("PK\x01\x02", 4), p + 4)) {
+    const size_t name_size = uint8_t(bytes[p + 28]) | uint8_t(bytes[p + 29]) << 8;
+    if (bytes.compare(p + 46, name_size, "vit_tiny.ckpt/version") == 0) at = p;
+  }
+  ASSERT_NE(entry, std::string::npos);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 10] = 8;
+  for (int i = 0; i < 4; ++i) bytes[at + 24 + i] = "\x00\x00\x00\x80"[i];
+  const std::string path = (tmp / "claims.pt");
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  expect_refused(path, "claims 2147483648 bytes");
 }
 
 // The unpickler on corrupted input: 3000 random mutations of a real data.pkl either load or fail with

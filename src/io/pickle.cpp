@@ -32,8 +32,8 @@ const std::map<std::string, at::ScalarType>& storage_types() {
 
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size, const StorageLoader& load, std::string source)
-      : begin_(data), p_(data), end_(data + size), load_(load), source_(std::move(source)) {}
+  Unpickler(const uint8_t* data, size_t size, const StorageLoader& load, std::string source, Classes classes)
+      : begin_(data), p_(data), end_(data + size), load_(load), source_(std::move(source)), classes_(classes) {}
 
   ValuePtr run() {
     while (true) {
@@ -228,7 +228,10 @@ class Unpickler {
       fail(source_, ": corrupt pickle (a container that would contain itself, at byte ", offset() - 1,
            "); not a checkpoint libclip reads");
     }
-    if (child->kind == Kind::list || child->kind == Kind::dict || child->kind == Kind::tuple) child->held = true;
+    if (child->kind == Kind::list || child->kind == Kind::dict || child->kind == Kind::tuple ||
+        child->kind == Kind::object) {
+      child->held = true;
+    }
     container.depth = std::max(container.depth, child->depth + 1);
     if (container.depth > kMaxDepth) {
       fail(source_, ": containers nested deeper than ", kMaxDepth, " levels (at byte ", offset(),
@@ -323,16 +326,49 @@ class Unpickler {
       v->tensor = arg(args, 0, Kind::tensor, "parameter data")->tensor;
       return v;
     }
+    if (classes_ == Classes::torchscript) {
+      // A TorchScript module: `__torch__.<module>.<Class>`, called with no arguments and filled by BUILD.
+      if (name.rfind("__torch__.", 0) == 0) {
+        if (args->kind != Kind::tuple || !args->items.empty()) {
+          fail(source_, ": corrupt pickle (TorchScript object ", name, " constructed with arguments)");
+        }
+        auto v = make(Kind::object);
+        v->text = name;
+        return v;
+      }
+      // Type tags on lists and dicts (restore_type_tag(value, type)) and the typed-list builders of older
+      // archives (build_intlist(list), ...): the value itself.
+      static const char* const kPassThrough[] = {
+          "torch.jit._pickle.restore_type_tag", "torch.jit._pickle.build_intlist",
+          "torch.jit._pickle.build_doublelist", "torch.jit._pickle.build_boollist",
+          "torch.jit._pickle.build_tensorlist", "torch.jit._pickle.build_list"};
+      for (const char* pass : kPassThrough) {
+        if (name == pass) {
+          if (args->kind != Kind::tuple || args->items.empty()) fail(source_, ": corrupt pickle (", name, "())");
+          return args->items[0];
+        }
+      }
+    }
     refuse(name);
   }
 
   void build(const ValuePtr& state) {
-    // OrderedDict state (a state dict's `_metadata`) carries nothing we need.
     const ValuePtr target = top();
+    if (target->kind == Kind::object) {
+      // A TorchScript object's state: the dict of its attributes, given once.
+      if (state->kind != Kind::dict) {
+        fail(source_, ": TorchScript object ", target->text, " has a state of type ", state->type_name(),
+             ", not a dict of attributes; libclip reads modules whose attributes are tensors and submodules");
+      }
+      if (!target->entries.empty()) fail(source_, ": corrupt pickle (TorchScript object ", target->text, " built twice)");
+      adopt(*target, state);
+      target->entries = state->entries;
+      return;
+    }
+    // OrderedDict state (a state dict's `_metadata`) carries nothing we need.
     if (target->kind != Kind::dict && target->kind != Kind::tensor) {
       fail(source_, ": corrupt pickle (BUILD on a ", target->type_name(), ")");
     }
-    (void)state;
   }
 
   ValuePtr persistent(const ValuePtr& pid) {
@@ -364,6 +400,7 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::map<uint64_t, ValuePtr> memo_;
   std::map<std::string, ValuePtr> storages_;
+  Classes classes_;
 };
 
 }  // namespace
@@ -401,12 +438,14 @@ const char* Value::type_name() const {
     case Kind::tensor: return "tensor";
     case Kind::global: return "class";
     case Kind::storage: return "storage";
+    case Kind::object: return "TorchScript object";
   }
   return "unknown";
 }
 
-ValuePtr unpickle(const uint8_t* data, size_t size, const StorageLoader& load_storage, const std::string& source) {
-  return Unpickler(data, size, load_storage, source).run();
+ValuePtr unpickle(const uint8_t* data, size_t size, const StorageLoader& load_storage, const std::string& source,
+                  Classes classes) {
+  return Unpickler(data, size, load_storage, source, classes).run();
 }
 
 }  // namespace clip::pickle
