@@ -1,4 +1,5 @@
-// The restricted unpickler on any bytes: a torch.save file's data.pkl. Storages are served as a real archive would
+// The restricted unpickler on any bytes: a torch.save file's data.pkl, and (inputs whose length is odd) a TorchScript
+// archive's, where module objects are allowed. Storages are served as a real archive would
 // serve them: a record of at most 1 MiB, so a hostile element count is refused as the archive reader refuses it.
 #include <ATen/ATen.h>
 
@@ -14,6 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return at::zeros({numel}, at::TensorOptions().dtype(dtype));
   };
-  clip::fuzz::expect_clip_errors([&] { clip::pickle::unpickle(data, size, load, "fuzz.pt (data.pkl)"); });
+  const auto classes = size % 2 ? clip::pickle::Classes::torchscript : clip::pickle::Classes::plain;
+  clip::fuzz::expect_clip_errors([&] { clip::pickle::unpickle(data, size, load, "fuzz.pt (data.pkl)", classes); });
   return 0;
 }
