@@ -23,6 +23,7 @@
 #include "clip/dist/launch.h"
 #include "clip/model/checkpoint.h"
 #include "clip/io/safetensors.h"
+#include "clip/train/loss.h"
 #include "clip/train/optimizer.h"
 #include "clip/train/step.h"
 #include "clip/util/error.h"
@@ -78,12 +79,15 @@ clip::CLIP fixture_model(const std::string& name) {
 // runs differ by ~3e-5 (measured). A larger eps keeps that amplification out of a test of the distribution itself;
 // the gradients are compared directly as well.
 StepResult one_step(clip::CLIPImpl& model, const at::Tensor& images, const at::Tensor& texts, int64_t accum,
-                    const clip::DistributedStep& dist, bool local_loss = false) {
+                    const clip::DistributedStep& dist, bool local_loss = false, bool siglip = false) {
   clip::AdamW optimizer(model, clip::AdamWOptions().lr(1e-3).beta2(0.98).eps(1e-3).weight_decay(0.2));
   StepResult r;
   clip::StepOptions options;
   options.accum_freq = accum;
-  r.loss = clip::contrastive_backward(model, clip::InfoNCELoss(local_loss), images, texts, options, dist).item<double>();
+  const clip::InfoNCELoss infonce(local_loss);
+  const clip::SigLipLoss sigmoid;
+  const clip::Loss& loss = siglip ? static_cast<const clip::Loss&>(sigmoid) : infonce;
+  r.loss = clip::contrastive_backward(model, loss, images, texts, options, dist).item<double>();
   for (const auto& item : model.named_parameters()) r.grads[item.key()] = item.value().grad().clone();
   optimizer.step();
   for (const auto& item : model.named_parameters()) r.params[item.key()] = item.value().detach().clone();
@@ -98,10 +102,11 @@ struct Case {
   std::string model;
   bool local_loss;
   int64_t accum;
+  bool siglip = false;  // SigLipLoss (each rank returns its share, like the local loss)
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
-  *os << c.model << (c.local_loss ? " local loss" : " global loss") << " accum " << c.accum;
+  *os << c.model << (c.siglip ? " siglip" : c.local_loss ? " local loss" : " global loss") << " accum " << c.accum;
 }
 
 class TwoRanks : public testing::TestWithParam<Case> {};
@@ -111,7 +116,7 @@ TEST_P(TwoRanks, EqualOneProcessWithTheGlobalBatch) {
   const clip::TensorMap batch = clip::read_safetensors(clip::test::data(c.model + ".train_grad.safetensors")).tensors;
   const at::Tensor images = batch.at("image"), texts = batch.at("text");  // 4 samples: 2 per rank
   clip::CLIP single = fixture_model(c.model);
-  const StepResult expected = one_step(*single, images, texts, c.accum, {});
+  const StepResult expected = one_step(*single, images, texts, c.accum, {}, false, c.siglip);
 
   std::vector<StepResult> results(2);
   run_ranks(2, [&](int rank, clip::Communicator& comm) {
@@ -121,9 +126,10 @@ TEST_P(TwoRanks, EqualOneProcessWithTheGlobalBatch) {
     dist.comm = &comm;
     dist.sync = &sync;
     results[size_t(rank)] =
-        one_step(*model, images.narrow(0, 2 * rank, 2), texts.narrow(0, 2 * rank, 2), c.accum, dist, c.local_loss);
+        one_step(*model, images.narrow(0, 2 * rank, 2), texts.narrow(0, 2 * rank, 2), c.accum, dist, c.local_loss,
+                 c.siglip);
   });
-  const double loss = c.local_loss ? (results[0].loss + results[1].loss) / 2 : results[0].loss;
+  const double loss = c.local_loss || c.siglip ? (results[0].loss + results[1].loss) / 2 : results[0].loss;
   EXPECT_NEAR(loss, expected.loss, 1e-5 * std::abs(expected.loss));
   double worst_grad = 0, worst_param = 0;
   for (const auto& [name, g] : expected.grads) {
@@ -132,9 +138,10 @@ TEST_P(TwoRanks, EqualOneProcessWithTheGlobalBatch) {
       worst_param = std::max(worst_param, (r.params.at(name) - expected.params.at(name)).abs().max().item<double>());
     }
   }
-  std::printf("[ measured ] %s, local_loss %d, accum %lld: loss %.6f vs %.6f, worst gradient difference %.3g "
+  std::printf("[ measured ] %s, %s, accum %lld: loss %.6f vs %.6f, worst gradient difference %.3g "
               "(relative), worst parameter difference after one step %.3g; %zu buckets, %zu launched during backward\n",
-              c.model.c_str(), c.local_loss, static_cast<long long>(c.accum), loss, expected.loss, worst_grad,
+              c.model.c_str(), c.siglip ? "siglip" : c.local_loss ? "infonce local loss" : "infonce",
+              static_cast<long long>(c.accum), loss, expected.loss, worst_grad,
               worst_param, results[0].buckets, results[0].launched_during_backward);
   // fp32 sums in another order (two half-batch gradients averaged, and with the local loss each rank's own
   // logits): 6e-7 to 1.7e-6 for the global loss, 1.0e-5 for rn_tiny's local loss on some CPUs. A wrong gradient
@@ -148,7 +155,93 @@ TEST_P(TwoRanks, EqualOneProcessWithTheGlobalBatch) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, TwoRanks,
                          testing::Values(Case{"vit_tiny", false, 1}, Case{"vit_tiny", true, 1},
                                          Case{"rn_tiny", false, 1}, Case{"rn_tiny", true, 1},
-                                         Case{"vit_tiny", false, 2}));
+                                         Case{"vit_tiny", false, 2}, Case{"vit_tiny", false, 1, true},
+                                         Case{"rn_tiny", false, 1, true}, Case{"vit_tiny", false, 2, true}));
+
+// SigLIP's loss against open_clip's SigLipLoss (tests/data/make_siglip_loss.py: 12 random feature pairs, logit
+// scale 2, bias -3): one process over the batch, and W = 2, 3, 4 ranks exchanging text blocks around the ring.
+// Each rank's loss must equal what open_clip's rank r returns (its SigLipLoss._loss terms); the ranks' gradients,
+// combined as the trainer combines them (features: each rank's rows; scale and bias: averaged over ranks, as the
+// gradient all-reduce does; a rank's feature gradient is W times the global loss's, since each rank's loss is
+// divided by its own batch), must equal open_clip's. Tolerance 1e-5 relative (fp32 sums in another order).
+const clip::TensorMap& siglip_reference() {
+  static const clip::TensorMap ref = clip::read_safetensors(clip::test::data("siglip_loss.safetensors")).tensors;
+  return ref;
+}
+
+struct SigLipGrads {
+  at::Tensor loss, image, text, scale, bias;
+};
+
+SigLipGrads siglip_on(const at::Tensor& image, const at::Tensor& text, clip::Communicator* comm) {
+  const clip::TensorMap& ref = siglip_reference();
+  SigLipGrads g;
+  at::Tensor img = image.clone().requires_grad_(), txt = text.clone().requires_grad_();
+  at::Tensor scale = ref.at("logit_scale").clone().requires_grad_(), bias = ref.at("logit_bias").clone().requires_grad_();
+  g.loss = clip::SigLipLoss()({img, txt, scale, bias}, comm);
+  g.loss.backward();
+  g.loss = g.loss.detach();
+  g.image = img.grad();
+  g.text = txt.grad();
+  g.scale = scale.grad();
+  g.bias = bias.grad();
+  return g;
+}
+
+double relative(const at::Tensor& ours, const at::Tensor& ref) {
+  return (ours - ref).abs().max().item<double>() / std::max(ref.abs().max().item<double>(), 1e-12);
+}
+
+TEST(SigLip, OneProcessMatchesOpenClip) {
+  const clip::TensorMap& ref = siglip_reference();
+  const SigLipGrads g = siglip_on(ref.at("image"), ref.at("text"), nullptr);
+  const double worst = std::max({relative(g.loss, ref.at("loss")), relative(g.image, ref.at("grad.image")),
+                                 relative(g.text, ref.at("grad.text")), relative(g.scale, ref.at("grad.logit_scale")),
+                                 relative(g.bias, ref.at("grad.logit_bias"))});
+  std::printf("[ measured ] 1 process: loss %.7f vs open_clip %.7f; worst relative difference of the loss and the "
+              "gradients (features, scale, bias) %.2g\n",
+              g.loss.item<double>(), ref.at("loss").item<double>(), worst);
+  EXPECT_LT(worst, 1e-5);
+}
+
+class SigLipRanks : public testing::TestWithParam<int> {};
+
+TEST_P(SigLipRanks, EqualOneProcessAndOpenClip) {
+  const int world = GetParam();
+  const clip::TensorMap& ref = siglip_reference();
+  const int64_t b = ref.at("image").size(0) / world;
+  std::vector<SigLipGrads> results(static_cast<size_t>(world));
+  run_ranks(world, [&](int rank, clip::Communicator& comm) {
+    results[size_t(rank)] =
+        siglip_on(ref.at("image").narrow(0, rank * b, b), ref.at("text").narrow(0, rank * b, b), &comm);
+  });
+  const at::Tensor rank_loss = ref.at("rank_loss." + std::to_string(world));
+  double worst_rank_loss = 0;
+  std::vector<at::Tensor> images, texts;
+  at::Tensor scale = at::zeros({}), bias = at::zeros({}), loss = at::zeros({});
+  for (int r = 0; r < world; ++r) {
+    const SigLipGrads& g = results[size_t(r)];
+    ASSERT_TRUE(g.image.defined() && g.text.defined() && g.scale.defined() && g.bias.defined()) << "rank " << r;
+    worst_rank_loss = std::max(worst_rank_loss, relative(g.loss, rank_loss[r]));
+    images.push_back(g.image / world);
+    texts.push_back(g.text / world);
+    scale = scale + g.scale / world;
+    bias = bias + g.bias / world;
+    loss = loss + g.loss / world;
+  }
+  const double worst_grad = std::max({relative(at::cat(images), ref.at("grad.image")),
+                                      relative(at::cat(texts), ref.at("grad.text")),
+                                      relative(scale, ref.at("grad.logit_scale")),
+                                      relative(bias, ref.at("grad.logit_bias"))});
+  std::printf("[ measured ] %d ranks: mean loss %.7f vs open_clip %.7f; worst relative difference of a rank's loss "
+              "from open_clip's rank %.2g, of the gradients %.2g\n",
+              world, loss.item<double>(), ref.at("loss").item<double>(), worst_rank_loss, worst_grad);
+  EXPECT_LT(relative(loss, ref.at("loss")), 1e-5);
+  EXPECT_LT(worst_rank_loss, 1e-5);
+  EXPECT_LT(worst_grad, 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(World, SigLipRanks, testing::Values(2, 3, 4));
 
 TEST(GradientSynchronizer, EqualsAPlainPerParameterAverage) {
   run_ranks(3, [](int rank, clip::Communicator& comm) {

@@ -156,6 +156,49 @@ TEST(Resume, ContinuesExactly) {
   EXPECT_LE(worst_weight, 1e-6);
 }
 
+// --loss siglip end to end: a new model starts at logit scale ln 10 and bias -10 (the paper's and open_clip's),
+// the bias is trained, logged, saved with the model and read back with its config; the loss falls; resuming
+// continues; fine-tuning a checkpoint without a bias adds one at -10.
+TEST(SigLip, TrainsSavesAndFineTunes) {
+  TempDir tmp;
+  clip::TrainConfig c = tiny_config(tmp / "run");
+  c.optimizer.loss = "siglip";
+  c.optimizer.epochs = 4;
+  c.checkpoint.save_every = 8;
+  const clip::TrainResult r = clip::train(c);
+  const auto lines = metric_lines(tmp / "run/metrics.jsonl", "train");
+  ASSERT_EQ(lines.size(), 32u);
+  EXPECT_NEAR(lines[0]["logit_scale"].get<double>(), 10.0, 0.05);
+  EXPECT_NEAR(lines[0]["logit_bias"].get<double>(), -10.0, 0.05);
+  EXPECT_NE(lines.back()["logit_bias"].get<double>(), lines[0]["logit_bias"].get<double>()) << "the bias trains";
+  EXPECT_LT(lines.back()["loss"].get<double>(), lines[0]["loss"].get<double>());
+  clip::CLIP saved = clip::load_model(tmp / "run/model.safetensors");
+  ASSERT_TRUE(saved->logit_bias.defined());
+  ASSERT_TRUE(saved->config().init_logit_bias.has_value());
+  EXPECT_EQ(saved->logit_bias.item<double>(), clip::load_train_checkpoint(r.last_checkpoint).model.at("logit_bias").item<double>());
+  std::printf("[ measured ] siglip, 32 steps: loss %.4f -> %.4f, bias %.4f -> %.4f\n", lines[0]["loss"].get<double>(),
+              lines.back()["loss"].get<double>(), lines[0]["logit_bias"].get<double>(),
+              lines.back()["logit_bias"].get<double>());
+
+  clip::TrainConfig more = c;
+  more.optimizer.epochs = 5;
+  more.checkpoint.resume = "latest";
+  EXPECT_EQ(clip::train(more).steps, 40);
+
+  clip::TrainConfig tune = tiny_config(tmp / "tune");
+  tune.model.init = clip::test::data("vit_tiny.safetensors");
+  tune.optimizer.loss = "siglip";
+  tune.optimizer.epochs = 1;
+  clip::train(tune);
+  const auto tuned = metric_lines(tmp / "tune/metrics.jsonl", "train");
+  ASSERT_FALSE(tuned.empty());
+  EXPECT_NEAR(tuned[0]["logit_bias"].get<double>(), -10.0, 0.05);
+
+  clip::TrainConfig bad = tiny_config(tmp / "bad");
+  bad.optimizer.loss = "hinge";
+  EXPECT_NE(clip::test::error_of([&] { clip::train(bad); }).find("infonce or siglip"), std::string::npos);
+}
+
 // Batches whose images turn NaN from the second on: every later step's loss is non-finite.
 class NanAfterFirst : public clip::BatchSource {
  public:

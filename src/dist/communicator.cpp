@@ -176,6 +176,40 @@ class C10dCommunicator : public Communicator {
     return at::cat(output[0], 0);
   }
 
+  std::vector<at::Tensor> ring_shift(const std::vector<at::Tensor>& tensors, const std::vector<int>& offsets) override {
+    TORCH_CHECK(tensors.size() == offsets.size(), "ring_shift: one offset per tensor");
+    const int n = size();
+    std::vector<std::vector<at::Tensor>> sends(tensors.size()), recvs(tensors.size());
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    // Per peer, the lower rank sends before it receives and the higher rank receives first: NCCL runs one peer
+    // pair's transfers in order on one stream, so two ranks that both sent first would wait on each other.
+    // Tags keep two transfers between the same pair apart (Gloo matches on them).
+    auto send = [&](size_t i) {
+      const int to = ((rank() + offsets[i]) % n + n) % n;
+      sends[i] = {tensors[i].contiguous()};
+      works.push_back(guarded([&] { return backend_->send(sends[i], to, static_cast<int>(i)); }, "send"));
+    };
+    auto recv = [&](size_t i) {
+      const int from = ((rank() - offsets[i]) % n + n) % n;
+      recvs[i] = {at::empty_like(tensors[i], at::MemoryFormat::Contiguous)};
+      works.push_back(guarded([&] { return backend_->recv(recvs[i], from, static_cast<int>(i)); }, "receive"));
+    };
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const int to = ((rank() + offsets[i]) % n + n) % n, from = ((rank() - offsets[i]) % n + n) % n;
+      if (rank() < to) send(i);
+      if (rank() > from) recv(i);
+    }
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const int to = ((rank() + offsets[i]) % n + n) % n, from = ((rank() - offsets[i]) % n + n) % n;
+      if (rank() >= to) send(i);
+      if (rank() <= from) recv(i);
+    }
+    for (const auto& work : works) wait(work, "ring exchange");
+    std::vector<at::Tensor> out;
+    for (auto& r : recvs) out.push_back(r[0]);
+    return out;
+  }
+
   void barrier() override { wait(guarded([&] { return backend_->barrier(); }, "barrier"), "barrier"); }
 
   void record_step(int64_t step) override { heartbeat_->set_step(step); }
@@ -225,6 +259,27 @@ class GatherWithGrad : public torch::autograd::Function<GatherWithGrad> {
     at::Tensor total = grads[0].contiguous().clone();
     comm->allreduce_sum(total);
     return {total.narrow(0, comm->rank() * rows, rows), at::Tensor()};
+  }
+};
+
+// Backward of ring_shift_with_grad: each gradient goes back to the rank its tensor came from.
+class RingShiftWithGrad : public torch::autograd::Function<RingShiftWithGrad> {
+ public:
+  static torch::autograd::tensor_list forward(torch::autograd::AutogradContext* ctx, Communicator* comm,
+                                              const std::vector<int64_t>& offsets, at::TensorList tensors) {
+    ctx->saved_data["comm"] = reinterpret_cast<int64_t>(comm);
+    ctx->saved_data["offsets"] = offsets;
+    return comm->ring_shift(tensors.vec(), std::vector<int>(offsets.begin(), offsets.end()));
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto* comm = reinterpret_cast<Communicator*>(ctx->saved_data["comm"].toInt());
+    std::vector<int> back;
+    for (int64_t o : ctx->saved_data["offsets"].toIntVector()) back.push_back(static_cast<int>(-o));
+    // An output the loss did not use arrives as zeros (materialized grads): its sender still waits for one.
+    torch::autograd::tensor_list result = comm->ring_shift(grads, back);
+    result.insert(result.begin(), {at::Tensor(), at::Tensor()});
+    return result;
   }
 };
 
@@ -304,6 +359,12 @@ std::vector<std::string> Communicator::all_gather_strings(const std::string& min
 
 at::Tensor all_gather_with_grad(Communicator& comm, const at::Tensor& local) {
   return GatherWithGrad::apply(local, &comm);
+}
+
+std::vector<at::Tensor> ring_shift_with_grad(Communicator& comm, const std::vector<at::Tensor>& tensors,
+                                             const std::vector<int>& offsets) {
+  // A TensorList argument, so that autograd sees each tensor as an input.
+  return RingShiftWithGrad::apply(&comm, std::vector<int64_t>(offsets.begin(), offsets.end()), at::TensorList(tensors));
 }
 
 void broadcast_module_state(Communicator& comm, std::vector<at::Tensor> tensors) {

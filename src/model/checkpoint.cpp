@@ -194,6 +194,7 @@ ModelConfig infer_model_config(const TensorMap& sd, const std::string& source) {
   c.quick_gelu = true;  // every OpenAI release; the rules below are openai/CLIP's build_model
   const at::Tensor& text_projection = require(sd, "text_projection", 2, source);
   c.embed_dim = text_projection.size(1);
+  if (sd.count("logit_bias")) c.init_logit_bias = -10.0;  // a SigLIP-trained model; the weights hold the value
   c.text.context_length = require(sd, "positional_embedding", 2, source).size(0);
   c.text.vocab_size = require(sd, "token_embedding.weight", 2, source).size(0);
   c.text.width = require(sd, "ln_final.weight", 1, source).size(0);

@@ -83,6 +83,7 @@ CLIPImpl::CLIPImpl(ModelConfig config) : config_(std::move(config)) {
   register_parameter("text_projection", text->text_projection);
   // Each tower initializes itself as the reference does; only the temperature is left.
   logit_scale = register_parameter("logit_scale", torch::full({}, config_.init_logit_scale));
+  if (config_.init_logit_bias) logit_bias = register_parameter("logit_bias", torch::full({}, *config_.init_logit_bias));
 }
 
 void CLIPImpl::initialize_parameters() {
@@ -90,6 +91,7 @@ void CLIPImpl::initialize_parameters() {
   text->initialize_parameters();
   torch::NoGradGuard no_grad;
   logit_scale.fill_(config_.init_logit_scale);
+  if (logit_bias.defined()) logit_bias.fill_(*config_.init_logit_bias);
 }
 
 void CLIPImpl::set_grad_checkpointing(bool enabled) {

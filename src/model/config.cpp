@@ -294,6 +294,12 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   }
   c.quick_gelu = r.boolean("quick_gelu", c.quick_gelu);
   c.init_logit_scale = r.number("init_logit_scale", c.init_logit_scale);
+  if (r.is_null("init_logit_bias")) {
+    r.ignore("init_logit_bias");  // open_clip's configs write null for "no bias"
+  } else if (r.has("init_logit_bias")) {
+    c.init_logit_bias = r.number("init_logit_bias", 0.0);
+    if (!std::isfinite(*c.init_logit_bias)) fail(source, ": 'init_logit_bias' must be finite");
+  }
   c.layer_norm_eps = r.number("layer_norm_eps", c.layer_norm_eps);  // libclip's extension (HF configs set it)
   if (!(c.layer_norm_eps > 0)) fail(source, ": 'layer_norm_eps' must be positive, got ", c.layer_norm_eps);
   const json* vision = r.object("vision_cfg");
@@ -304,7 +310,6 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   if (const json* pre = r.object("preprocess_cfg")) c.preprocess = parse_preprocess(*pre, source);
   c.preprocess.size = c.vision.image_size;
   r.unsupported_unless("custom_text", false);
-  r.unsupported_unless("init_logit_bias", nullptr);
   r.unsupported_unless("multimodal_cfg", nullptr);
   r.ignore("cast_dtype");  // a precision request, not an architecture; the loader picks the dtype
   r.finish();
@@ -347,6 +352,7 @@ json architecture(const ModelConfig& c) {
   json j = json::parse(to_json(c));
   j.erase("preprocess_cfg");
   j.erase("init_logit_scale");
+  if (j.contains("init_logit_bias")) j["init_logit_bias"] = "a learned bias";  // its presence, not its start
   for (const char* key : {"tokenizer", "pool_type", "eos_token_id"}) j["text_cfg"].erase(key);
   return j;
 }
@@ -388,6 +394,7 @@ std::string to_json(const ModelConfig& c) {
               {"resize_mode", resize_mode_name(c.preprocess.resize_mode)}};
   json out = {{"embed_dim", c.embed_dim}, {"quick_gelu", c.quick_gelu},       {"init_logit_scale", c.init_logit_scale},
               {"vision_cfg", vision},     {"text_cfg", text},                 {"preprocess_cfg", pre}};
+  if (c.init_logit_bias) out["init_logit_bias"] = *c.init_logit_bias;
   if (c.layer_norm_eps != ModelConfig{}.layer_norm_eps) out["layer_norm_eps"] = c.layer_norm_eps;
   return out.dump(2);
 }

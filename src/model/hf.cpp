@@ -139,6 +139,7 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
 
 std::string to_hf_config(const ModelConfig& c) {
   if (c.vision.is_resnet()) fail(c.name, ": HF transformers' CLIPModel has no ResNet image tower");
+  if (c.init_logit_bias) fail(c.name, ": HF transformers' CLIPModel has no logit bias (a SigLIP-trained model)");
   const std::string act = c.quick_gelu ? "quick_gelu" : "gelu";
   // argmax pooling is first-EOS pooling when the end token is the largest id, which is what argmax relies on.
   const int64_t eos = c.text.pool == TextPool::argmax ? c.text.vocab_size - 1 : c.text.eos_token_id;

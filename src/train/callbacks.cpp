@@ -20,7 +20,7 @@ void MetricsFile::on_start(const StartEvent& event) {
 }
 
 void MetricsFile::on_metrics(const MetricsEvent& m) {
-  const nlohmann::json line = {{"type", "train"},
+  nlohmann::json line = {{"type", "train"},
                                {"step", m.step},
                                {"epoch", m.epoch},
                                {"loss", m.loss},
@@ -30,6 +30,7 @@ void MetricsFile::on_metrics(const MetricsEvent& m) {
                                {"data_wait", m.data_wait},
                                {"skipped_images", m.skipped_images},
                                {"nonfinite_skipped", m.nonfinite_skipped}};
+  if (m.logit_bias) line["logit_bias"] = *m.logit_bias;
   append(dump_json(line));
 }
 

@@ -21,7 +21,8 @@ at::Tensor contrastive_backward(CLIPImpl& model, const Loss& loss_fn, const at::
   if (accum_freq == 1) {
     {
       compat::AutocastGuard guard(bf16, at::kBFloat16);
-      loss = loss_fn({model.encode_image(images), model.encode_text(texts), model.logit_scale}, dist.comm);
+      loss = loss_fn({model.encode_image(images), model.encode_text(texts), model.logit_scale, model.logit_bias},
+                     dist.comm);
     }
     if (dist.sync) dist.sync->arm();
     loss.backward();
@@ -44,10 +45,11 @@ at::Tensor contrastive_backward(CLIPImpl& model, const Loss& loss_fn, const at::
         std::vector<at::Tensor> all_images = image_cache, all_texts = text_cache;
         all_images[j] = model.encode_image(image_chunks[j]);
         all_texts[j] = model.encode_text(text_chunks[j]);
-        // d loss / d logit_scale is the same in every micro-step: take it once, in the last one (whose backward
-        // also carries the gradient all-reduce).
+        // d loss / d logit_scale (and d logit_bias) is the same in every micro-step: take it once, in the last one
+        // (whose backward also carries the gradient all-reduce).
         const at::Tensor scale = last ? model.logit_scale : model.logit_scale.detach();
-        loss = loss_fn({at::cat(all_images), at::cat(all_texts), scale}, dist.comm);
+        const at::Tensor bias = last || !model.logit_bias.defined() ? model.logit_bias : model.logit_bias.detach();
+        loss = loss_fn({at::cat(all_images), at::cat(all_texts), scale, bias}, dist.comm);
       }
       if (last && dist.sync) dist.sync->arm();
       loss.backward();

@@ -81,6 +81,7 @@ std::vector<Spec> specs(TrainConfig& c) {
       {"schedule", &c.optimizer.schedule, "cosine | constant"},
       {"grad_clip_norm", &c.optimizer.grad_clip_norm, "clip the gradient norm to this (0: off)"},
       {"max_nonfinite", &c.optimizer.max_nonfinite, "stop after this many non-finite steps in a row"},
+      {"loss", &c.optimizer.loss, "infonce (CLIP's contrastive loss) | siglip (sigmoid loss with a learned bias)"},
       {"nproc_per_node", &c.distributed.nproc_per_node, "start this many local worker processes (one per GPU)"},
       {"dist_backend", &c.distributed.backend, "auto (NCCL on CUDA, Gloo on CPU) | gloo | nccl"},
       {"dist_timeout", &c.distributed.timeout, "seconds a collective waits for a missing rank before failing"},
@@ -99,6 +100,7 @@ std::vector<Spec> specs(TrainConfig& c) {
       {"overwrite", &c.checkpoint.overwrite,
        "start afresh in an --output-dir that holds another run, deleting its checkpoints and metrics"},
       {"report", &c.checkpoint.report, "write report.html at the end"},
+      {"tensorboard", &c.checkpoint.tensorboard, "also write TensorBoard event files to OUTPUT_DIR/tensorboard"},
   };
 }
 
@@ -289,6 +291,7 @@ void validate(const TrainConfig& c) {
   require(o.epochs > 0 || o.max_steps > 0, "epochs", o.epochs, "a positive integer when --max-steps is 0");
   require(o.warmup >= 0, "warmup", o.warmup, "an integer >= 0");
   require(o.max_nonfinite >= 1, "max_nonfinite", o.max_nonfinite, "an integer >= 1");
+  require(o.loss == "infonce" || o.loss == "siglip", "loss", o.loss, "infonce or siglip");
   require(o.lr > 0 && o.lr <= 10, "lr", o.lr, "a number in (0, 10] (AdamW moves each weight by about lr per step)");
   require(o.weight_decay >= 0, "weight_decay", o.weight_decay, "a number >= 0");
   // AdamW's decoupled decay multiplies each weight by 1 - lr * weight_decay every step.

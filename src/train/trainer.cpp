@@ -263,6 +263,7 @@ class Trainer::Impl {
     if (opt.beta2 > 0) adamw.beta2(opt.beta2);
     if (opt.eps > 0) adamw.eps(opt.eps);
     optimizer_ = std::make_unique<AdamW>(*model_, adamw);
+    if (!loss_ && config_.optimizer.loss == "siglip") loss_ = std::make_shared<SigLipLoss>();
     if (!loss_) loss_ = std::make_shared<InfoNCELoss>(config_.distributed.local_loss);
 
     if (!resume_path.empty()) {
@@ -305,10 +306,31 @@ class Trainer::Impl {
     } else if (!m.name.empty()) {
       config = registered_config(m.name);
     }
+    const bool siglip = config_.optimizer.loss == "siglip";
     if (!m.init.empty()) {
       model_ = load_model(m.init, LoadOptions().config_path(m.config).model_name(m.name));
+      if (siglip && !model_->logit_bias.defined()) {
+        // Fine-tuning a CLIP checkpoint with the sigmoid loss: the same weights plus a bias at SigLIP's start.
+        ModelConfig with_bias = model_->config();
+        with_bias.init_logit_bias = -10.0;
+        TensorMap weights = state_dict(*model_);
+        weights["logit_bias"] = at::full({}, -10.0);
+        CLIP model(with_bias);
+        load_state_dict(*model, weights, m.init);
+        model_ = model;
+        message("clip_train: ", m.init, " has no logit bias; --loss siglip starts one at -10");
+      }
     } else {
+      if (siglip) {
+        // The paper's and open_clip's start: temperature 10, bias -10 (unless the model config sets a bias).
+        config.init_logit_scale = std::log(10.0);
+        if (!config.init_logit_bias) config.init_logit_bias = -10.0;
+      }
       model_ = CLIP(config);
+    }
+    if (!siglip && model_->logit_bias.defined()) {
+      model_->logit_bias.requires_grad_(false);
+      message("clip_train: the model's logit bias is not part of the InfoNCE loss; it is kept as it is");
     }
     convert_module(*model_, device_, at::kFloat);  // fp32 master weights; bf16 comes from autocast
     if (m.lock_image) {
@@ -393,6 +415,7 @@ class Trainer::Impl {
     m.loss = w.steps ? w.loss / double(w.steps) : last_loss;
     m.lr = lr;
     m.logit_scale = model_->logit_scale.exp().item<double>();
+    if (model_->logit_bias.defined()) m.logit_bias = model_->logit_bias.item<double>();
     m.samples_per_s = w.samples / elapsed;
     m.data_wait = w.wait / elapsed;
     m.skipped_images = w.skipped_images;
@@ -524,6 +547,7 @@ TrainResult train(const TrainConfig& config) {
     report = std::make_shared<HtmlReport>(metrics->path(), (out / "report.html").string());
     trainer.add_callback(report);
   }
+  if (config.checkpoint.tensorboard) trainer.add_callback(std::make_shared<TensorBoardFile>((out / "tensorboard").string()));
   TrainResult result = trainer.run();
   result.metrics = metrics->path();
   if (report) result.report = report->path();

@@ -54,6 +54,10 @@ class Communicator {
   virtual void broadcast(at::Tensor& tensor, int root = 0) = 0;
   /// Every rank's [n, ...] tensor concatenated along dim 0, in rank order (same shape on every rank).
   virtual at::Tensor all_gather(const at::Tensor& local) = 0;
+  /// Point-to-point exchange around the ring of ranks: tensors[i] goes to rank (rank + offsets[i]) mod size, and
+  /// the i-th tensor returned comes from rank (rank - offsets[i]) mod size (every rank passes the same offsets and
+  /// tensors of the same shapes). The transfers run at once and are waited for.
+  virtual std::vector<at::Tensor> ring_shift(const std::vector<at::Tensor>& tensors, const std::vector<int>& offsets) = 0;
   virtual void barrier() = 0;
   /// Records this rank's progress (the step it is at), so a failure can name the rank that fell behind.
   virtual void record_step(int64_t step) = 0;
@@ -73,6 +77,11 @@ class Communicator {
 /// all_gather whose backward gives each rank the sum over ranks of the gradients of its own rows (open_clip's
 /// gather_with_grad): with the loss computed on every rank, gradients then average to the global batch's.
 at::Tensor all_gather_with_grad(Communicator& comm, const at::Tensor& local);
+
+/// ring_shift whose backward sends each gradient back the way its tensor came (open_clip's
+/// neighbour_exchange_with_grad): text features can travel around the ring and their gradients reach their rank.
+std::vector<at::Tensor> ring_shift_with_grad(Communicator& comm, const std::vector<at::Tensor>& tensors,
+                                             const std::vector<int>& offsets);
 
 /// Copies every parameter and buffer of rank 0 to the other ranks (flattened per dtype).
 void broadcast_module_state(Communicator& comm, std::vector<at::Tensor> tensors);

@@ -38,7 +38,7 @@ class CLIPImpl : public torch::nn::Module {
   /// Both towers and the scaled cosine-similarity logits.
   ClipOutput forward(const torch::Tensor& images, const torch::Tensor& ids);
   /// Re-draws every parameter as the reference initializes it (open_clip's init_parameters; logit_scale =
-  /// init_logit_scale). A new model is already initialized this way.
+  /// init_logit_scale, logit_bias = init_logit_bias). A new model is already initialized this way.
   void initialize_parameters();
 
   const ModelConfig& config() const { return config_; }
@@ -50,6 +50,7 @@ class CLIPImpl : public torch::nn::Module {
   VisionTower visual{nullptr};
   TextTransformer text{nullptr};  ///< its parameters are registered at this module's top level
   torch::Tensor logit_scale;      ///< scalar; the temperature is exp(logit_scale)
+  torch::Tensor logit_bias;       ///< scalar, SigLIP's learned bias (config().init_logit_bias); undefined for CLIP
 
  private:
   ModelConfig config_;

@@ -10,6 +10,7 @@
 /// default value; any other key, or a value of the wrong type, is an error naming the file, key and value.
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,9 @@ struct ModelConfig {
   int64_t embed_dim = 512;
   bool quick_gelu = false;  ///< OpenAI's released models use QuickGELU: x * sigmoid(1.702 x)
   double init_logit_scale = 2.659260036932778;  ///< ln(1 / 0.07)
+  /// SigLIP: the model has a learned logit bias (state dict key `logit_bias`) starting at this value (open_clip's
+  /// `init_logit_bias`; -10 in the paper). Unset: CLIP, no bias.
+  std::optional<double> init_logit_bias;
   double layer_norm_eps = 1e-5;
   VisionConfig vision;
   TextConfig text;

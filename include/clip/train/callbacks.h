@@ -8,10 +8,13 @@
 ///   };
 ///   trainer.add_callback(std::make_shared<Logger>());
 #include <cstdint>
+#include <ios>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "clip/train/step.h"
 
@@ -48,6 +51,7 @@ struct MetricsEvent {
   double loss = 0;
   double lr = 0;
   double logit_scale = 0;      ///< exp of the parameter (the inverse temperature)
+  std::optional<double> logit_bias;  ///< SigLIP's learned bias (models that have one)
   double samples_per_s = 0;    ///< global samples per second
   double data_wait = 0;        ///< share of the window spent waiting for batches
   int64_t skipped_images = 0;  ///< unreadable samples in the window
@@ -96,6 +100,26 @@ class MetricsFile : public TrainCallback {
  private:
   void append(const std::string& line);
   std::string path_;
+};
+
+/// TensorBoard event files (`--tensorboard`): FOLDER/events.out.tfevents.<time>.<host>.<pid>.clip_train, one
+/// per invocation (a resumed run adds one; TensorBoard merges a folder's files), with open_clip's tags:
+/// train/loss, train/lr, train/scale (the inverse temperature), train/samples_per_second, train/data_wait,
+/// train/logit_bias (SigLIP) per metric window, and val/<metric> per evaluation. Written in the TFRecord format
+/// by libclip itself (no TensorFlow, no protobuf library); each event is appended and flushed as it happens.
+class TensorBoardFile : public TrainCallback {
+ public:
+  explicit TensorBoardFile(std::string folder);
+  /// The event file (empty before on_start).
+  const std::string& path() const { return path_; }
+  void on_start(const StartEvent& event) override;
+  void on_metrics(const MetricsEvent& event) override;
+  void on_eval(const EvalEvent& event) override;
+
+ private:
+  void write_scalars(int64_t step, const std::vector<std::pair<std::string, double>>& values);
+  void append(const std::string& bytes, std::ios_base::openmode mode);
+  std::string folder_, path_;
 };
 
 class Progress;

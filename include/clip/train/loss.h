@@ -1,12 +1,16 @@
 #pragma once
-/// The contrastive (InfoNCE) loss CLIP trains with.
+/// The training objectives: CLIP's contrastive (InfoNCE) loss and SigLIP's sigmoid loss.
 ///
 ///   torch::Tensor loss = clip::contrastive_loss(image_features, text_features, model->logit_scale);
 ///   clip::InfoNCELoss infonce;                       // the same as an object the trainer takes (clip::Loss)
 ///   torch::Tensor same = infonce({image_features, text_features, model->logit_scale}, /*comm=*/nullptr);
+///   clip::SigLipLoss siglip;                         // needs the model's logit_bias (init_logit_bias)
+///   torch::Tensor s = siglip({image_features, text_features, model->logit_scale, model->logit_bias}, comm);
 ///
-/// Features are L2-normalized here; logits = exp(logit_scale) * image @ text^T; the loss is the mean of the
-/// image->text and text->image cross-entropies with the diagonal as targets (open_clip's ClipLoss).
+/// Features are L2-normalized here; logits = exp(logit_scale) * image @ text^T (+ logit_bias). InfoNCE: the mean
+/// of the image->text and text->image cross-entropies with the diagonal as targets (open_clip's ClipLoss).
+/// SigLIP (Zhai et al. 2023): every image-text pair is a binary decision, -log sigmoid(+-logit), summed over the
+/// pairs and divided by the number of images (open_clip's SigLipLoss).
 #include <ATen/core/Tensor.h>
 
 #include <string>
@@ -33,6 +37,7 @@ struct LossInputs {
   at::Tensor text_features;   ///< [b, D]; row i matches image row i
   at::Tensor logit_scale;     ///< the raw parameter (exp is the inverse temperature); detached in the micro-steps
                               ///< that must not take its gradient (gradient accumulation, clip/train/step.h)
+  at::Tensor logit_bias = {};  ///< the model's learned bias (SigLIP), undefined without one; detached like the scale
 };
 
 /// A training objective over matching image-text pairs. The trainer, clip_bench and contrastive_backward take
@@ -61,6 +66,23 @@ class InfoNCELoss : public Loss {
 
  private:
   bool local_loss_;
+};
+
+/// SigLIP's pairwise sigmoid loss of rows against columns (features L2-normalized, `scale` exponentiated,
+/// `bias` undefined for none): sum over pairs of -log sigmoid(label * logit), label +1 on the diagonal when
+/// `positives` and -1 elsewhere, divided by the number of rows.
+at::Tensor sigmoid_loss_normalized(const at::Tensor& image_rows, const at::Tensor& text_columns, const at::Tensor& scale,
+                                   const at::Tensor& bias, bool positives);
+
+/// SigLIP's loss, open_clip's SigLipLoss. With `comm`, no rank gathers the global batch: the text features travel
+/// around the ring of ranks, one block from each neighbour per round (both directions at once, as open_clip's
+/// 'bidir'), and each rank scores its images against each block as it arrives; gradients go back the same way
+/// (ring_shift_with_grad). Memory per rank is O(local batch^2). Each rank returns its share (its images against
+/// every text, divided by its batch), so the ranks' losses averaged are the global batch's loss.
+class SigLipLoss : public Loss {
+ public:
+  at::Tensor operator()(const LossInputs& inputs, Communicator* comm) const override;
+  std::string name() const override { return "siglip"; }
 };
 
 }  // namespace clip

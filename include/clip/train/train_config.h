@@ -81,6 +81,9 @@ struct OptimizerOptions {
   LrSchedule schedule = LrSchedule::cosine;
   double grad_clip_norm = 0.0;  ///< 0: no clipping
   int64_t max_nonfinite = 10;   ///< stop after this many non-finite steps in a row
+  /// The objective: "infonce" (CLIP's) or "siglip" (sigmoid loss with a learned bias; a new model starts at logit
+  /// scale ln 10 and bias -10, a checkpoint without a bias gets one at -10).
+  std::string loss = "infonce";
 };
 
 /// Where the arithmetic runs.
@@ -110,6 +113,7 @@ struct CheckpointOptions {
   int64_t stop_after = 0;          ///< end this invocation after this many steps, checkpointed (0: off)
   int64_t log_every = 10;          ///< steps between metric lines (MetricsEvent)
   bool report = true;              ///< write report.html at the end (clip::train's standard callbacks)
+  bool tensorboard = false;        ///< also write TensorBoard event files to output_dir/tensorboard
 };
 
 /// Evaluations during and after training.
