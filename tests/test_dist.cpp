@@ -243,6 +243,73 @@ TEST_P(SigLipRanks, EqualOneProcessAndOpenClip) {
 
 INSTANTIATE_TEST_SUITE_P(World, SigLipRanks, testing::Values(2, 3, 4));
 
+// ZeRO-1 (AdamW sharded over the ranks): W ranks with sharding equal W ranks without over five train_step calls
+// (parameters within 1e-6; Adam's update is elementwise, so the shards compute the same numbers), each rank holds
+// 1/W of the optimizer state, and the gathered state_dict equals the unsharded optimizer's.
+class ShardedOptimizer : public testing::TestWithParam<int> {};
+
+TEST_P(ShardedOptimizer, EqualsUnshardedOverFiveSteps) {
+  const int world = GetParam();
+  const clip::TensorMap batch = clip::read_safetensors(clip::test::data("vit_tiny.train_grad.safetensors")).tensors;
+  // 6 samples (2 per rank at W = 3): the fixture's 4 and 2 again.
+  const at::Tensor images = at::cat({batch.at("image"), batch.at("image").narrow(0, 0, 2)});
+  const at::Tensor texts = at::cat({batch.at("text"), batch.at("text").narrow(0, 0, 2)});
+  const int64_t b = 6 / world;
+  struct Run {
+    clip::TensorMap params, state;
+    int64_t state_bytes = 0;
+    std::vector<double> losses;
+  };
+  auto run = [&](bool shard) {
+    std::vector<Run> runs(static_cast<size_t>(world));
+    run_ranks(world, [&](int rank, clip::Communicator& comm) {
+      clip::CLIP model = fixture_model("vit_tiny");
+      clip::GradientSynchronizer sync(comm, *model);
+      clip::AdamW optimizer(*model, clip::AdamWOptions().lr(1e-3).eps(1e-3), shard ? &comm : nullptr);
+      clip::DistributedStep dist;
+      dist.comm = &comm;
+      dist.sync = &sync;
+      Run& r = runs[size_t(rank)];
+      for (int step = 0; step < 5; ++step) {
+        r.losses.push_back(clip::train_step(*model, optimizer, clip::InfoNCELoss(), images.narrow(0, rank * b, b),
+                                            texts.narrow(0, rank * b, b), {}, dist).loss);
+      }
+      for (const auto& item : model->named_parameters()) r.params[item.key()] = item.value().detach().clone();
+      r.state = optimizer.state_dict();
+      r.state_bytes = optimizer.state_bytes();
+    });
+    return runs;
+  };
+  const std::vector<Run> plain = run(false), sharded = run(true);
+  double worst_param = 0, worst_state = 0, worst_loss = 0;
+  int64_t largest_share = 0;
+  for (int r = 0; r < world; ++r) {
+    for (const auto& [name, t] : plain[0].params) {
+      worst_param = std::max(worst_param, (sharded[size_t(r)].params.at(name) - t).abs().max().item<double>());
+    }
+    for (const auto& [name, t] : plain[0].state) {
+      worst_state = std::max(worst_state, (sharded[size_t(r)].state.at(name).to(at::kDouble) - t.to(at::kDouble))
+                                              .abs().max().item<double>());
+    }
+    for (size_t i = 0; i < plain[0].losses.size(); ++i) {
+      worst_loss = std::max(worst_loss, std::abs(sharded[size_t(r)].losses[i] - plain[0].losses[i]));
+    }
+    largest_share = std::max(largest_share, sharded[size_t(r)].state_bytes);
+  }
+  const double ratio = double(largest_share) / double(plain[0].state_bytes);
+  std::printf("[ measured ] %d ranks, 5 steps: sharded vs unsharded worst parameter difference %.3g, optimizer state "
+              "%.3g, loss %.3g; optimizer state per rank %lld of %lld bytes (%.4f = 1/%.3f)\n",
+              world, worst_param, worst_state, worst_loss, static_cast<long long>(largest_share),
+              static_cast<long long>(plain[0].state_bytes), ratio, 1 / ratio);
+  EXPECT_LE(worst_param, 1e-6);
+  EXPECT_LE(worst_state, 1e-6);
+  EXPECT_LE(worst_loss, 1e-6);
+  // 1/W of the state, up to the padding of the last share (fewer than W elements per moment).
+  EXPECT_LE(largest_share, plain[0].state_bytes / world + 2 * 4 * world);
+}
+
+INSTANTIATE_TEST_SUITE_P(World, ShardedOptimizer, testing::Values(2, 3));
+
 TEST(GradientSynchronizer, EqualsAPlainPerParameterAverage) {
   run_ranks(3, [](int rank, clip::Communicator& comm) {
     clip::CLIP model(clip::load_model_config(clip::test::data("vit_tiny.json")));

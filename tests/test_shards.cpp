@@ -583,6 +583,55 @@ TEST(CsvTraining, TwoRankResumeEqualsStraightRun) {
   EXPECT_LE(worst, 1e-6);
 }
 
+// Checkpoints do not depend on the number of ranks or on --shard-optimizer (the optimizer state is gathered
+// whole), and a run resumes on another number of ranks. "The same" here: with the same global batch (2 ranks x 2
+// <-> 1 rank x 4) the resumed run takes exactly the batches, crops and learning rates of the straight run, so its
+// weights and optimizer state equal the straight run's up to float summation order (two half-batch gradients
+// averaged vs one batch; AdamW eps 1e-3 keeps float-noise gradients from being amplified, as in test_dist). Another
+// global batch continues at the same sample of the epoch when a whole number of new batches precedes it, and is
+// refused, saying which --batch-size keeps the global batch, when not.
+TEST(CsvTraining, ResumesOnAnotherNumberOfRanks) {
+  TempDir tmp;
+  const std::string csv = write_csv(tmp, 24);
+  const std::string common = clip::test::tool("clip_train") + " --model-config " + clip::test::data("vit_tiny_bpe.json") +
+                             " --train-data '" + csv + "' --workers 2 --epochs 1 --warmup 2 --lr 1e-3 --eps 1e-3 "
+                             "--log-every 1 --report false --save-every 1 --keep-checkpoints 10 --threads 1 ";
+  const std::string two = common + "--nproc-per-node 2 --batch-size 2 --shard-optimizer ", one = common + "--batch-size 4 ";
+  const std::string quiet = " > " + (tmp / "log.txt") + " 2>&1";
+  ASSERT_EQ(run_shell(two + "--output-dir " + tmp / "straight" + quiet), 0) << read_bytes(tmp / "log.txt");
+  // 2 ranks (sharded optimizer) -> 1 rank, and 1 rank -> 2 ranks (sharded).
+  ASSERT_EQ(run_shell(two + "--output-dir " + tmp / "down" + " --stop-after 3" + quiet), 0) << read_bytes(tmp / "log.txt");
+  ASSERT_EQ(run_shell(one + "--output-dir " + tmp / "down" + " --resume latest" + quiet), 0) << read_bytes(tmp / "log.txt");
+  EXPECT_CONTAINS(read_bytes(tmp / "log.txt"), "the same batches follow");
+  ASSERT_EQ(run_shell(one + "--output-dir " + tmp / "up" + " --stop-after 3" + quiet), 0) << read_bytes(tmp / "log.txt");
+  ASSERT_EQ(run_shell(two + "--output-dir " + tmp / "up" + " --resume latest" + quiet), 0) << read_bytes(tmp / "log.txt");
+  const clip::TrainCheckpoint straight = clip::load_train_checkpoint(clip::checkpoint_path(tmp / "straight", 6));
+  for (const char* run : {"down", "up"}) {
+    const clip::TrainCheckpoint c = clip::load_train_checkpoint(clip::checkpoint_path(tmp / run, 6));
+    double weights = 0, state = 0;
+    for (const auto& [name, t] : straight.model) weights = std::max(weights, (t - c.model.at(name)).abs().max().item<double>());
+    for (const auto& [name, t] : straight.optimizer) {
+      state = std::max(state, (t.to(at::kDouble) - c.optimizer.at(name).to(at::kDouble)).abs().max().item<double>());
+    }
+    std::printf("[ measured ] 3 steps on %s + resume on %s + 3 vs 6 straight on 2 ranks (sharded optimizer): worst "
+                "weight difference %.3g, optimizer state %.3g\n",
+                std::string(run) == "down" ? "2 ranks" : "1 rank", std::string(run) == "down" ? "1 rank" : "2 ranks",
+                weights, state);
+    EXPECT_LE(weights, 1e-5) << run;
+    EXPECT_LE(state, 1e-5) << run;
+    EXPECT_EQ(c.progress.step, 6);
+    EXPECT_EQ(c.progress.samples_seen, 24);
+  }
+  // Another global batch: 12 samples in, batches of 6 continue at batch 2; batches of 5 cannot.
+  ASSERT_EQ(run_shell(common + "--batch-size 6 --output-dir " + tmp / "six" + " --resume " +
+                      clip::checkpoint_path(tmp / "down", 3) + quiet), 0) << read_bytes(tmp / "log.txt");
+  EXPECT_CONTAINS(read_bytes(tmp / "log.txt"), "from sample 12 of epoch 0 (batch 2)");
+  EXPECT_NE(run_shell(common + "--batch-size 5 --output-dir " + tmp / "five" + " --resume " +
+                      clip::checkpoint_path(tmp / "down", 3) + quiet), 0);
+  EXPECT_CONTAINS(read_bytes(tmp / "log.txt"), "--batch-size 4 keeps it");
+  std::printf("[ message  ] %s", read_bytes(tmp / "log.txt").c_str());
+}
+
 TEST(ClipShardsTool, PacksACsvAndRefusesToOverwrite) {
   CLIP_REQUIRE_FEATURE(shards);
   TempDir tmp;

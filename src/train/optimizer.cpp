@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "clip/dist/communicator.h"
 #include "clip/util/error.h"
 #include "util/torch_compat.h"
 
@@ -21,17 +22,61 @@ bool excluded_from_weight_decay(const std::string& name, const at::Tensor& param
          name.find("bias") != std::string::npos || name.find("logit_scale") != std::string::npos;
 }
 
-AdamW::AdamW(torch::nn::Module& module, const AdamWOptions& options) : options_(options) {
+AdamW::AdamW(torch::nn::Module& module, const AdamWOptions& options, Communicator* shard)
+    : options_(options), shard_(shard != nullptr && shard->size() > 1 ? shard : nullptr) {
+  int64_t offset = 0;
   for (const auto& item : module.named_parameters(/*recurse=*/true)) {
     if (!item.value().requires_grad()) continue;
     const at::Tensor& p = item.value();
-    params_.push_back({item.key(), p, !excluded_from_weight_decay(item.key(), p), at::zeros_like(p, at::MemoryFormat::Preserve),
-                       at::zeros_like(p, at::MemoryFormat::Preserve)});
+    Param param{item.key(), p, !excluded_from_weight_decay(item.key(), p), {}, {}, offset, 0, p.numel()};
+    offset += p.numel();
+    if (!shard_) {
+      param.exp_avg = at::zeros_like(p, at::MemoryFormat::Preserve);
+      param.exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
+      params_.push_back(std::move(param));
+      continue;
+    }
+    if (!p.is_contiguous() || p.scalar_type() != at::kFloat) {
+      fail("--shard-optimizer needs contiguous fp32 parameters; ", item.key(), " is not");
+    }
+    all_.push_back(param);
+  }
+  if (!shard_) return;
+  const int64_t ranks = shard_->size();
+  shard_size_ = (offset + ranks - 1) / ranks;
+  const int64_t lo = shard_->rank() * shard_size_, hi = std::min(offset, lo + shard_size_);
+  for (const Param& p : all_) {
+    const int64_t from = std::max(lo, p.offset), to = std::min(hi, p.offset + p.length);
+    if (from >= to) continue;
+    Param part = p;
+    part.begin = from - p.offset;
+    part.length = to - from;
+    part.exp_avg = at::zeros({part.length}, p.tensor.options().requires_grad(false));
+    part.exp_avg_sq = at::zeros({part.length}, p.tensor.options().requires_grad(false));
+    params_.push_back(std::move(part));
   }
 }
 
+int64_t AdamW::state_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& p : params_) bytes += (p.exp_avg.numel() + p.exp_avg_sq.numel()) * int64_t(p.exp_avg.element_size());
+  return bytes;
+}
+
+// Sharded: this rank's parts (in params_ order, its share of the flat layout, padded) from every rank, end to
+// end: the flat layout of all parameters, padded at the end.
+at::Tensor AdamW::gather_flat(const std::vector<at::Tensor>& parts) const {
+  at::Tensor mine = at::zeros({shard_size_}, all_.front().tensor.options().requires_grad(false));
+  int64_t at = 0;
+  for (const at::Tensor& part : parts) {
+    mine.narrow(0, at, part.numel()).copy_(part.reshape(-1));
+    at += part.numel();
+  }
+  return shard_->all_gather(mine);
+}
+
 void AdamW::zero_grad() {
-  for (auto& p : params_) p.tensor.mutable_grad() = at::Tensor();
+  for (auto& p : shard_ ? all_ : params_) p.tensor.mutable_grad() = at::Tensor();
 }
 
 void AdamW::step() {
@@ -45,8 +90,13 @@ void AdamW::step() {
     std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs;
     for (auto& p : params_) {
       if (p.decay != decay || !p.tensor.grad().defined()) continue;
-      params.push_back(p.tensor);
-      grads.push_back(p.tensor.grad());
+      if (shard_) {
+        params.push_back(p.tensor.view(-1).narrow(0, p.begin, p.length));
+        grads.push_back(p.tensor.grad().reshape(-1).narrow(0, p.begin, p.length));
+      } else {
+        params.push_back(p.tensor);
+        grads.push_back(p.tensor.grad());
+      }
       exp_avgs.push_back(p.exp_avg);
       exp_avg_sqs.push_back(p.exp_avg_sq);
     }
@@ -54,10 +104,30 @@ void AdamW::step() {
     compat::adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, options_.eps(),
                        decay ? options_.weight_decay() : 0.0, bias1, bias2, step_);
   }
+  if (!shard_ || all_.empty()) return;
+  // Every rank's updated share, to every rank.
+  std::vector<at::Tensor> mine;
+  for (const auto& p : params_) mine.push_back(p.tensor.view(-1).narrow(0, p.begin, p.length));
+  const at::Tensor flat = gather_flat(mine);
+  for (const auto& p : all_) p.tensor.view(-1).copy_(flat.narrow(0, p.offset, p.length));
 }
 
 TensorMap AdamW::state_dict() const {
   TensorMap out;
+  if (shard_ && !all_.empty()) {
+    std::vector<at::Tensor> m, v;
+    for (const auto& p : params_) {
+      m.push_back(p.exp_avg);
+      v.push_back(p.exp_avg_sq);
+    }
+    const at::Tensor all_m = gather_flat(m), all_v = gather_flat(v);
+    for (const auto& p : all_) {
+      out[p.name + ".exp_avg"] = all_m.narrow(0, p.offset, p.length).view(p.tensor.sizes()).clone();
+      out[p.name + ".exp_avg_sq"] = all_v.narrow(0, p.offset, p.length).view(p.tensor.sizes()).clone();
+    }
+    out["step"] = at::full({}, step_, at::kLong);
+    return out;
+  }
   for (const auto& p : params_) {
     out[p.name + ".exp_avg"] = p.exp_avg;
     out[p.name + ".exp_avg_sq"] = p.exp_avg_sq;
@@ -80,10 +150,10 @@ void AdamW::load_state_dict(const TensorMap& state, const std::string& source) {
   if (step == state.end() || step->second.numel() != 1) fail(source, ": optimizer state has no 'step'");
   at::NoGradGuard no_grad;
   for (auto& p : params_) {
-    const at::Tensor& m = get(p.name + ".exp_avg", p.exp_avg);
-    const at::Tensor& v = get(p.name + ".exp_avg_sq", p.exp_avg_sq);
-    p.exp_avg.copy_(m);
-    p.exp_avg_sq.copy_(v);
+    const at::Tensor& m = get(p.name + ".exp_avg", p.tensor);
+    const at::Tensor& v = get(p.name + ".exp_avg_sq", p.tensor);
+    p.exp_avg.copy_(m.reshape(-1).narrow(0, p.begin, p.length).view_as(p.exp_avg));
+    p.exp_avg_sq.copy_(v.reshape(-1).narrow(0, p.begin, p.length).view_as(p.exp_avg_sq));
   }
   step_ = step->second.item<int64_t>();
 }

@@ -87,6 +87,8 @@ std::vector<Spec> specs(TrainConfig& c) {
       {"dist_timeout", &c.distributed.timeout, "seconds a collective waits for a missing rank before failing"},
       {"local_loss", &c.distributed.local_loss, "each rank scores its own rows against all columns (less memory)"},
       {"bucket_mb", &c.distributed.bucket_mb, "gradient all-reduce bucket size in MB"},
+      {"shard_optimizer", &c.distributed.shard_optimizer,
+       "ZeRO-1: each rank keeps AdamW's state for 1/N of the parameters (checkpoints stay whole)"},
       {"device", &c.runtime.device, "cpu, cuda or cuda:N (with several ranks, cuda means cuda:LOCAL_RANK)"},
       {"precision", &c.runtime.precision, "fp32 | bf16 (autocast on CUDA)"},
       {"threads", &c.runtime.threads, "LibTorch CPU threads (0: one per core)"},

@@ -43,21 +43,23 @@ std::string checkpoint_path(const std::string& output_dir, int64_t step) {
   return (fs::path(output_dir) / "checkpoints" / name).string();
 }
 
-void save_train_checkpoint(const std::string& path, CLIPImpl& model, const AdamW& optimizer,
+void save_train_checkpoint(const std::string& path, CLIPImpl& model, const TensorMap& optimizer_state,
                            const TrainProgress& progress, const std::string& train_config_json) {
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
   if (ec) fail(path, ": cannot create the checkpoint folder (", ec.message(), ")");
   TensorMap tensors;
   for (const auto& [name, t] : state_dict(model)) tensors["model." + name] = t;
-  for (const auto& [name, t] : optimizer.state_dict()) tensors["optim." + name] = t;
+  for (const auto& [name, t] : optimizer_state) tensors["optim." + name] = t;
   tensors["rng.cpu"] = at::detail::getDefaultCPUGenerator().get_state();
   const json p = {{"step", progress.step},
                   {"epoch", progress.epoch},
                   {"batch_in_epoch", progress.batch_in_epoch},
                   {"samples_seen", progress.samples_seen},
                   {"nonfinite_skipped", progress.nonfinite_skipped},
-                  {"data_position", progress.data_position}};
+                  {"data_position", progress.data_position},
+                  {"world_size", progress.world_size},
+                  {"global_batch", progress.global_batch}};
   write_safetensors(path, tensors,
                     {{"format", "pt"},
                      {"clip_train_checkpoint", "1"},
@@ -90,6 +92,8 @@ TrainCheckpoint load_train_checkpoint(const std::string& path) {
     c.progress.samples_seen = p.at("samples_seen").get<int64_t>();
     c.progress.nonfinite_skipped = p.at("nonfinite_skipped").get<int64_t>();
     c.progress.data_position = p.value("data_position", "");
+    c.progress.world_size = p.value("world_size", int64_t(0));
+    c.progress.global_batch = p.value("global_batch", int64_t(0));
   } catch (const std::exception& e) {
     fail(path, ": malformed progress metadata (", e.what(), ")");
   }

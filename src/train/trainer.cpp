@@ -262,7 +262,12 @@ class Trainer::Impl {
     adamw.lr(opt.lr).weight_decay(opt.weight_decay).beta1(opt.beta1);
     if (opt.beta2 > 0) adamw.beta2(opt.beta2);
     if (opt.eps > 0) adamw.eps(opt.eps);
-    optimizer_ = std::make_unique<AdamW>(*model_, adamw);
+    const bool shard = config_.distributed.shard_optimizer && comm_;
+    optimizer_ = std::make_unique<AdamW>(*model_, adamw, shard ? comm_.get() : nullptr);
+    if (shard) {
+      message("clip_train: optimizer state sharded over ", world(), " ranks (ZeRO-1): ",
+              double(optimizer_->state_bytes()) / (1 << 20), " MiB on this rank");
+    }
     if (!loss_ && config_.optimizer.loss == "siglip") loss_ = std::make_shared<SigLipLoss>();
     if (!loss_) loss_ = std::make_shared<InfoNCELoss>(config_.distributed.local_loss);
 
@@ -276,11 +281,14 @@ class Trainer::Impl {
         generator.set_state(ck.cpu_rng_state);
       }
       progress_ = ck.progress;
+      continue_on_this_world(resume_path);
       saved_step_ = progress_.step;
       last_checkpoint_ = resume_path;
       resumed_ = true;
       message("clip_train: resumed from ", resume_path, " (step ", progress_.step, ", epoch ", progress_.epoch, ")");
     }
+    progress_.world_size = world();
+    progress_.global_batch = config_.data.batch_size * world();
     if (comm_) {
       // Every rank starts from rank 0's weights (and resumes from its checkpoint's).
       std::vector<at::Tensor> state;
@@ -296,6 +304,36 @@ class Trainer::Impl {
       write_text((fs::path(out) / "model_config.json").string(), to_json(model_->config()) + "\n");
     }
     build_data();
+  }
+
+  // A checkpoint written by another number of ranks. Parameters and the optimizer state are whole in every
+  // checkpoint (sharded or not), so only the data position needs care: batch_in_epoch counts global batches of
+  // the run that wrote it. The same global batch (e.g. 2 ranks x 4 -> 1 rank x 8) continues with exactly the
+  // batches the old run would have taken; another global batch continues at the same sample of the epoch's
+  // order when a whole number of new batches precedes it, and is refused otherwise.
+  void continue_on_this_world(const std::string& path) {
+    const int64_t global = config_.data.batch_size * world();
+    const int64_t old_world = progress_.world_size, old_global = progress_.global_batch;
+    progress_.world_size = world();
+    progress_.global_batch = global;
+    if (old_global == 0 || (old_global == global && old_world == world())) return;
+    if (old_global == global) {
+      message("clip_train: ", path, " was written by ", old_world, " rank(s); continuing on ", world(),
+              " with the same global batch of ", global, ": the same batches follow");
+      return;
+    }
+    const int64_t sample = progress_.batch_in_epoch * old_global;
+    if (sample % global != 0) {
+      const std::string keep =
+          old_global % world() == 0 ? str(" (--batch-size ", old_global / world(), " keeps it)") : std::string();
+      fail(path, ": written with a global batch of ", old_global, " (", old_world, " x ", old_global / std::max<int64_t>(old_world, 1),
+           "), stopped after sample ", sample, " of epoch ", progress_.epoch, ", which is not a whole number of batches of ",
+           global, " (", world(), " x ", config_.data.batch_size, "); resume with the same global batch", keep);
+    }
+    progress_.batch_in_epoch = sample / global;
+    message("clip_train: ", path, " was written with a global batch of ", old_global, "; continuing with ", global,
+            " from sample ", sample, " of epoch ", progress_.epoch, " (batch ", progress_.batch_in_epoch,
+            "); the step count and the schedule follow the new batch");
   }
 
   void build_model() {
@@ -436,6 +474,7 @@ class Trainer::Impl {
       for (const auto& p : all) joined += (joined.empty() ? "[" : ",") + (p.empty() ? std::string("null") : p);
       progress_.data_position = any ? joined + "]" : "";
     }
+    const TensorMap optimizer_state = optimizer_->state_dict();  // sharded: gathered from every rank
     if (!main_rank()) return;
     // Weights that went non-finite (a diverged run) are never written over the last good checkpoint.
     if (const std::vector<std::string> bad = nonfinite_tensors(state_dict(*model_)); !bad.empty()) {
@@ -444,7 +483,7 @@ class Trainer::Impl {
            ". Lower --lr, raise --warmup or set --grad-clip-norm");
     }
     const std::string path = checkpoint_path(config_.checkpoint.output_dir, progress_.step);
-    save_train_checkpoint(path, *model_, *optimizer_, progress_, to_json(config_));
+    save_train_checkpoint(path, *model_, optimizer_state, progress_, to_json(config_));
     last_checkpoint_ = path;
     prune_checkpoints(config_.checkpoint.output_dir, config_.checkpoint.keep_checkpoints);
     CheckpointEvent event{progress_.step, path};

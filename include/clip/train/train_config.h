@@ -101,6 +101,7 @@ struct DistributedOptions {
   int64_t timeout = 1800;        ///< seconds a collective may wait for a missing rank
   bool local_loss = false;       ///< each rank scores its rows against all columns (logits [b, B])
   int64_t bucket_mb = 25;        ///< gradient all-reduce bucket size
+  bool shard_optimizer = false;  ///< ZeRO-1: each rank keeps AdamW's state for 1/N of the parameters
 };
 
 /// What is written, where, and how a run continues.

@@ -1,7 +1,7 @@
 #pragma once
 /// Training checkpoints: everything needed to continue a run exactly, in one safetensors file.
 ///
-///   clip::save_train_checkpoint(clip::checkpoint_path(dir, step), *model, optimizer, progress, config_json);
+///   clip::save_train_checkpoint(clip::checkpoint_path(dir, step), *model, optimizer.state_dict(), progress, config_json);
 ///   std::string latest = clip::latest_checkpoint(dir);   // "" when there is none
 ///
 /// Tensors: `model.<name>` (the model's state dict), `optim.<name>.exp_avg|exp_avg_sq` and `optim.step`,
@@ -27,6 +27,8 @@ struct TrainProgress {
   int64_t samples_seen = 0;
   int64_t nonfinite_skipped = 0;  ///< steps skipped for a non-finite loss or gradient, over the run
   std::string data_position;      ///< the data source's own record (shard stream positions, JSON); "" if none
+  int64_t world_size = 0;         ///< ranks of the run that wrote it (0: not recorded, older checkpoints)
+  int64_t global_batch = 0;       ///< samples per step over all ranks (batch_in_epoch counts these)
 };
 
 /// A checkpoint read back.
@@ -44,7 +46,9 @@ struct TrainCheckpoint {
 std::string checkpoint_path(const std::string& output_dir, int64_t step);
 
 /// Writes a checkpoint atomically (temp file, fsync, rename); errors (a full disk) name the file.
-void save_train_checkpoint(const std::string& path, CLIPImpl& model, const AdamW& optimizer,
+/// `optimizer_state` is AdamW::state_dict()'s (with a sharded optimizer, a collective every rank takes part in
+/// before one rank writes).
+void save_train_checkpoint(const std::string& path, CLIPImpl& model, const TensorMap& optimizer_state,
                            const TrainProgress& progress, const std::string& train_config_json);
 
 /// Reads a checkpoint written by save_train_checkpoint; errors name the file and what is missing.
