@@ -14,8 +14,7 @@ namespace clip {
 at::Tensor contrastive_backward(CLIPImpl& model, const Loss& loss_fn, const at::Tensor& images,
                                 const at::Tensor& texts, const StepOptions& options, const DistributedStep& dist) {
   const int64_t accum_freq = options.accum_freq;
-  TORCH_CHECK(accum_freq >= 1 && images.size(0) % accum_freq == 0, "batch of ", images.size(0),
-              " does not split into ", accum_freq, " micro-batches");
+  TORCH_CHECK(accum_freq >= 1, "accum_freq must be at least 1, got ", accum_freq);
   const bool bf16 = options.bf16_autocast;
   at::Tensor loss;
   if (accum_freq == 1) {

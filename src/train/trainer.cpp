@@ -26,6 +26,7 @@
 #include "clip/train/train_state.h"
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
+#include "clip/util/log.h"
 #include "clip/util/threads.h"
 #include "clip/zeroshot/evaluate.h"
 #include "train/data_source.h"
@@ -104,17 +105,18 @@ class Trainer::Impl {
         window.wait += seconds_since(wait);
         if (!batch) break;
         ++progress_.batch_in_epoch;
-        for (const auto& e : batch->errors) message("clip_train: rank ", env_.rank, " skipped ", e);
+        for (const auto& e : batch->errors) report_skip(e);
         if (first_failure.empty() && !batch->errors.empty()) first_failure = batch->errors.front();
-        window.skipped_images += batch->skipped;
-        if (batch->images.size(0) < 2) continue;  // nothing to contrast
+        const RankRows rows = equalize_rows(*batch);
+        window.skipped_images += rows.skipped;
+        if (rows.fewest == 0 || rows.fewest * world() < 2) continue;  // nothing to contrast (on every rank alike)
 
         const double lr = opt.schedule == LrSchedule::cosine ? cosine_lr(progress_.step, opt.lr, opt.warmup, total_steps_)
                                                              : constant_lr(progress_.step, opt.lr, opt.warmup);
         optimizer_->set_lr(lr);
         const StepResult s = step(*batch);
         ++progress_.step;
-        const int64_t samples = batch->images.size(0) * world();
+        const int64_t samples = rows.fewest * world();
         progress_.samples_seen += samples;
         if (comm_) comm_->record_step(progress_.step);
         if (!s.finite) {
@@ -423,6 +425,45 @@ class Trainer::Impl {
     if (config_.model.lock_image) model_->visual->eval();  // a locked tower keeps its BatchNorm statistics
   }
 
+  struct RankRows {
+    int64_t fewest = 0;   // the usable rows every rank trains on
+    int64_t skipped = 0;  // unreadable samples, summed over ranks
+  };
+
+  // Every rank contrasts the same number of rows (the gathers and the ring exchange take equal shapes, and the
+  // gradient average weighs ranks alike): when unreadable samples left a rank fewer, the others drop their last
+  // rows to match, and rank 0 says so. One small all-gather per step; the step's own synchronization follows it.
+  RankRows equalize_rows(TrainBatch& batch) {
+    RankRows r;
+    const int64_t mine = batch.images.size(0);
+    r.fewest = mine;
+    r.skipped = batch.skipped;
+    if (!comm_) return r;
+    const at::Tensor counts =
+        comm_->all_gather(at::tensor({mine, batch.skipped}, at::kLong).view({1, 2}).to(comm_->device())).to(at::kCPU);
+    r.fewest = counts.select(1, 0).min().item<int64_t>();
+    r.skipped = counts.select(1, 1).sum().item<int64_t>();
+    if (r.fewest < counts.select(1, 0).max().item<int64_t>()) {
+      message("clip_train: step ", progress_.step + 1, ": a rank has only ", r.fewest, " readable samples; every rank "
+              "trains on ", r.fewest, " (", counts.select(1, 0).sum().item<int64_t>() - r.fewest * world(),
+              " readable samples left out, so that the ranks' batches stay equal)");
+    }
+    if (r.fewest < mine) {
+      batch.images = batch.images.narrow(0, 0, r.fewest);
+      batch.texts = batch.texts.narrow(0, 0, r.fewest);
+    }
+    return r;
+  }
+
+  // A sample this rank could not read: rank 0 reports through the callbacks, the others on their stderr.
+  void report_skip(const std::string& error) {
+    if (main_rank()) {
+      message("clip_train: rank 0 skipped ", error);
+    } else {
+      log_warning("clip_train: rank ", env_.rank, " skipped ", error);
+    }
+  }
+
   // One optimizer step (clip/train/step.h: the same step clip_bench times).
   StepResult step(const TrainBatch& batch) {
     set_train_mode();
@@ -432,10 +473,6 @@ class Trainer::Impl {
     options.accum_freq = config_.optimizer.accum_freq;
     options.bf16_autocast = config_.runtime.precision == Precision::bf16 && device_.is_cuda();
     options.grad_clip_norm = config_.optimizer.grad_clip_norm;
-    if (images.size(0) % options.accum_freq != 0) {
-      fail(data_name(), ": a batch of ", images.size(0), " samples does not split into --accum-freq ",
-           options.accum_freq, " micro-batches");
-    }
     DistributedStep dist;
     dist.comm = comm_.get();
     dist.sync = sync_.get();

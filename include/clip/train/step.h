@@ -38,7 +38,7 @@ struct DistributedStep {
 
 /// How a step runs.
 struct StepOptions {
-  int64_t accum_freq = 1;      ///< micro-batches per step (the batch must divide into them)
+  int64_t accum_freq = 1;      ///< micro-batches per step (split as at::chunk does; any split gives the same gradients)
   bool bf16_autocast = false;  ///< forward passes under CUDA bf16 autocast (fp32 master weights)
   double grad_clip_norm = 0;   ///< clip the global gradient norm to this; 0: no clipping
 };
