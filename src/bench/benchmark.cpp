@@ -2,13 +2,11 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -23,6 +21,7 @@
 #include "clip/util/threads.h"
 #include "util/clock.h"
 #include "util/device.h"
+#include "util/memory.h"
 #include "util/torch_compat.h"
 
 namespace clip {
@@ -34,31 +33,6 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-// Peak resident memory of this process: VmHWM after clearing it (Linux >= 4.0), else getrusage's lifetime peak.
-bool reset_peak_rss() {
-  std::ofstream clear("/proc/self/clear_refs");
-  clear << "5";
-  clear.flush();
-  return static_cast<bool>(clear);
-}
-
-int64_t peak_rss_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:   123456 kB"
-  }
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return int64_t(usage.ru_maxrss) * 1024;
-}
-
-std::string format_bytes(int64_t bytes) {
-  if (bytes < 0) return "n/a";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(1LL << 30));
-  return buf;
-}
 
 void validate(const BenchOptions& o) {
   if (o.batch_size() < 1) fail("--batch-size must be at least 1, got ", o.batch_size());
@@ -192,25 +166,15 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
   if (o.warmup() > 0) log(str(o.warmup(), " warm-up step(s) in ", seconds_since(warm_start), " s"));
 
   // The peak covers the timed steps only (model, optimizer state and inputs are already resident).
-  bool rss_reset = false;
-  if (device.is_cuda()) {
-    compat::cuda_reset_peak_memory(device);
-  } else {
-    rss_reset = reset_peak_rss();
-  }
+  const bool peak_reset = reset_peak_memory(device);
   for (int64_t i = 0; i < o.steps(); ++i) {
     const auto start = Clock::now();
     step();
     compat::synchronize(device);
     r.step_seconds.push_back(seconds_since(start));
   }
-  if (device.is_cuda()) {
-    r.peak_memory_bytes = compat::cuda_peak_allocated_bytes(device);
-    r.memory_kind = "CUDA allocator peak";
-  } else {
-    r.peak_memory_bytes = peak_rss_bytes();
-    r.memory_kind = rss_reset ? "process peak RSS" : "process peak RSS since start";
-  }
+  r.peak_memory_bytes = peak_memory_bytes(device);
+  r.memory_kind = device.is_cuda() ? "CUDA allocator peak" : peak_reset ? "process peak RSS" : "process peak RSS since start";
   if (o.mode() == BenchMode::train) r.last_loss = last.loss;
 
   r.median_step_seconds = median(r.step_seconds);
@@ -244,7 +208,7 @@ std::string format_bench_table(const std::vector<BenchResult>& results) {
     std::snprintf(line, sizeof line, "%-12s %-5s %-6s %-4s %6lld %10.2f %6.1f%% %11.1f %12.2f %8.3f %12s %5.1f%% %10s\n",
                   r.model.c_str(), to_string(r.mode), r.device.c_str(), to_string(r.precision),
                   static_cast<long long>(r.batch_size), 1e3 * r.median_step_seconds, 100 * spread, r.samples_per_second,
-                  r.flops_per_sample / 1e9, r.achieved_tflops, peak, 100 * r.mfu, format_bytes(r.peak_memory_bytes).c_str());
+                  r.flops_per_sample / 1e9, r.achieved_tflops, peak, 100 * r.mfu, format_gib(r.peak_memory_bytes).c_str());
     out << line;
   }
   return out.str();

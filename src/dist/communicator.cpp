@@ -184,25 +184,23 @@ class C10dCommunicator : public Communicator {
     // Per peer, the lower rank sends before it receives and the higher rank receives first: NCCL runs one peer
     // pair's transfers in order on one stream, so two ranks that both sent first would wait on each other.
     // Tags keep two transfers between the same pair apart (Gloo matches on them).
+    const auto to = [&](size_t i) { return ((rank() + offsets[i]) % n + n) % n; };
+    const auto from = [&](size_t i) { return ((rank() - offsets[i]) % n + n) % n; };
     auto send = [&](size_t i) {
-      const int to = ((rank() + offsets[i]) % n + n) % n;
       sends[i] = {tensors[i].contiguous()};
-      works.push_back(guarded([&] { return backend_->send(sends[i], to, static_cast<int>(i)); }, "send"));
+      works.push_back(guarded([&] { return backend_->send(sends[i], to(i), static_cast<int>(i)); }, "send"));
     };
     auto recv = [&](size_t i) {
-      const int from = ((rank() - offsets[i]) % n + n) % n;
       recvs[i] = {at::empty_like(tensors[i], at::MemoryFormat::Contiguous)};
-      works.push_back(guarded([&] { return backend_->recv(recvs[i], from, static_cast<int>(i)); }, "receive"));
+      works.push_back(guarded([&] { return backend_->recv(recvs[i], from(i), static_cast<int>(i)); }, "receive"));
     };
     for (size_t i = 0; i < tensors.size(); ++i) {
-      const int to = ((rank() + offsets[i]) % n + n) % n, from = ((rank() - offsets[i]) % n + n) % n;
-      if (rank() < to) send(i);
-      if (rank() > from) recv(i);
+      if (rank() < to(i)) send(i);
+      if (rank() > from(i)) recv(i);
     }
     for (size_t i = 0; i < tensors.size(); ++i) {
-      const int to = ((rank() + offsets[i]) % n + n) % n, from = ((rank() - offsets[i]) % n + n) % n;
-      if (rank() >= to) send(i);
-      if (rank() <= from) recv(i);
+      if (rank() >= to(i)) send(i);
+      if (rank() <= from(i)) recv(i);
     }
     for (const auto& work : works) wait(work, "ring exchange");
     std::vector<at::Tensor> out;

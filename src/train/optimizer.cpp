@@ -3,7 +3,9 @@
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "clip/dist/communicator.h"
 #include "clip/util/error.h"
@@ -22,8 +24,10 @@ bool excluded_from_weight_decay(const std::string& name, const at::Tensor& param
          name.find("bias") != std::string::npos || name.find("logit_scale") != std::string::npos;
 }
 
-AdamW::AdamW(torch::nn::Module& module, const AdamWOptions& options, Communicator* shard)
-    : options_(options), shard_(shard != nullptr && shard->size() > 1 ? shard : nullptr) {
+AdamW::AdamW(torch::nn::Module& module, const AdamWOptions& options, Communicator* shard, int64_t gather_elements)
+    : options_(options), shard_(shard != nullptr && shard->size() > 1 ? shard : nullptr),
+      gather_elements_(gather_elements) {
+  if (gather_elements < 1) fail("AdamW: gather_elements must be positive, got ", gather_elements);
   int64_t offset = 0;
   for (const auto& item : module.named_parameters(/*recurse=*/true)) {
     if (!item.value().requires_grad()) continue;
@@ -63,18 +67,6 @@ int64_t AdamW::state_bytes() const {
   return bytes;
 }
 
-// Sharded: this rank's parts (in params_ order, its share of the flat layout, padded) from every rank, end to
-// end: the flat layout of all parameters, padded at the end.
-at::Tensor AdamW::gather_flat(const std::vector<at::Tensor>& parts) const {
-  at::Tensor mine = at::zeros({shard_size_}, all_.front().tensor.options().requires_grad(false));
-  int64_t at = 0;
-  for (const at::Tensor& part : parts) {
-    mine.narrow(0, at, part.numel()).copy_(part.reshape(-1));
-    at += part.numel();
-  }
-  return shard_->all_gather(mine);
-}
-
 void AdamW::zero_grad() {
   for (auto& p : shard_ ? all_ : params_) p.tensor.mutable_grad() = at::Tensor();
 }
@@ -104,26 +96,74 @@ void AdamW::step() {
     compat::adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, options_.eps(),
                        decay ? options_.weight_decay() : 0.0, bias1, bias2, step_);
   }
-  if (!shard_ || all_.empty()) return;
-  // Every rank's updated share, to every rank.
-  std::vector<at::Tensor> mine;
-  for (const auto& p : params_) mine.push_back(p.tensor.view(-1).narrow(0, p.begin, p.length));
-  const at::Tensor flat = gather_flat(mine);
-  for (const auto& p : all_) p.tensor.view(-1).copy_(flat.narrow(0, p.offset, p.length));
+  if (shard_ && !all_.empty()) gather_parameters();
+}
+
+// Calls f(param, first element of its span, first element of the range, count) for each entry of `list` (sorted,
+// each spanning [offset + begin, offset + begin + length) of the flat layout) overlapping [begin, begin + count).
+template <typename F>
+void AdamW::for_each_overlap(const std::vector<Param>& list, int64_t begin, int64_t count, F&& f) {
+  const auto start = [](const Param& p) { return p.offset + p.begin; };
+  auto it = std::upper_bound(list.begin(), list.end(), begin, [&](int64_t at, const Param& p) { return at < start(p); });
+  if (it != list.begin()) --it;
+  for (; it != list.end() && start(*it) < begin + count; ++it) {
+    const int64_t from = std::max(begin, start(*it)), to = std::min(begin + count, start(*it) + it->length);
+    if (from < to) f(*it, from - start(*it), from - begin, to - from);
+  }
+}
+
+// Every rank's updated share to every rank, a slice of each share at a time: the buffers in flight stay near
+// gather_elements_ elements however large the model, instead of a second copy of it.
+void AdamW::gather_parameters() {
+  const int64_t ranks = shard_->size(), lo = shard_->rank() * shard_size_;
+  const int64_t slice = std::max<int64_t>(1, gather_elements_ / ranks);
+  for (int64_t at = 0; at < shard_size_; at += slice) {
+    const int64_t count = std::min(slice, shard_size_ - at);
+    at::Tensor mine = at::zeros({count}, all_.front().tensor.options().requires_grad(false));
+    for_each_overlap(all_, lo + at, count, [&](const Param& p, int64_t in_param, int64_t in_range, int64_t n) {
+      mine.narrow(0, in_range, n).copy_(p.tensor.view(-1).narrow(0, in_param, n));
+    });
+    const at::Tensor all = shard_->all_gather(mine);
+    for (int64_t r = 0; r < ranks; ++r) {
+      if (r == shard_->rank()) continue;
+      const at::Tensor theirs = all.narrow(0, r * count, count);
+      for_each_overlap(all_, r * shard_size_ + at, count, [&](const Param& p, int64_t in_param, int64_t in_range, int64_t n) {
+        p.tensor.view(-1).narrow(0, in_param, n).copy_(theirs.narrow(0, in_range, n));
+      });
+    }
+  }
 }
 
 TensorMap AdamW::state_dict() const {
   TensorMap out;
   if (shard_ && !all_.empty()) {
-    std::vector<at::Tensor> m, v;
-    for (const auto& p : params_) {
-      m.push_back(p.exp_avg);
-      v.push_back(p.exp_avg_sq);
-    }
-    const at::Tensor all_m = gather_flat(m), all_v = gather_flat(v);
+    // Every rank's moments, a slice of each share at a time, straight into the whole-state tensors.
+    std::map<std::string, at::Tensor> m, v;
     for (const auto& p : all_) {
-      out[p.name + ".exp_avg"] = all_m.narrow(0, p.offset, p.length).view(p.tensor.sizes()).clone();
-      out[p.name + ".exp_avg_sq"] = all_v.narrow(0, p.offset, p.length).view(p.tensor.sizes()).clone();
+      m[p.name] = at::zeros(p.tensor.sizes(), p.tensor.options().requires_grad(false));
+      v[p.name] = at::zeros(p.tensor.sizes(), p.tensor.options().requires_grad(false));
+    }
+    const int64_t ranks = shard_->size(), lo = shard_->rank() * shard_size_;
+    const int64_t slice = std::max<int64_t>(1, gather_elements_ / (2 * ranks));
+    for (int64_t at = 0; at < shard_size_; at += slice) {
+      const int64_t count = std::min(slice, shard_size_ - at);
+      at::Tensor mine = at::zeros({2 * count}, all_.front().tensor.options().requires_grad(false));
+      for_each_overlap(params_, lo + at, count, [&](const Param& p, int64_t in_part, int64_t in_range, int64_t n) {
+        mine.narrow(0, in_range, n).copy_(p.exp_avg.narrow(0, in_part, n));
+        mine.narrow(0, count + in_range, n).copy_(p.exp_avg_sq.narrow(0, in_part, n));
+      });
+      const at::Tensor all = shard_->all_gather(mine);
+      for (int64_t r = 0; r < ranks; ++r) {
+        const int64_t base = r * 2 * count;
+        for_each_overlap(all_, r * shard_size_ + at, count, [&](const Param& p, int64_t in_param, int64_t in_range, int64_t n) {
+          m.at(p.name).view(-1).narrow(0, in_param, n).copy_(all.narrow(0, base + in_range, n));
+          v.at(p.name).view(-1).narrow(0, in_param, n).copy_(all.narrow(0, base + count + in_range, n));
+        });
+      }
+    }
+    for (const auto& p : all_) {
+      out[p.name + ".exp_avg"] = m.at(p.name);
+      out[p.name + ".exp_avg_sq"] = v.at(p.name);
     }
     out["step"] = at::full({}, step_, at::kLong);
     return out;

@@ -32,6 +32,7 @@
 #include "train/data_source.h"
 #include "train/shard_source.h"
 #include "util/device.h"
+#include "util/memory.h"
 #include "util/atomic_file.h"
 #include "util/clock.h"
 
@@ -172,6 +173,7 @@ class Trainer::Impl {
       save_model(*model_, result.model);
     }
     result.zeroshot_top1 = progress_.step < total_steps_ ? -1 : evaluate();
+    result.peak_memory_bytes = report_peak_memory();
     result.steps = progress_.step;
     result.nonfinite_skipped = progress_.nonfinite_skipped;
     result.last_checkpoint = last_checkpoint_;
@@ -315,9 +317,7 @@ class Trainer::Impl {
   // order when a whole number of new batches precedes it, and is refused otherwise.
   void continue_on_this_world(const std::string& path) {
     const int64_t global = config_.data.batch_size * world();
-    const int64_t old_world = progress_.world_size, old_global = progress_.global_batch;
-    progress_.world_size = world();
-    progress_.global_batch = global;
+    const int64_t old_world = progress_.world_size, old_global = progress_.global_batch;  // setup() records ours
     if (old_global == 0 || (old_global == global && old_world == world())) return;
     if (old_global == global) {
       message("clip_train: ", path, " was written by ", old_world, " rank(s); continuing on ", world(),
@@ -423,6 +423,20 @@ class Trainer::Impl {
   void set_train_mode() {
     model_->train();
     if (config_.model.lock_image) model_->visual->eval();  // a locked tower keeps its BatchNorm statistics
+  }
+
+  // This rank's peak memory; rank 0 names every rank's (one all-gather).
+  int64_t report_peak_memory() {
+    const int64_t mine = peak_memory_bytes(device_);
+    std::string each = format_gib(mine);
+    if (comm_) {
+      const at::Tensor all = comm_->all_gather(at::full({1}, mine, at::kLong).to(comm_->device())).to(at::kCPU);
+      each.clear();
+      for (int64_t r = 0; r < all.size(0); ++r) each += str(r ? ", " : "", format_gib(all[r].item<int64_t>()));
+    }
+    message("clip_train: peak memory ", device_.is_cuda() ? "(CUDA allocator)" : "(resident)",
+            world() > 1 ? " per rank: " : ": ", each);
+    return mine;
   }
 
   struct RankRows {

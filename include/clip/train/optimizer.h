@@ -52,7 +52,10 @@ bool excluded_from_weight_decay(const std::string& name, const at::Tensor& param
 class AdamW {
  public:
   /// `shard`: a Communicator of several ranks to shard the state over (ZeRO-1); nullptr keeps it all here.
-  AdamW(torch::nn::Module& module, const AdamWOptions& options, Communicator* shard = nullptr);
+  /// `gather_elements`: sharded, the parameters are all-gathered after each update this many elements at a time
+  /// (all ranks' slices together; 2^24 = 64 MB of fp32), which bounds the memory in flight.
+  AdamW(torch::nn::Module& module, const AdamWOptions& options, Communicator* shard = nullptr,
+        int64_t gather_elements = int64_t{1} << 24);
 
   /// One update from the current gradients; parameters without a gradient are skipped.
   void step();
@@ -83,13 +86,16 @@ class AdamW {
     at::Tensor exp_avg, exp_avg_sq;  // [length] when sharded, else the parameter's shape
     int64_t offset = 0, begin = 0, length = 0;
   };
-  at::Tensor gather_flat(const std::vector<at::Tensor>& parts) const;
+  void gather_parameters();
+  template <typename F>
+  static void for_each_overlap(const std::vector<Param>& list, int64_t begin, int64_t count, F&& f);
   std::vector<Param> params_;   // sharded: only the parameters that overlap this rank's share
   std::vector<Param> all_;      // sharded: every trainable parameter with its offset (for the all-gathers)
   AdamWOptions options_;
   int64_t step_ = 0;
   Communicator* shard_ = nullptr;
   int64_t shard_size_ = 0;      // elements per rank (the last rank's share is padded)
+  int64_t gather_elements_;
 };
 
 /// open_clip's cosine schedule: linear warmup to base_lr over `warmup` steps ((step + 1) / warmup), then

@@ -42,6 +42,7 @@ struct TrainResult {
   std::string metrics;          ///< metrics.jsonl (clip::train; "" when no MetricsFile callback wrote one)
   std::string report;           ///< report.html (clip::train; "" when disabled)
   double zeroshot_top1 = -1;    ///< final zero-shot top-1 in [0, 1] (-1: no zero-shot data)
+  int64_t peak_memory_bytes = -1;  ///< this rank's peak: CUDA's allocator on a GPU, resident memory on the CPU
 };
 
 /// A training run. Set it up, then run() once.
