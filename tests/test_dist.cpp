@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +26,7 @@
 #include "clip/model/checkpoint.h"
 #include "clip/io/safetensors.h"
 #include "clip/train/loss.h"
+#include "clip/train/train_state.h"
 #include "clip/train/optimizer.h"
 #include "clip/train/step.h"
 #include "clip/util/error.h"
@@ -431,6 +434,68 @@ TEST(ClipTrain, RunsUnderTorchrun) {
   EXPECT_NE(r.output.find("2 ranks (torchrun)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("trained 4 steps"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir / "run/model.safetensors"));
+}
+
+// The processes whose parent is `parent` (from /proc/<pid>/stat).
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t close = stat.rfind(')');  // "pid (comm) state ppid ..."
+    if (close == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == parent) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+// Elastic: under torchrun --max-restarts 1 a worker is killed (SIGKILL) mid-run; torchrun stops the group and
+// starts it again, the new workers find the latest checkpoint themselves (--resume auto), and the run ends with
+// the weights of an uninterrupted one.
+TEST(ClipTrain, TorchrunRestartResumesByItself) {
+  const std::string python = CLIP_TORCH_PYTHON;
+  if (clip::test::run_command(python + " -c 'import torch.distributed.run' 2>/dev/null").exit_code != 0) {
+    GTEST_SKIP() << "no torchrun here (" << python << " cannot import torch.distributed.run)";
+  }
+  clip::test::TempDir dir;
+  const std::string train = clip_train() + " --model-config " + clip::test::data("vit_tiny.json") +
+                            " --train-data synthetic --synthetic-samples 96 --batch-size 4 --epochs 1 --threads 1"
+                            " --log-every 1 --save-every 2 --report false --resume auto --output-dir ";
+  ASSERT_EQ(std::system((clip_train() + " --nproc-per-node 2 " + train.substr(clip_train().size()) + (dir / "straight") +
+                         " > " + (dir / "straight.txt") + " 2>&1").c_str()), 0) << read_file(dir / "straight.txt");
+  const std::string log = dir / "elastic.txt";
+  const pid_t agent = clip::test::start_command(
+      "timeout 300 " + python + " -m torch.distributed.run --redirects 2 --tee 2 --nnodes 1 --nproc_per_node 2 "
+      "--max_restarts 1 --monitor_interval 1 --master_port " + std::to_string(clip::free_tcp_port()) + " --no_python " +
+      train + (dir / "run") + " > " + log + " 2>&1");
+  ASSERT_GT(agent, 0);
+  // timeout's child is torchrun; its children are the workers.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  std::vector<pid_t> workers;
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (clip::test::logged_train_steps(dir / "run/metrics.jsonl") >= 5) {
+      for (pid_t torchrun : children_of(agent)) workers = children_of(torchrun);
+      if (workers.size() == 2) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(workers.size(), 2u) << read_file(log);
+  ::kill(workers.back(), SIGKILL);
+  const int code = clip::test::wait_exit_code(agent);
+  const std::string output = read_file(log);
+  ASSERT_EQ(code, 0) << output;
+  EXPECT_NE(output.find("resumed from"), std::string::npos) << output;
+  const clip::TrainCheckpoint a = clip::load_train_checkpoint(clip::checkpoint_path(dir / "straight", 12));
+  const clip::TrainCheckpoint b = clip::load_train_checkpoint(clip::checkpoint_path(dir / "run", 12));
+  double worst = 0;
+  for (const auto& [name, t] : a.model) worst = std::max(worst, (t - b.model.at(name)).abs().max().item<double>());
+  std::printf("[ measured ] torchrun --max-restarts 1, a worker killed after step 5 of 12, the group restarted with "
+              "--resume auto: worst weight difference to an uninterrupted run %.3g\n", worst);
+  EXPECT_LE(worst, 1e-6);
 }
 
 // Two ranks started as torchrun would (RANK, WORLD_SIZE, MASTER_*); rank 1 is killed: rank 0 must stop non-zero

@@ -99,6 +99,31 @@ inline CommandResult run_command(const std::string& command) {
   return r;
 }
 
+/// Starts `command` under /bin/sh, exec'd (so the pid is the command's own, for signals); returns its pid.
+inline pid_t start_command(const std::string& command) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+/// Waits for a process that start_command started: its exit code, or 128 + the signal that ended it.
+inline int wait_exit_code(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/// The "train" lines a run's metrics.jsonl holds so far (0 before it exists).
+inline int64_t logged_train_steps(const std::string& metrics) {
+  std::ifstream in(metrics);
+  int64_t steps = 0;
+  for (std::string line; std::getline(in, line);) steps += line.find("\"type\":\"train\"") != std::string::npos;
+  return steps;
+}
+
 /// The message of the exception `f` throws (printed, so the test log shows it), or "(no error)".
 template <typename F>
 std::string error_of(F&& f) {

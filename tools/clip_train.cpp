@@ -1,9 +1,13 @@
 // clip_train: contrastive training from a JSON config and flags (every key is a flag).
 #include <cstdio>
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "clip/dist/launch.h"
 #include "clip/train/train_config.h"
@@ -11,6 +15,35 @@
 #include "clip/util/error.h"
 #include "train_flags.h"
 #include "tool_main.h"
+
+namespace {
+
+void on_stop_signal(int signal) { clip::request_training_stop(signal); }
+
+// Slurm: rank 0 puts the job back in the queue (the allocation ends after this process exits).
+void requeue_slurm_job() {
+  const char* job = std::getenv("SLURM_JOB_ID");
+  if (job == nullptr || *job == '\0') {
+    std::fprintf(stderr, "clip_train: --requeue-on-preempt: SLURM_JOB_ID is not set; not requeued\n");
+    return;
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execlp("scontrol", "scontrol", "requeue", job, static_cast<char*>(nullptr));
+    std::fprintf(stderr, "clip_train: cannot run scontrol (%s); job %s not requeued\n", std::strerror(errno), job);
+    ::_exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || ::waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 127) {
+      std::fprintf(stderr, "clip_train: 'scontrol requeue %s' failed; requeue the job by hand\n", job);
+    }
+    return;
+  }
+  std::printf("clip_train: requeued Slurm job %s\n", job);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   return clip::tools::run_tool("clip_train", [&] {
@@ -20,8 +53,25 @@ int main(int argc, char** argv) {
       return clip::run_local_workers(config.distributed.nproc_per_node, "/proc/self/exe",
                                      std::vector<std::string>(argv + 1, argv + argc));
     }
+    // SIGTERM (Slurm before its kill, torchrun passing its own on) and SIGUSR1 (sbatch --signal=USR1@120): finish
+    // the step, checkpoint, exit clip::kExitStoppedToResume (75).
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    ::sigemptyset(&action.sa_mask);
+    ::sigaction(SIGTERM, &action, nullptr);
+    ::sigaction(SIGUSR1, &action, nullptr);
+    sigset_t stop_signals;  // a blocked mask is inherited through exec: a parent's could hide them
+    ::sigemptyset(&stop_signals);
+    ::sigaddset(&stop_signals, SIGTERM);
+    ::sigaddset(&stop_signals, SIGUSR1);
+    ::pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
     const clip::TrainResult r = clip::train(config);
-    if (clip::detect_dist_env().rank != 0) return 0;
+    const bool main_rank = clip::detect_dist_env().rank == 0;
+    if (r.stop_signal != 0) {
+      if (main_rank && config.checkpoint.requeue_on_preempt) requeue_slurm_job();
+      return clip::kExitStoppedToResume;
+    }
+    if (!main_rank) return 0;
     std::printf("trained %lld steps, last loss %.4f, %lld non-finite steps skipped\n", static_cast<long long>(r.steps),
                 r.last_loss, static_cast<long long>(r.nonfinite_skipped));
     if (r.zeroshot_top1 >= 0) std::printf("zero-shot top-1: %.2f%%\n", 100 * r.zeroshot_top1);

@@ -155,8 +155,14 @@ int run_local_workers(int nproc, const std::string& program, const std::vector<s
   action.sa_handler = forward_signal;
   ::sigaction(SIGINT, &action, nullptr);
   ::sigaction(SIGTERM, &action, nullptr);
+  ::sigaction(SIGUSR1, &action, nullptr);
+  sigset_t forwarded;  // a blocked mask is inherited through exec: a parent's could hide them
+  ::sigemptyset(&forwarded);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) ::sigaddset(&forwarded, sig);
+  ::pthread_sigmask(SIG_UNBLOCK, &forwarded, nullptr);
 
   int result = 0;
+  bool stopped_early = false;
   size_t running = children.size();
   while (running > 0) {
     int status = 0;
@@ -168,6 +174,10 @@ int run_local_workers(int nproc, const std::string& program, const std::vector<s
     --running;
     const int rank = static_cast<int>(std::find(children.begin(), children.end(), pid) - children.begin());
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code == kExitStoppedToResume) {
+      stopped_early = true;
+      continue;
+    }
     if (code != 0 && result == 0) {
       result = code;
       log_warning("worker ", rank, " (rank ", rank, ") ", WIFEXITED(status) ? "exited with " : "was killed by signal ",
@@ -178,7 +188,7 @@ int run_local_workers(int nproc, const std::string& program, const std::vector<s
     }
   }
   g_children = nullptr;
-  return result;
+  return result == 0 && stopped_early ? kExitStoppedToResume : result;
 }
 
 }  // namespace clip

@@ -98,11 +98,14 @@ std::vector<Spec> specs(TrainConfig& c) {
       {"save_every", &c.checkpoint.save_every, "steps between checkpoints (0: each epoch's end)"},
       {"keep_checkpoints", &c.checkpoint.keep_checkpoints, "checkpoints kept"},
       {"eval_every", &c.evaluation.eval_every, "steps between evaluations (0: at the end)"},
-      {"resume", &c.checkpoint.resume, "'latest' or a checkpoint path"},
+      {"resume", &c.checkpoint.resume, "'latest' (or 'auto', the same: the newest checkpoint in --output-dir, else "
+                                       "a fresh start) or a checkpoint path"},
       {"overwrite", &c.checkpoint.overwrite,
        "start afresh in an --output-dir that holds another run, deleting its checkpoints and metrics"},
       {"report", &c.checkpoint.report, "write report.html at the end"},
       {"tensorboard", &c.checkpoint.tensorboard, "also write TensorBoard event files to OUTPUT_DIR/tensorboard"},
+      {"requeue_on_preempt", &c.checkpoint.requeue_on_preempt,
+       "after SIGTERM/SIGUSR1 and the checkpoint, rank 0 runs 'scontrol requeue $SLURM_JOB_ID' (under Slurm)"},
   };
 }
 

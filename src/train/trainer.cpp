@@ -5,6 +5,8 @@
 #include <torch/nn/module.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -39,6 +41,16 @@
 namespace fs = std::filesystem;
 
 namespace clip {
+
+namespace {
+std::atomic<int> g_stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "request_training_stop must be async-signal-safe");
+}  // namespace
+
+void request_training_stop(int signal) noexcept {
+  int none = 0;  // the first request is the one reported; later ones (a second signal during the save) change nothing
+  g_stop_signal.compare_exchange_strong(none, signal > 0 ? signal : SIGTERM);
+}
 namespace {
 
 void write_text(const std::string& path, const std::string& text) {
@@ -96,11 +108,13 @@ class Trainer::Impl {
     const int64_t stop_at = stop_after > 0 ? std::min(total_steps_, progress_.step + stop_after) : total_steps_;
     int64_t consecutive_nonfinite = 0;
     Window window;
+    int stop_signal = 0;
     while (progress_.step < stop_at) {
       source_->start_epoch(progress_.epoch, progress_.batch_in_epoch);
       const int64_t step_at_epoch_start = progress_.step, batch_at_epoch_start = progress_.batch_in_epoch;
       std::string first_failure;  // of this epoch, for the error when no batch could be made
       while (progress_.step < stop_at) {
+        if ((stop_signal = agreed_stop_signal()) != 0) break;
         const auto wait = Clock::now();
         std::optional<TrainBatch> batch = source_->next();
         window.wait += seconds_since(wait);
@@ -153,6 +167,7 @@ class Trainer::Impl {
         const int64_t eval_every = config_.evaluation.eval_every;
         if (eval_every > 0 && progress_.step % eval_every == 0 && progress_.step < total_steps_) evaluate();
       }
+      if (stop_signal != 0) break;
       if (progress_.step == step_at_epoch_start && batch_at_epoch_start < per_epoch) {
         fail(data_name(), ": epoch ", progress_.epoch, " gave no usable batch (every batch had fewer than two "
              "readable images)", first_failure.empty() ? "" : "; the first failure: " + first_failure);
@@ -164,7 +179,12 @@ class Trainer::Impl {
       }
     }
     save();
-    if (progress_.step < total_steps_) {
+    g_stop_signal.store(0);
+    result.stop_signal = stop_signal;
+    if (stop_signal != 0) {
+      message("clip_train: stopped at step ", progress_.step, " of ", total_steps_, " on ", signal_name(stop_signal),
+              "; checkpoint ", last_checkpoint_, "; continue with --resume latest");
+    } else if (progress_.step < total_steps_) {
       message("clip_train: stopped at step ", progress_.step, " of ", total_steps_,
               " (--stop-after); continue with --resume latest");
     }
@@ -252,7 +272,7 @@ class Trainer::Impl {
     if (ec) fail(out, ": cannot create the output folder (", ec.message(), ")");
 
     std::string resume_path;
-    if (config_.checkpoint.resume == "latest") {
+    if (config_.checkpoint.resume == "latest" || config_.checkpoint.resume == "auto") {
       resume_path = latest_checkpoint(out);
       if (resume_path.empty()) message("clip_train: no checkpoint in ", out, " yet; starting fresh");
     } else if (!config_.checkpoint.resume.empty()) {
@@ -437,6 +457,28 @@ class Trainer::Impl {
     message("clip_train: peak memory ", device_.is_cuda() ? "(CUDA allocator)" : "(resident)",
             world() > 1 ? " per rank: " : ": ", each);
     return mine;
+  }
+
+  // The stop request every rank acts on (0: none; else the signal of the lowest rank that has one). Ranks receive
+  // a signal at different moments, so they agree before each step (one small all-gather) and stop at the same one.
+  int agreed_stop_signal() {
+    const int mine = g_stop_signal.load();
+    if (!comm_) return mine;
+    const at::Tensor all =
+        comm_->all_gather(at::full({1}, static_cast<int64_t>(mine), at::kLong).to(comm_->device())).to(at::kCPU);
+    for (int64_t r = 0; r < all.size(0); ++r) {
+      if (all[r].item<int64_t>() != 0) return static_cast<int>(all[r].item<int64_t>());  // the lowest rank's
+    }
+    return 0;
+  }
+
+  static std::string signal_name(int signal) {
+    switch (signal) {
+      case SIGTERM: return "SIGTERM";
+      case SIGUSR1: return "SIGUSR1";
+      case SIGINT: return "SIGINT";
+      default: return str("signal ", signal);
+    }
   }
 
   struct RankRows {

@@ -37,9 +37,16 @@ std::string first_slurm_host(const std::string& nodelist);
 /// A free TCP port on this machine (for a single-node job).
 int free_tcp_port();
 
+/// The exit status of a worker that stopped early on request (SIGTERM/SIGUSR1) after writing a checkpoint:
+/// sysexits.h's EX_TEMPFAIL, "try again later". Schedulers read it as a failure (torchrun restarts the group under
+/// --max-restarts, Slurm requeues with --requeue); a wrapper can tell it from 0 (done) and 1 (an error).
+constexpr int kExitStoppedToResume = 75;
+
 /// Runs `nproc` copies of `argv[0]` with `args` as one single-node job (RANK, WORLD_SIZE, LOCAL_RANK, ...
-/// set for each), forwards SIGINT/SIGTERM to them, and waits. When one fails, the others are stopped. Returns
-/// the job's exit code: 0 when every worker exited 0, else the first failing worker's code.
+/// set for each), forwards SIGINT, SIGTERM and SIGUSR1 to them, and waits. When one fails, the others are
+/// stopped (SIGTERM); a worker exiting kExitStoppedToResume has not failed, and the others finish their own stop.
+/// Returns the job's exit code: 0 when every worker exited 0, the first failing worker's code when one failed,
+/// else kExitStoppedToResume when a worker stopped early.
 int run_local_workers(int nproc, const std::string& program, const std::vector<std::string>& args);
 
 }  // namespace clip

@@ -109,12 +109,13 @@ struct CheckpointOptions {
   std::string output_dir = "runs/clip";  ///< checkpoints, metrics.jsonl, config.json, model.safetensors, report
   int64_t save_every = 0;          ///< steps between checkpoints (0: at the end of each epoch only)
   int64_t keep_checkpoints = 3;    ///< checkpoints kept (oldest deleted)
-  std::string resume;              ///< "latest" or a checkpoint path
+  std::string resume;              ///< "latest" (or "auto": the same) or a checkpoint path; latest with none starts afresh
   bool overwrite = false;          ///< start afresh in an output_dir that holds another run, deleting its files
   int64_t stop_after = 0;          ///< end this invocation after this many steps, checkpointed (0: off)
   int64_t log_every = 10;          ///< steps between metric lines (MetricsEvent)
   bool report = true;              ///< write report.html at the end (clip::train's standard callbacks)
   bool tensorboard = false;        ///< also write TensorBoard event files to output_dir/tensorboard
+  bool requeue_on_preempt = false; ///< clip_train, stopped by a signal under Slurm: `scontrol requeue $SLURM_JOB_ID`
 };
 
 /// Evaluations during and after training.

@@ -43,7 +43,15 @@ struct TrainResult {
   std::string report;           ///< report.html (clip::train; "" when disabled)
   double zeroshot_top1 = -1;    ///< final zero-shot top-1 in [0, 1] (-1: no zero-shot data)
   int64_t peak_memory_bytes = -1;  ///< this rank's peak: CUDA's allocator on a GPU, resident memory on the CPU
+  int stop_signal = 0;          ///< > 0: stopped early by request_training_stop(stop_signal), checkpointed
 };
+
+/// Asks the training in this process to stop: after the step in progress every rank agrees on the same step, a
+/// checkpoint is written there (by rank 0; sharded state is gathered from every rank) and run() returns with
+/// TrainResult::stop_signal set, so a later run with `resume = "latest"` continues exactly. Async-signal-safe (one
+/// atomic store): call it from a SIGTERM or SIGUSR1 handler, as clip_train does. A request made before run()
+/// reaches its first step stops it there; run() clears the request when it returns.
+void request_training_stop(int signal) noexcept;
 
 /// A training run. Set it up, then run() once.
 class Trainer {
@@ -61,7 +69,7 @@ class Trainer {
   /// Receives the run's events (rank 0 only), in the order added.
   Trainer& add_callback(std::shared_ptr<TrainCallback> callback);
 
-  /// Trains to the end, or for checkpoint.stop_after steps. Throws clip::Error for bad settings or data, and when
+  /// Trains to the end, for checkpoint.stop_after steps, or until request_training_stop(). Throws clip::Error for bad settings or data, and when
   /// training diverges.
   TrainResult run();
 
