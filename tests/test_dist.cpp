@@ -498,6 +498,123 @@ TEST(ClipTrain, TorchrunRestartResumesByItself) {
   EXPECT_LE(worst, 1e-6);
 }
 
+// Two "hosts" on this machine: network namespaces joined by a veth pair, with addresses from 198.18.0.0/15 (the
+// range reserved for benchmarking) that exist only inside them. Removed again in the destructor, whatever the
+// test did. `skip` says why they could not be made (not root, no `ip`, no namespaces).
+class TwoHosts {
+ public:
+  TwoHosts() : tag_(std::to_string(::getpid())) {
+    if (::geteuid() != 0) {
+      skip = "network namespaces need root";
+      return;
+    }
+    for (const std::string& cmd : {"ip netns add " + host(0), "ip netns add " + host(1),
+                                   "ip link add " + link(0) + " type veth peer name " + link(1),
+                                   "ip link set " + link(0) + " netns " + host(0),
+                                   "ip link set " + link(1) + " netns " + host(1),
+                                   in(0, "ip addr add " + address(0) + "/24 dev " + link(0)),
+                                   in(1, "ip addr add " + address(1) + "/24 dev " + link(1)),
+                                   in(0, "ip link set lo up"), in(1, "ip link set lo up"), in(0, "ip link set " + link(0) + " up"),
+                                   in(1, "ip link set " + link(1) + " up")}) {
+      const clip::test::CommandResult r = clip::test::run_command(cmd + " 2>&1");
+      if (r.exit_code != 0) {
+        skip = "'" + cmd + "' failed: " + r.output;
+        return;
+      }
+    }
+  }
+  ~TwoHosts() {
+    clip::test::run_command("ip netns del " + host(0) + " 2>/dev/null; ip netns del " + host(1) + " 2>/dev/null");
+  }
+  std::string host(int i) const { return "clip" + tag_ + (i == 0 ? "a" : "b"); }
+  std::string link(int i) const { return "cv" + tag_ + (i == 0 ? "a" : "b"); }
+  std::string address(int i) const { return i == 0 ? "198.18.0.1" : "198.18.0.2"; }
+  // `command` run inside host i.
+  std::string in(int i, const std::string& command) const { return "ip netns exec " + host(i) + " " + command; }
+  std::string skip;
+
+ private:
+  std::string tag_;
+};
+
+// Rank r of a 2-rank job on host r of `hosts` (rendezvous at host 0's address, Gloo over the veth).
+std::string rank_on_host(const TwoHosts& hosts, int rank, int port, const std::string& args) {
+  return hosts.in(rank, "env RANK=" + std::to_string(rank) + " WORLD_SIZE=2 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=" +
+                            hosts.address(0) + " MASTER_PORT=" + std::to_string(port) + " GLOO_SOCKET_IFNAME=" +
+                            hosts.link(rank) + " " + clip_train() + " " + args);
+}
+
+// Two hosts (network namespaces) with one rank each: the run equals one process; then the link is cut mid-run,
+// both ranks name the lost peer within --dist-timeout and exit non-zero, and with the link back a restart resumes
+// from the last checkpoint and finishes.
+TEST(TwoHosts, RunEqualsOneProcessAndSurvivesACutLink) {
+  const TwoHosts hosts;
+  if (!hosts.skip.empty()) GTEST_SKIP() << hosts.skip;
+  clip::test::TempDir dir;
+  const std::string common = "--model-config " + clip::test::data("vit_tiny.json") +
+                             " --train-data synthetic --epochs 1 --threads 1 --log-every 1"
+                             " --report false --dist-timeout 10 --resume auto --output-dir ";
+  ASSERT_EQ(std::system((clip_train() + " " + common + (dir / "one") + " --synthetic-samples 24 --batch-size 4 > " + (dir / "one.txt") +
+                         " 2>&1").c_str()), 0) << read_file(dir / "one.txt");
+  auto two_hosts = [&](const std::string& out, const std::string& extra) {
+    const int port = 29400 + static_cast<int>(::getpid() % 500);
+    std::vector<pid_t> ranks;
+    for (int r = 0; r < 2; ++r) {
+      ranks.push_back(clip::test::start_command(rank_on_host(hosts, r, port, common + (dir / out) + " --batch-size 2 " +
+                                                              extra + " > " + (dir / (out + std::to_string(r) + ".txt")) + " 2>&1")));
+    }
+    return ranks;
+  };
+  std::vector<pid_t> ranks = two_hosts("two", "--synthetic-samples 24");
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_EQ(clip::test::wait_exit_code(ranks[size_t(r)]), 0) << read_file(dir / ("two" + std::to_string(r) + ".txt"));
+  }
+  const clip::TrainCheckpoint a = clip::load_train_checkpoint(clip::checkpoint_path(dir / "one", 6));
+  const clip::TrainCheckpoint b = clip::load_train_checkpoint(clip::checkpoint_path(dir / "two", 6));
+  double worst = 0;
+  for (const auto& [name, t] : a.model) worst = std::max(worst, (t - b.model.at(name)).abs().max().item<double>());
+  std::printf("[ measured ] 2 hosts x 1 rank (Gloo over a veth pair) vs 1 process, 6 steps: worst weight difference %.3g\n",
+              worst);
+  EXPECT_LE(worst, 1e-5);
+
+  // Cut the link after 3 logged steps of a longer run (checkpoints every 2 steps).
+  const std::string cut_args = "--synthetic-samples 4000 --save-every 2";
+  ranks = two_hosts("cut", cut_args);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (clip::test::logged_train_steps(dir / "cut/metrics.jsonl") < 3 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(clip::test::run_command(hosts.in(0, "ip link set " + hosts.link(0) + " down")).exit_code, 0);
+  const auto cut = std::chrono::steady_clock::now();
+  std::vector<int> codes;
+  for (pid_t pid : ranks) codes.push_back(clip::test::wait_exit_code(pid));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - cut).count();
+  const std::string log0 = read_file(dir / "cut0.txt"), log1 = read_file(dir / "cut1.txt");
+  std::printf("[ measured ] link cut: both ranks exited (%d, %d) %.1f s later (--dist-timeout 10)\n", codes[0], codes[1],
+              seconds);
+  for (const std::string* log : {&log0, &log1}) {
+    const size_t error = log->find("error:");
+    std::printf("[ message  ] %s\n", error == std::string::npos ? "(none)" : log->substr(error, log->find('\n', error) - error).c_str());
+  }
+  EXPECT_NE(codes[0], 0) << log0;
+  EXPECT_NE(codes[1], 0) << log1;
+  EXPECT_LT(seconds, 60);
+  EXPECT_CONTAINS(log0, "rank 1 stopped responding");
+  EXPECT_CONTAINS(log1, "rank 0, which hosts the rendezvous store, is gone");
+  const std::string latest = clip::latest_checkpoint(dir / "cut");
+  ASSERT_FALSE(latest.empty()) << log0;
+  const int64_t saved = clip::load_train_checkpoint(latest).progress.step;
+
+  // The link back; the same command lines resume from the last checkpoint. A short run to the end: --max-steps.
+  ASSERT_EQ(clip::test::run_command(hosts.in(0, "ip link set " + hosts.link(0) + " up")).exit_code, 0);
+  ranks = two_hosts("cut", cut_args + " --max-steps " + std::to_string(saved + 2));
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_EQ(clip::test::wait_exit_code(ranks[size_t(r)]), 0) << read_file(dir / ("cut" + std::to_string(r) + ".txt"));
+  }
+  EXPECT_CONTAINS(read_file(dir / "cut0.txt"), "resumed from");
+  EXPECT_EQ(clip::load_train_checkpoint(clip::latest_checkpoint(dir / "cut")).progress.step, saved + 2);
+}
+
 // Two ranks started as torchrun would (RANK, WORLD_SIZE, MASTER_*); rank 1 is killed: rank 0 must stop non-zero
 // within the short timeout and name rank 1.
 TEST(ClipTrain, AKilledRankIsNamed) {

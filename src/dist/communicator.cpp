@@ -21,10 +21,12 @@
 #endif
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "clip/util/error.h"
@@ -305,7 +307,16 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const Com
     if (backend == "gloo") {
 #if CLIP_WITH_GLOO
       auto o = c10d::ProcessGroupGloo::Options::create(timeout);
-      o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      // GLOO_SOCKET_IFNAME (as PyTorch reads it; several comma-separated): the interfaces Gloo's traffic takes on
+      // a host with several networks; else the address this host's name resolves to (loopback when it resolves
+      // to none).
+      if (const char* names = std::getenv("GLOO_SOCKET_IFNAME"); names != nullptr && *names != '\0') {
+        std::stringstream list(names);
+        for (std::string name; std::getline(list, name, ',');) {
+          if (!name.empty()) o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+        }
+      }
+      if (o->devices.empty()) o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, o);
       return std::make_shared<C10dCommunicator<c10d::ProcessGroupGloo>>(env, store, pg, timeout, at::Device(at::kCPU));
 #else
@@ -315,6 +326,12 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const Com
     }
     if (backend == "nccl") {
 #if CLIP_WITH_NCCL
+      // A failed or timed-out collective must surface as an exception in this thread, where the heartbeat
+      // diagnosis runs (Communicator's wait), not as the watchdog's abort of the process (LibTorch 2.x's default,
+      // 3 = SkipCleanUp). 2 = CleanUpOnly: the watchdog aborts the communicators and the next wait or collective
+      // throws. Read at construction; a value the user set is kept. Compiled; not yet run on a GPU.
+      ::setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "2", /*overwrite=*/0);
+      ::setenv("NCCL_ASYNC_ERROR_HANDLING", "2", /*overwrite=*/0);  // LibTorch 1.13's name
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = timeout;
       auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, o);
