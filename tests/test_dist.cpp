@@ -524,7 +524,10 @@ class TwoHosts {
     }
   }
   ~TwoHosts() {
-    clip::test::run_command("ip netns del " + host(0) + " 2>/dev/null; ip netns del " + host(1) + " 2>/dev/null");
+    // The processes inside first (deleting a namespace does not end them), then the namespaces and the veth pair
+    // (gone with its namespace, or still in the root one when the setup stopped half-way).
+    clip::test::run_command("for h in " + host(0) + " " + host(1) + "; do ip netns pids $h 2>/dev/null | xargs -r kill -9; "
+                            "ip netns del $h 2>/dev/null; done; ip link del " + link(0) + " 2>/dev/null");
   }
   std::string host(int i) const { return "clip" + tag_ + (i == 0 ? "a" : "b"); }
   std::string link(int i) const { return "cv" + tag_ + (i == 0 ? "a" : "b"); }
@@ -539,7 +542,7 @@ class TwoHosts {
 
 // Rank r of a 2-rank job on host r of `hosts` (rendezvous at host 0's address, Gloo over the veth).
 std::string rank_on_host(const TwoHosts& hosts, int rank, int port, const std::string& args) {
-  return hosts.in(rank, "env RANK=" + std::to_string(rank) + " WORLD_SIZE=2 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=" +
+  return hosts.in(rank, "timeout 300 env RANK=" + std::to_string(rank) + " WORLD_SIZE=2 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=" +
                             hosts.address(0) + " MASTER_PORT=" + std::to_string(port) + " GLOO_SOCKET_IFNAME=" +
                             hosts.link(rank) + " " + clip_train() + " " + args);
 }

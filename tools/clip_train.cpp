@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,17 +28,19 @@ void requeue_slurm_job() {
     std::fprintf(stderr, "clip_train: --requeue-on-preempt: SLURM_JOB_ID is not set; not requeued\n");
     return;
   }
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::execlp("scontrol", "scontrol", "requeue", job, static_cast<char*>(nullptr));
-    std::fprintf(stderr, "clip_train: cannot run scontrol (%s); job %s not requeued\n", std::strerror(errno), job);
-    ::_exit(127);
+  char* args[] = {const_cast<char*>("scontrol"), const_cast<char*>("requeue"), const_cast<char*>(job), nullptr};
+  pid_t pid = -1;
+  if (const int e = ::posix_spawnp(&pid, "scontrol", nullptr, nullptr, args, environ); e != 0) {
+    std::fprintf(stderr, "clip_train: cannot run scontrol (%s); job %s not requeued\n", std::strerror(e), job);
+    return;
   }
   int status = 0;
-  if (pid < 0 || ::waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 127) {
-      std::fprintf(stderr, "clip_train: 'scontrol requeue %s' failed; requeue the job by hand\n", job);
-    }
+  pid_t waited;
+  do {
+    waited = ::waitpid(pid, &status, 0);  // scontrol requeue signals this job: the wait may be interrupted
+  } while (waited < 0 && errno == EINTR);
+  if (waited < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fprintf(stderr, "clip_train: 'scontrol requeue %s' failed; requeue the job by hand\n", job);
     return;
   }
   std::printf("clip_train: requeued Slurm job %s\n", job);
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
     // the step, checkpoint, exit clip::kExitStoppedToResume (75).
     struct sigaction action {};
     action.sa_handler = on_stop_signal;
+    action.sa_flags = SA_RESTART;
     ::sigemptyset(&action.sa_mask);
     ::sigaction(SIGTERM, &action, nullptr);
     ::sigaction(SIGUSR1, &action, nullptr);

@@ -48,7 +48,9 @@ std::vector<pid_t>* g_children = nullptr;
 
 void forward_signal(int sig) {
   if (g_children == nullptr) return;
-  for (pid_t pid : *g_children) ::kill(pid, sig);
+  for (pid_t pid : *g_children) {
+    if (pid > 0) ::kill(pid, sig);
+  }
 }
 
 }  // namespace
@@ -129,6 +131,12 @@ int free_tcp_port() {
 int run_local_workers(int nproc, const std::string& program, const std::vector<std::string>& args) {
   if (nproc < 1) fail("--nproc-per-node ", nproc, " must be at least 1");
   const int port = free_tcp_port();
+  // The forwarded signals wait (blocked) until the handlers are in place, here and in each worker: the mask
+  // survives exec, and clip_train unblocks them once its own handlers are installed.
+  sigset_t forwarded;
+  ::sigemptyset(&forwarded);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) ::sigaddset(&forwarded, sig);
+  ::pthread_sigmask(SIG_BLOCK, &forwarded, nullptr);
   std::vector<pid_t> children;
   for (int rank = 0; rank < nproc; ++rank) {
     const pid_t pid = ::fork();
@@ -156,10 +164,7 @@ int run_local_workers(int nproc, const std::string& program, const std::vector<s
   ::sigaction(SIGINT, &action, nullptr);
   ::sigaction(SIGTERM, &action, nullptr);
   ::sigaction(SIGUSR1, &action, nullptr);
-  sigset_t forwarded;  // a blocked mask is inherited through exec: a parent's could hide them
-  ::sigemptyset(&forwarded);
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) ::sigaddset(&forwarded, sig);
-  ::pthread_sigmask(SIG_UNBLOCK, &forwarded, nullptr);
+  ::pthread_sigmask(SIG_UNBLOCK, &forwarded, nullptr);  // also a mask inherited from our parent
 
   int result = 0;
   bool stopped_early = false;
@@ -173,6 +178,7 @@ int run_local_workers(int nproc, const std::string& program, const std::vector<s
     }
     --running;
     const int rank = static_cast<int>(std::find(children.begin(), children.end(), pid) - children.begin());
+    if (rank < static_cast<int>(children.size())) children[size_t(rank)] = -pid;  // reaped: never signalled again
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (code == kExitStoppedToResume) {
       stopped_early = true;
@@ -183,7 +189,9 @@ int run_local_workers(int nproc, const std::string& program, const std::vector<s
       log_warning("worker ", rank, " (rank ", rank, ") ", WIFEXITED(status) ? "exited with " : "was killed by signal ",
                   WIFEXITED(status) ? code : WTERMSIG(status), "; stopping the other workers");
       for (pid_t other : children) {
-        if (other != pid) ::kill(other, SIGTERM);
+        // SIGKILL: no stop can be agreed with a dead rank, and a survivor blocked in a collective or in the
+        // rendezvous would otherwise wait out --dist-timeout. Checkpoints are written atomically.
+        if (other != pid && other > 0) ::kill(other, SIGKILL);
       }
     }
   }

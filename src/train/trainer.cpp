@@ -82,6 +82,9 @@ class Trainer::Impl {
   TrainResult run() {
     if (ran_) fail("Trainer::run: a Trainer runs once; make another for another run");
     ran_ = true;
+    struct ClearStopRequest {  // however run() ends, a request does not carry over to the next one
+      ~ClearStopRequest() { g_stop_signal.store(0); }
+    } clear_stop_request;
     setup();
     TrainResult result;
     const int64_t per_epoch = source_->batches_per_epoch();
@@ -179,7 +182,6 @@ class Trainer::Impl {
       }
     }
     save();
-    g_stop_signal.store(0);
     result.stop_signal = stop_signal;
     if (stop_signal != 0) {
       message("clip_train: stopped at step ", progress_.step, " of ", total_steps_, " on ", signal_name(stop_signal),

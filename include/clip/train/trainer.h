@@ -50,7 +50,8 @@ struct TrainResult {
 /// checkpoint is written there (by rank 0; sharded state is gathered from every rank) and run() returns with
 /// TrainResult::stop_signal set, so a later run with `resume = "latest"` continues exactly. Async-signal-safe (one
 /// atomic store): call it from a SIGTERM or SIGUSR1 handler, as clip_train does. A request made before run()
-/// reaches its first step stops it there; run() clears the request when it returns.
+/// reaches its first step stops it there; run() clears the request when it returns or throws (one arriving after
+/// the last step, during the final save or evaluation, is dropped: the run is complete).
 void request_training_stop(int signal) noexcept;
 
 /// A training run. Set it up, then run() once.
