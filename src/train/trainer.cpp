@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <mutex>
@@ -33,25 +33,19 @@
 #include "clip/zeroshot/evaluate.h"
 #include "train/data_source.h"
 #include "train/shard_source.h"
-#include "util/device.h"
-#include "util/memory.h"
 #include "util/atomic_file.h"
 #include "util/clock.h"
+#include "util/device.h"
+#include "util/memory.h"
 
 namespace fs = std::filesystem;
 
 namespace clip {
 
 namespace {
+
 std::atomic<int> g_stop_signal{0};
 static_assert(std::atomic<int>::is_always_lock_free, "request_training_stop must be async-signal-safe");
-}  // namespace
-
-void request_training_stop(int signal) noexcept {
-  int none = 0;  // the first request is the one reported; later ones (a second signal during the save) change nothing
-  g_stop_signal.compare_exchange_strong(none, signal > 0 ? signal : SIGTERM);
-}
-namespace {
 
 void write_text(const std::string& path, const std::string& text) {
   AtomicFile file(path);
@@ -67,6 +61,11 @@ at::Device rank_device(const std::string& device, const DistEnv& env) {
 }
 
 }  // namespace
+
+void request_training_stop(int signal) noexcept {
+  int none = 0;  // the first request is the one reported; later ones (a second signal during the save) change nothing
+  g_stop_signal.compare_exchange_strong(none, signal > 0 ? signal : SIGTERM);
+}
 
 class Trainer::Impl {
  public:
