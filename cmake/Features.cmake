@@ -10,10 +10,11 @@
 #   SHARDS      WebDataset shards (reading, writing, training from them): libarchive, with JPEG and PNG
 #   GLOO        c10d's Gloo backend (CPU collectives): a LibTorch built with it and gloo's headers
 #   NCCL        c10d's NCCL backend (GPU collectives): a CUDA LibTorch built with it and nccl.h
+#   FAISS       the image index (clip_index, clip_search, clip::ImageIndex): faiss (Debian: libfaiss-dev)
 #
 # Needs cmake/Torch.cmake first (GLOO and NCCL look at the LibTorch found there).
 
-set(CLIP_FEATURES JPEG PNG LIBDEFLATE OPENCV SHARDS GLOO NCCL)
+set(CLIP_FEATURES JPEG PNG LIBDEFLATE OPENCV SHARDS GLOO NCCL FAISS)
 set(clip_feature_doc_JPEG "JPEG decoding and encoding with libjpeg(-turbo)")
 set(clip_feature_doc_PNG "PNG decoding and encoding with libpng")
 set(clip_feature_doc_LIBDEFLATE "libdeflate for PNG image data (faster than zlib)")
@@ -21,6 +22,7 @@ set(clip_feature_doc_OPENCV "BMP, WebP, TIFF and PNM decoding with OpenCV")
 set(clip_feature_doc_SHARDS "WebDataset shards with libarchive (needs JPEG and PNG)")
 set(clip_feature_doc_GLOO "c10d's Gloo backend (LibTorch's, with gloo's headers)")
 set(clip_feature_doc_NCCL "c10d's NCCL backend (a CUDA LibTorch's, with nccl.h)")
+set(clip_feature_doc_FAISS "the image index (clip_index, clip_search) on faiss")
 
 foreach(name IN LISTS CLIP_FEATURES)
   set(CLIP_WITH_${name} AUTO CACHE STRING "${clip_feature_doc_${name}}: AUTO, ON or OFF")
@@ -164,6 +166,18 @@ elseif(NOT clip_want_NCCL STREQUAL "OFF")
   endif()
 endif()
 clip_feature_found(NCCL "${clip_found}" "${clip_why}")
+
+# faiss: Debian's libfaiss-dev is a static library (position-independent, so it links into libclip.so) whose
+# package config wants OpenMP and the system BLAS/LAPACK.
+set(clip_found FALSE)
+if(NOT clip_want_FAISS STREQUAL "OFF")
+  find_package(OpenMP QUIET COMPONENTS CXX)
+  if(OpenMP_CXX_FOUND)
+    find_package(faiss QUIET)
+    set(clip_found ${faiss_FOUND})
+  endif()
+endif()
+clip_feature_found(FAISS "${clip_found}" "faiss was not found (Debian: libfaiss-dev)")
 
 # One status line: what is in, and why each of the others is not.
 set(clip_in "")

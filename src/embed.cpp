@@ -111,6 +111,7 @@ ImageLoaderOptions loader_options(const CLIPImpl& model, const EmbedOptions& opt
   o.batch_size = options.batch_size;
   o.threads = options.workers;
   o.preprocess = model.config().preprocess;
+  o.hash_content = options.hash_content;
   return o;
 }
 
@@ -131,6 +132,7 @@ std::optional<ImageFeatureBatch> ImageFeatureStream::next() {
   ImageFeatureBatch out;
   out.indices = std::move(batch->indices);
   out.errors = std::move(batch->errors);
+  out.sha256 = std::move(batch->sha256);
   if (!out.indices.empty()) {
     const auto start = Clock::now();
     c10::InferenceMode inference;

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "clip/util/features.h"
 
@@ -138,6 +139,46 @@ std::string error_of(F&& f) {
 
 /// The path of a built tool: tool("clip_zeroshot").
 inline std::string tool(const std::string& name) { return std::string(CLIP_BIN_DIR) + "/" + name; }
+
+
+/// A page as headless Chromium (Debian's `chromium`) shows it: the DOM after the load event and its scripts, and the
+/// console messages (errors included) it logged. `ran` is false when no chromium can be run here.
+struct RenderedPage {
+  bool ran = false;
+  std::string dom;
+  std::vector<std::string> console;
+};
+
+/// Renders `html` (a file) in headless Chromium; with `screenshot`, also writes a PNG of the page there.
+inline RenderedPage render_in_chromium(const std::string& html, const std::string& screenshot = "") {
+  RenderedPage page;
+  if (run_command("command -v chromium >/dev/null 2>&1").exit_code != 0) return page;
+  const std::string path = std::filesystem::absolute(html).string();
+  const std::string flags = "timeout 120 chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=5000 "
+                            "--user-data-dir='" + path + ".chromium' ";
+  const std::string log = path + ".console.log";
+  const CommandResult dom =
+      run_command(flags + "--enable-logging=stderr --v=0 --dump-dom 'file://" + path + "' 2>'" + log + "'");
+  page.ran = dom.exit_code == 0;
+  page.dom = dom.output;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(":CONSOLE") != std::string::npos) page.console.push_back(line);
+  }
+  if (!screenshot.empty()) {
+    run_command(flags + "--window-size=1280,1600 --screenshot='" + screenshot + "' 'file://" + path + "' >/dev/null 2>&1");
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(path + ".chromium", ignored);
+  return page;
+}
+
+/// How many times `needle` occurs in `haystack`.
+inline size_t count_of(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + needle.size())) ++n;
+  return n;
+}
 
 }  // namespace clip::test
 

@@ -28,6 +28,7 @@ struct EmbedOptions {
   std::string source = "inputs";  ///< names the inputs in error messages (a file name)
   int workers = 0;           ///< image decoding threads (0: one per core)
   bool truncate = false;     ///< embed_texts: cut texts longer than the context (else an error naming the text)
+  bool hash_content = false; ///< ImageFeatureStream: also each file's SHA-256, from the read that decodes it
 };
 
 /// One batch of image files' features.
@@ -36,6 +37,7 @@ struct ImageFeatureBatch {
                                   ///< device; made under InferenceMode
   std::vector<int64_t> indices;   ///< per row: its position in the input list
   std::vector<ItemError> errors;  ///< the batch's files that could not be read (not fatal)
+  std::vector<std::string> sha256;  ///< per row, with EmbedOptions::hash_content: the file's SHA-256
 };
 
 /// Image files to features, batch by batch: loader threads decode and preprocess ahead (the model config's

@@ -10,16 +10,28 @@
 #include <thread>
 
 #include "clip/util/error.h"
+#include "clip/util/sha256.h"
+#include "util/file.h"
 
 namespace clip {
 
-void load_image_into(const std::string& path, const ImageLoaderOptions& options, uint64_t index, at::Tensor& out) {
+void load_image_into(const std::string& path, const ImageLoaderOptions& options, uint64_t index, at::Tensor& out,
+                     std::string* sha256) {
   const int64_t n = options.preprocess.size;
   const at::ScalarType type = options.format == BatchFormat::normalized ? at::kFloat : at::kByte;
   TORCH_CHECK(out.is_contiguous() && out.scalar_type() == type && out.sizes() == at::IntArrayRef({3, n, n}),
               "load_image_into: expected a contiguous ", at::toString(type), " [3, ", n, ", ", n, "], got ",
               out.toString(), " ", out.sizes());
-  const Image image = decode_image(path, options.decode);
+  Image image;
+  if (sha256) {
+    const std::string bytes = read_file(path, "file");
+    Sha256 hash;
+    hash.update(bytes.data(), bytes.size());
+    *sha256 = hash.hex_digest();
+    image = decode_image_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path, options.decode);
+  } else {
+    image = decode_image(path, options.decode);
+  }
   thread_local std::vector<uint8_t> rgb;
   rgb.resize(static_cast<size_t>(n * n * 3));
   if (options.random_resized_crop) {
@@ -44,6 +56,7 @@ namespace {
 struct Slot {
   at::Tensor images;
   std::vector<ItemError> errors;
+  std::vector<std::string> sha256;  // per item of the batch, with options.hash_content
   int64_t remaining = 0;
 };
 
@@ -83,6 +96,7 @@ struct ImageLoader::State {
       Slot& slot = slots[batch];
       if (!slot.images.defined()) {
         slot.remaining = rows_of(batch);
+        if (options.hash_content) slot.sha256.resize(static_cast<size_t>(slot.remaining));
         try {
           slot.images = at::empty({slot.remaining, 3, n, n}, at::TensorOptions().dtype(type).pinned_memory(pin));
         } catch (const std::exception&) {  // out of memory: the consumer is told, no thread dies with it
@@ -96,11 +110,13 @@ struct ImageLoader::State {
         }
       }
       at::Tensor row = slot.images[item - batch * options.batch_size];
+      // Each worker writes its own element; the vector was sized when the slot was made and is not resized.
+      std::string* sha256 = options.hash_content ? &slot.sha256[size_t(item - batch * options.batch_size)] : nullptr;
       lock.unlock();
 
       std::optional<ItemError> error;
       try {
-        load_image_into(paths[item], options, static_cast<uint64_t>(item), row);
+        load_image_into(paths[item], options, static_cast<uint64_t>(item), row, sha256);
       } catch (const std::exception& e) {
         error = ItemError{item, paths[item], error_message(e)};
       } catch (...) {
@@ -187,6 +203,7 @@ std::optional<ImageBatch> ImageLoader::next() {
     }
     keep.push_back(r);
     out.indices.push_back(first + r);
+    if (!slot.sha256.empty()) out.sha256.push_back(std::move(slot.sha256[size_t(r)]));
   }
   if (static_cast<int64_t>(keep.size()) == rows) {
     out.images = slot.images;

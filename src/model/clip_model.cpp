@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include "clip/io/tensor_map.h"
 #include "clip/util/error.h"
+#include "clip/util/sha256.h"
 
 #include <ATen/ATen.h>
 
@@ -139,6 +141,31 @@ int64_t count_parameters(const torch::nn::Module& module) {
   int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();
   return n;
+}
+
+std::string weights_fingerprint(const CLIPImpl& model) {
+  constexpr int64_t kSamples = 4096;
+  Sha256 hash;
+  ModelConfig config = model.config();
+  config.name.clear();
+  const std::string arch = to_json(config);
+  hash.update(arch.data(), arch.size());
+  const auto add = [&](const std::string& name, const at::Tensor& t) {
+    const std::string head = name + "|" + shape_string(t.sizes()) + "|";
+    hash.update(head.data(), head.size());
+    at::Tensor flat = t.detach().reshape({-1});
+    if (flat.numel() > kSamples) {  // evenly spaced, chosen on the tensor's device before the copy
+      const int64_t step = flat.numel() / kSamples;
+      flat = flat.slice(0, 0, step * kSamples, step);
+    }
+    const at::Tensor values = flat.to(at::kCPU, at::kFloat).contiguous();
+    hash.update(values.data_ptr<float>(), static_cast<size_t>(values.numel()) * sizeof(float));
+  };
+  for (const auto& p : model.named_parameters()) add(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) {
+    if (b.value().is_floating_point()) add(b.key(), b.value());
+  }
+  return hash.hex_digest();
 }
 
 }  // namespace clip

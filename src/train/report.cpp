@@ -11,6 +11,7 @@
 
 #include "clip/util/error.h"
 #include "util/atomic_file.h"
+#include "util/html.h"
 #include "util/json.h"
 
 namespace clip {
@@ -18,20 +19,6 @@ namespace {
 
 using json = nlohmann::json;
 using Series = std::vector<std::pair<double, double>>;  // (step, value)
-
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string number(double v) {
   char buf[32];
@@ -44,7 +31,7 @@ std::string number(double v) {
 std::string chart(const std::string& title, const Series& series) {
   constexpr double W = 440, H = 220, L = 62, R = 12, T = 28, B = 34;
   std::string svg = "<figure><svg viewBox=\"0 0 440 220\" width=\"440\" height=\"220\" role=\"img\">";
-  svg += "<text x=\"" + number(L) + "\" y=\"18\" class=\"t\">" + escape(title) + "</text>";
+  svg += "<text x=\"" + number(L) + "\" y=\"18\" class=\"t\">" + html_escape(title) + "</text>";
   if (series.empty()) return svg + "<text x=\"150\" y=\"110\">no data</text></svg></figure>";
   double x0 = series.front().first, x1 = series.front().first, y0 = series.front().second, y1 = y0;
   for (const auto& [x, y] : series) {
@@ -94,12 +81,12 @@ void write_report(const std::string& metrics_path, const std::string& html_path,
     }
   }
   std::string html =
-      "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" + escape(title) +
+      "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" + html_escape(title) +
       "</title><style>body{font:14px sans-serif;margin:24px;color:#222}figure{display:inline-block;margin:8px}"
       "svg{background:#fafafa;border:1px solid #ddd}.a{stroke:#888}.l{fill:none;stroke:#1f6fb2;stroke-width:1.6}"
       "circle{fill:#1f6fb2}.t{font-weight:bold}text{font-size:11px}pre{background:#f4f4f4;padding:8px}</style>"
       "</head><body><h1>" +
-      escape(title) + "</h1>";
+      html_escape(title) + "</h1>";
   html += "<h2>Training</h2>";
   for (const char* key : {"loss", "lr", "logit_scale", "samples_per_s", "data_wait"}) {
     if (train.count(key)) html += chart(key, train[key]);
@@ -113,7 +100,7 @@ void write_report(const std::string& metrics_path, const std::string& html_path,
     html += "<h2>Evaluation</h2>";
     for (const auto& [key, series] : eval) html += chart(key, series);
   }
-  html += "<h2>Settings</h2><pre>" + escape(config_json) + "</pre></body></html>\n";
+  html += "<h2>Settings</h2><pre>" + html_escape(config_json) + "</pre></body></html>\n";
   AtomicFile file(html_path);
   file.write(html.data(), html.size());
   file.commit();

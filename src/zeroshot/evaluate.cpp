@@ -17,17 +17,11 @@
 #include "clip/util/progress.h"
 #include "util/atomic_file.h"
 #include "util/clock.h"
+#include "util/csv.h"
 #include "util/json.h"
 
 namespace clip {
 namespace {
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

@@ -51,6 +51,8 @@ struct ImageLoaderOptions {
   /// position i: a loader over part of a longer list (a resumed epoch, one rank's share of a global batch) then
   /// crops each item as a loader over the whole list would.
   std::vector<uint64_t> item_indices;
+  /// Also hash each file's bytes (ImageBatch::sha256), from the same read that decodes it.
+  bool hash_content = false;
 };
 
 /// A file that could not be read or decoded.
@@ -66,6 +68,7 @@ struct ImageBatch {
   at::Tensor images;             ///< [rows, 3, N, N]; rows = items of the batch that were read
   std::vector<int64_t> indices;  ///< per row: its position in the input list
   std::vector<ItemError> errors;
+  std::vector<std::string> sha256;  ///< per row, with options.hash_content: the file's SHA-256 (64 hex digits)
 };
 
 /// Decodes and preprocesses files on worker threads into a bounded queue of batches.
@@ -88,7 +91,9 @@ class ImageLoader {
 };
 
 /// Reads, decodes and preprocesses one file as the loader does: [3, N, N] float32 or uint8 into `out` (which
-/// must be contiguous and of that shape and type). Throws clip::Error naming the file.
-void load_image_into(const std::string& path, const ImageLoaderOptions& options, uint64_t index, at::Tensor& out);
+/// must be contiguous and of that shape and type). Throws clip::Error naming the file. With `sha256`, also hashes
+/// the bytes read into it.
+void load_image_into(const std::string& path, const ImageLoaderOptions& options, uint64_t index, at::Tensor& out,
+                     std::string* sha256 = nullptr);
 
 }  // namespace clip

@@ -11,6 +11,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <memory>
+#include <string>
 
 #include "clip/model/config.h"
 #include "clip/model/text_transformer.h"
@@ -71,5 +72,12 @@ void convert_module(torch::nn::Module& module, const torch::Device& device, at::
 
 /// Number of elements over all parameters (not buffers).
 int64_t count_parameters(const torch::nn::Module& module);
+
+/// Identifies a model's weights, whatever file format or dtype they came from (an OpenAI .pt and its safetensors
+/// conversion agree): SHA-256 (64 hex digits) over the architecture (the config without its name) and, for every
+/// parameter and floating-point buffer, its name, shape and the fp32 values of up to 4096 evenly spaced elements
+/// (all of them in smaller tensors). Training changes nearly every weight, so two trained models differ here; it
+/// costs milliseconds, not a pass over the file. Used to refuse a search index made with another model.
+std::string weights_fingerprint(const CLIPImpl& model);
 
 }  // namespace clip

@@ -16,6 +16,7 @@ struct Features {
   bool shards = false;      ///< WebDataset shards: reading, writing, training from them (libarchive)
   bool gloo = false;        ///< c10d's Gloo backend (CPU collectives)
   bool nccl = false;        ///< c10d's NCCL backend (GPU collectives)
+  bool faiss = false;       ///< the image index (clip::ImageIndex, clip_index, clip_search)
 };
 
 /// This build's features.

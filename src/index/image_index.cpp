@@ -1,0 +1,486 @@
+// ImageIndex: the files table, the manifest, load and save by generations, search and near-duplicates. Building and
+// updating are in index_build.cpp.
+#include "clip/index/image_index.h"
+
+#include <ATen/ATen.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <numeric>
+#include <regex>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "clip/embed.h"
+#include "clip/util/error.h"
+#include "clip/zeroshot/classifier.h"
+#include "index/index_state.h"
+#include "util/atomic_file.h"
+#include "util/file.h"
+#include "util/json.h"
+
+namespace fs = std::filesystem;
+
+namespace clip {
+namespace {
+
+constexpr const char* kFormat = "libclip-image-index";
+constexpr int kVersion = 1;
+constexpr const char* kTableHeader = "path\tsize\tmtime_ns\tsha256";
+constexpr const char* kSkippedHeader = "path\tmessage";
+
+std::string escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+bool unescape(const std::string& s, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\') {
+      out += s[i];
+      continue;
+    }
+    if (++i == s.size()) return false;
+    switch (s[i]) {
+      case '\\': out += '\\'; break;
+      case 't': out += '\t'; break;
+      case 'n': out += '\n'; break;
+      case 'r': out += '\r'; break;
+      default: return false;
+    }
+  }
+  return true;
+}
+
+std::vector<std::string> split_tabs(const std::string& line) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t tab = line.find('\t', start);
+    out.push_back(line.substr(start, tab - start));
+    if (tab == std::string::npos) return out;
+    start = tab + 1;
+  }
+}
+
+bool parse_int(const std::string& s, int64_t& out) {
+  if (s.empty() || s.size() > 19) return false;
+  size_t i = s[0] == '-' ? 1 : 0;
+  if (i == s.size()) return false;
+  int64_t v = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  out = s[0] == '-' ? -v : v;
+  return true;
+}
+
+// Lines of `text` after its header, which must be `header`.
+template <typename Row>
+void for_each_line(const std::string& text, const std::string& header, const std::string& source, Row row) {
+  size_t start = 0;
+  int64_t line_number = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) fail(source, ": line ", line_number + 1, " is cut short (no newline at the end)");
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (++line_number == 1) {
+      if (line != header) fail(source, ": line 1 is not the table's header ('", header, "')");
+      continue;
+    }
+    row(line, line_number);
+  }
+  if (line_number == 0) fail(source, ": is empty (no header line)");
+}
+
+uint32_t text_crc(const std::string& text) {
+  return static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(text.data()), text.size()));
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  AtomicFile file(path);
+  file.write(text.data(), text.size());
+  file.commit();
+}
+
+// A table file named in the manifest, checked against its size and CRC-32.
+std::string read_checked(const std::string& path, uint64_t bytes, uint32_t crc) {
+  const std::string text = read_file(path, "index table", uint64_t(1) << 40);
+  if (text.size() != bytes || text_crc(text) != crc) {
+    fail(path, ": does not match the index's manifest (", text.size(), " bytes, CRC-32 ", text_crc(text),
+         "; expected ", bytes, " bytes, CRC-32 ", crc, "); the index is damaged (rebuild it with clip_index build)");
+  }
+  return text;
+}
+
+std::string manifest_path(const std::string& dir) { return (fs::path(dir) / "index.json").string(); }
+
+template <typename T>
+T field(const nlohmann::json& j, const char* key, const std::string& source) {
+  const auto it = j.find(key);
+  if (it == j.end()) fail(source, ": has no '", key, "'; it is damaged or not a libclip image index");
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    fail(source, ": '", key, "' has the wrong type; the file is damaged");
+  }
+}
+
+}  // namespace
+
+std::optional<std::pair<int64_t, int64_t>> stat_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return std::make_pair(int64_t(st.st_size), int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec);
+}
+
+std::string format_records(const std::vector<FileRecord>& records) {
+  std::string out = std::string(kTableHeader) + "\n";
+  for (const FileRecord& r : records) {
+    out += escape(r.path) + "\t" + std::to_string(r.size) + "\t" + std::to_string(r.mtime_ns) + "\t" + r.sha256 + "\n";
+  }
+  return out;
+}
+
+std::vector<FileRecord> parse_records(const std::string& text, const std::string& source) {
+  std::vector<FileRecord> out;
+  static const std::regex hex("[0-9a-f]{64}");
+  for_each_line(text, kTableHeader, source, [&](const std::string& line, int64_t n) {
+    const std::vector<std::string> cells = split_tabs(line);
+    FileRecord r;
+    if (cells.size() != 4 || !unescape(cells[0], r.path) || r.path.empty() || !parse_int(cells[1], r.size) ||
+        !parse_int(cells[2], r.mtime_ns) || !std::regex_match(cells[3], hex)) {
+      fail(source, ": line ", n, " is not 'path<TAB>size<TAB>mtime_ns<TAB>sha256'; the table is damaged");
+    }
+    r.sha256 = cells[3];
+    out.push_back(std::move(r));
+  });
+  return out;
+}
+
+std::string format_skipped(const std::vector<ItemError>& skipped) {
+  std::string out = std::string(kSkippedHeader) + "\n";
+  for (const ItemError& e : skipped) out += escape(e.path) + "\t" + escape(e.message) + "\n";
+  return out;
+}
+
+std::vector<ItemError> parse_skipped(const std::string& text, const std::string& source) {
+  std::vector<ItemError> out;
+  for_each_line(text, kSkippedHeader, source, [&](const std::string& line, int64_t n) {
+    const std::vector<std::string> cells = split_tabs(line);
+    ItemError e;
+    if (cells.size() != 2 || !unescape(cells[0], e.path) || !unescape(cells[1], e.message)) {
+      fail(source, ": line ", n, " is not 'path<TAB>message'; the table is damaged");
+    }
+    e.index = int64_t(out.size());
+    out.push_back(std::move(e));
+  });
+  return out;
+}
+
+ImageIndex::ImageIndex(std::unique_ptr<State> state) : state_(std::move(state)) {}
+ImageIndex::ImageIndex(ImageIndex&&) noexcept = default;
+ImageIndex& ImageIndex::operator=(ImageIndex&&) noexcept = default;
+ImageIndex::~ImageIndex() = default;
+
+int64_t ImageIndex::size() const { return int64_t(state_->files.size()); }
+int64_t ImageIndex::dim() const { return state_->info.dim; }
+const IndexInfo& ImageIndex::info() const { return state_->info; }
+const std::vector<ItemError>& ImageIndex::skipped() const { return state_->skipped; }
+const std::optional<IndexRecall>& ImageIndex::recall() const { return state_->recall; }
+at::Tensor ImageIndex::embeddings() const { return state_->vectors->all(); }
+
+std::string ImageIndex::path(int64_t row) const {
+  TORCH_CHECK(row >= 0 && row < size(), "ImageIndex::path: row ", row, " of ", size());
+  return (fs::path(state_->info.images_root) / state_->files[size_t(row)].path).string();
+}
+
+void ImageIndex::check_model(const CLIPImpl& model) const {
+  const IndexInfo& i = state_->info;
+  if (model.config().embed_dim != i.dim) {
+    fail("the index holds ", i.dim, "-d embeddings and the model makes ", model.config().embed_dim,
+         "-d ones: it was made with another model (", i.model_name, " from ", i.model_checkpoint,
+         "); search with that one, or build a new index with this one");
+  }
+  const std::string fingerprint = weights_fingerprint(model);
+  if (fingerprint != i.model_fingerprint) {
+    fail("the index was made with another model (weights fingerprint ", i.model_fingerprint.substr(0, 12), " of ",
+         i.model_name, " from ", i.model_checkpoint, "; this model's is ", fingerprint.substr(0, 12),
+         "): its embeddings would not match; search with that model, or build a new index with this one");
+  }
+}
+
+namespace {
+
+// The manifest's facts, and the files it names as (path, bytes, CRC-32).
+struct Manifest {
+  IndexInfo info;
+  int64_t ivf_lists_requested = 0, rows = 0;
+  std::map<std::string, std::tuple<std::string, uint64_t, uint32_t>> files;
+  std::optional<IndexRecall> recall;
+};
+
+Manifest read_manifest(const std::string& dir) {
+  const std::string manifest = manifest_path(dir);
+  std::error_code ec;
+  if (!fs::exists(manifest, ec)) {
+    if (fs::exists(fs::path(dir) / "partial", ec)) {
+      fail(dir, ": holds an unfinished build (partial/ but no index.json); run clip_index build again to finish it");
+    }
+    fail(dir, ": is not an image index (no index.json); make one with clip_index build");
+  }
+  const nlohmann::json j = parse_json(read_file(manifest, "index manifest"), manifest);
+  if (!j.is_object() || j.value("format", "") != kFormat) fail(manifest, ": is not a libclip image index manifest");
+  if (field<int>(j, "version", manifest) != kVersion) {
+    fail(manifest, ": index format version ", field<int>(j, "version", manifest), "; this libclip reads version ",
+         kVersion);
+  }
+  Manifest m;
+  IndexInfo& info = m.info;
+  const nlohmann::json model = field<nlohmann::json>(j, "model", manifest);
+  info.model_fingerprint = field<std::string>(model, "fingerprint", manifest);
+  info.model_name = field<std::string>(model, "name", manifest);
+  info.model_checkpoint = field<std::string>(model, "checkpoint", manifest);
+  info.model_config = field<std::string>(model, "config", manifest);
+  info.dim = field<int64_t>(model, "embed_dim", manifest);
+  info.images_root = field<std::string>(j, "images", manifest);
+  info.generation = field<int64_t>(j, "generation", manifest);
+  const nlohmann::json kind = field<nlohmann::json>(j, "index", manifest);
+  info.kind = field<std::string>(kind, "kind", manifest);
+  info.ivf_lists = field<int64_t>(kind, "ivf_lists", manifest);
+  m.ivf_lists_requested = field<int64_t>(kind, "ivf_lists_requested", manifest);
+  info.hnsw_m = field<int64_t>(kind, "hnsw_m", manifest);
+  info.default_depth = field<int64_t>(kind, "default_depth", manifest);
+  m.rows = field<int64_t>(j, "rows", manifest);
+  const nlohmann::json files = field<nlohmann::json>(j, "files", manifest);
+  for (const char* name : {"table", "skipped", "vectors"}) {
+    const nlohmann::json f = field<nlohmann::json>(files, name, manifest);
+    const std::string base = field<std::string>(f, "name", manifest);
+    if (base.empty() || base.find('/') != std::string::npos) fail(manifest, ": names a file outside the index folder");
+    m.files[name] = std::make_tuple((fs::path(dir) / base).string(), field<uint64_t>(f, "bytes", manifest),
+                                    field<uint32_t>(f, "crc32", manifest));
+  }
+  if (j.contains("recall") && j["recall"].is_object()) {
+    const nlohmann::json& r = j["recall"];
+    IndexRecall recall;
+    recall.image_queries = r.value("image_queries", int64_t(0));
+    recall.text_queries = r.value("text_queries", int64_t(0));
+    recall.k = r.value("k", int64_t(10));
+    recall.chosen_depth = r.value("chosen_depth", int64_t(0));
+    for (const auto& p : r.value("points", nlohmann::json::array())) {
+      recall.points.push_back({p.value("depth", int64_t(0)), p.value("image_recall", 0.0), p.value("text_recall", 0.0)});
+    }
+    m.recall = recall;
+  }
+  return m;
+}
+
+}  // namespace
+
+IndexInfo ImageIndex::read_info(const std::string& dir) { return read_manifest(dir).info; }
+
+ImageIndex ImageIndex::load(const std::string& dir) {
+  Manifest m = read_manifest(dir);
+  auto state = std::make_unique<State>();
+  state->info = m.info;
+  state->ivf_lists_requested = m.ivf_lists_requested;
+  state->recall = m.recall;
+  const IndexInfo& info = state->info;
+  const int64_t rows = m.rows;
+  const auto file = [&](const char* name) { return m.files.at(name); };
+  {
+    const auto [path, bytes, crc] = file("table");
+    state->files = parse_records(read_checked(path, bytes, crc), path);
+    if (int64_t(state->files.size()) != rows) {
+      fail(path, ": lists ", state->files.size(), " files, the manifest says ", rows, "; the index is damaged");
+    }
+  }
+  {
+    const auto [path, bytes, crc] = file("skipped");
+    state->skipped = parse_skipped(read_checked(path, bytes, crc), path);
+  }
+  {
+    const auto [path, bytes, crc] = file("vectors");
+    state->vectors = detail::Vectors::read(path, bytes, crc);
+    if (state->vectors->size() != rows || state->vectors->dim() != info.dim) {
+      fail(path, ": holds ", state->vectors->size(), " vectors of ", state->vectors->dim(), " dimensions, the manifest ",
+           rows, " of ", info.dim, "; the index is damaged");
+    }
+  }
+  return ImageIndex(std::move(state));
+}
+
+void ImageIndex::save(const std::string& dir) const {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail(dir, ": cannot create the index folder (", ec.message(), ")");
+  const State& s = *state_;
+  int64_t generation = s.info.generation;
+  if (fs::exists(manifest_path(dir), ec)) {  // another index there: take the generation after it
+    try {
+      const nlohmann::json j = parse_json(read_file(manifest_path(dir), "index manifest"), manifest_path(dir));
+      generation = std::max(generation, j.value("generation", int64_t(0)));
+    } catch (const Error&) {
+    }
+  }
+  ++generation;
+  const std::string tag = std::to_string(generation);
+  const auto named = [&](const std::string& stem, const std::string& ext) { return stem + "." + tag + "." + ext; };
+
+  nlohmann::json files;
+  const auto [vector_bytes, vector_crc] = s.vectors->write((fs::path(dir) / named("vectors", "faiss")).string());
+  files["vectors"] = {{"name", named("vectors", "faiss")}, {"bytes", vector_bytes}, {"crc32", vector_crc}};
+  const std::string table = format_records(s.files), skipped = format_skipped(s.skipped);
+  write_text((fs::path(dir) / named("files", "tsv")).string(), table);
+  files["table"] = {{"name", named("files", "tsv")}, {"bytes", table.size()}, {"crc32", text_crc(table)}};
+  write_text((fs::path(dir) / named("skipped", "tsv")).string(), skipped);
+  files["skipped"] = {{"name", named("skipped", "tsv")}, {"bytes", skipped.size()}, {"crc32", text_crc(skipped)}};
+
+  const IndexInfo& i = s.info;
+  nlohmann::json j = {
+      {"format", kFormat},
+      {"version", kVersion},
+      {"generation", generation},
+      {"model",
+       {{"fingerprint", i.model_fingerprint},
+        {"name", i.model_name},
+        {"checkpoint", i.model_checkpoint},
+        {"config", i.model_config},
+        {"embed_dim", i.dim}}},
+      {"images", i.images_root},
+      {"rows", s.files.size()},
+      {"skipped_files", s.skipped.size()},
+      {"index",
+       {{"kind", i.kind},
+        {"ivf_lists", i.ivf_lists},
+        {"ivf_lists_requested", s.ivf_lists_requested},
+        {"hnsw_m", i.hnsw_m},
+        {"default_depth", i.default_depth}}},
+      {"files", files},
+  };
+  if (s.recall) {
+    nlohmann::json points = nlohmann::json::array();
+    for (const IndexRecallPoint& p : s.recall->points) {
+      points.push_back({{"depth", p.depth}, {"image_recall", p.image_recall}, {"text_recall", p.text_recall}});
+    }
+    j["recall"] = {{"image_queries", s.recall->image_queries}, {"text_queries", s.recall->text_queries},
+                   {"k", s.recall->k}, {"chosen_depth", s.recall->chosen_depth}, {"points", points}};
+  }
+  write_text(manifest_path(dir), dump_json(j, 2) + "\n");
+  state_->info.generation = generation;
+
+  // The old generation's files, now that the manifest names the new ones.
+  static const std::regex ours(R"((vectors\.\d+\.faiss|files\.\d+\.tsv|skipped\.\d+\.tsv))");
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (std::regex_match(name, ours) && name.find("." + tag + ".") == std::string::npos) fs::remove(it->path(), ec);
+  }
+}
+
+std::vector<std::vector<IndexHit>> ImageIndex::search(const at::Tensor& queries, int64_t k, int64_t depth) const {
+  if (queries.dim() != 2 || queries.size(1) != dim()) {
+    fail("search: queries of shape ", shape_string(queries.sizes()), ", the index holds ", dim(), "-d embeddings");
+  }
+  if (k <= 0) fail("search: k must be positive, got ", k);
+  k = std::min(k, size());
+  const at::Tensor q = l2_normalize(queries.to(at::kCPU, at::kFloat));
+  at::Tensor scores, rows;
+  const int64_t d = depth > 0 ? depth : state_->info.default_depth;
+  state_->vectors->search(q, k, {d, d}, scores, rows);
+  std::vector<std::vector<IndexHit>> out(size_t(q.size(0)));
+  const auto s = scores.accessor<float, 2>();
+  const auto r = rows.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < q.size(0); ++i) {
+    for (int64_t j = 0; j < k; ++j) {
+      if (r[i][j] < 0) break;
+      out[size_t(i)].push_back({r[i][j], path(r[i][j]), s[i][j]});
+    }
+  }
+  return out;
+}
+
+at::Tensor ImageIndex::text_queries(CLIPImpl& model, const Tokenizer& tokenizer, const std::vector<std::string>& texts,
+                                    const std::vector<std::string>& templates) const {
+  check_model(model);
+  if (templates.empty()) return embed_texts(model, tokenizer, texts);
+  return ZeroShotClassifier::build(model, tokenizer, texts, templates).weights();
+}
+
+at::Tensor ImageIndex::image_queries(CLIPImpl& model, const std::vector<std::string>& paths) const {
+  check_model(model);
+  EmbedOptions options;
+  options.source = "query images";
+  ImageEmbeddings e = embed_image_files(model, paths, options);
+  if (!e.errors.empty()) fail(e.errors.front().message);
+  return e.embeddings;
+}
+
+std::vector<std::vector<IndexHit>> ImageIndex::search_text(CLIPImpl& model, const Tokenizer& tokenizer,
+                                                           const std::vector<std::string>& texts, int64_t k,
+                                                           const std::vector<std::string>& templates) const {
+  return search(text_queries(model, tokenizer, texts, templates), k);
+}
+
+std::vector<std::vector<IndexHit>> ImageIndex::search_image(CLIPImpl& model, const std::vector<std::string>& paths,
+                                                            int64_t k) const {
+  return search(image_queries(model, paths), k);
+}
+
+std::vector<DuplicateGroup> ImageIndex::duplicates(float threshold, int64_t neighbours) const {
+  const int64_t n = size();
+  std::vector<int64_t> parent(static_cast<size_t>(n));
+  std::iota(parent.begin(), parent.end(), 0);
+  const auto find = [&](int64_t x) {
+    while (parent[size_t(x)] != x) x = parent[size_t(x)] = parent[size_t(parent[size_t(x)])];
+    return x;
+  };
+  std::vector<float> best(size_t(n), -std::numeric_limits<float>::infinity());
+  const at::Tensor all = embeddings();
+  const int64_t k = std::min(n, neighbours + 1);  // the image itself is among its neighbours
+  const int64_t depth = state_->info.default_depth;
+  for (int64_t start = 0; start < n; start += 4096) {
+    at::Tensor scores, rows;
+    state_->vectors->search(all.narrow(0, start, std::min<int64_t>(4096, n - start)), k, {depth, depth}, scores, rows);
+    const auto s = scores.accessor<float, 2>();
+    const auto r = rows.accessor<int64_t, 2>();
+    for (int64_t i = 0; i < scores.size(0); ++i) {
+      const int64_t a = start + i;
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t b = r[i][j];
+        if (b < 0 || s[i][j] < threshold) break;  // sorted by score
+        if (b == a) continue;
+        best[size_t(a)] = std::max(best[size_t(a)], s[i][j]);
+        best[size_t(b)] = std::max(best[size_t(b)], s[i][j]);
+        parent[size_t(find(a))] = find(b);
+      }
+    }
+  }
+  std::map<int64_t, DuplicateGroup> groups;
+  for (int64_t i = 0; i < n; ++i) {
+    if (best[size_t(i)] >= threshold) groups[find(i)].members.push_back({i, path(i), best[size_t(i)]});
+  }
+  std::vector<DuplicateGroup> out;
+  for (auto& [root, g] : groups) out.push_back(std::move(g));
+  std::stable_sort(out.begin(), out.end(), [](const DuplicateGroup& a, const DuplicateGroup& b) {
+    return a.members.size() > b.members.size();
+  });
+  return out;
+}
+
+}  // namespace clip
