@@ -184,9 +184,10 @@ TEST(ImageIndex, UpdateAfterAddModifyTouchRenameDeleteEqualsAFreshBuild) {
   // Building over an existing index is refused; updating with nothing changed runs no image through the model.
   EXPECT_CONTAINS(clip::test::error_of([&] { clip::ImageIndex::build(*model, images.string(), dir / "index", quiet()); }),
                   "already holds an index");
-  clip::ImageIndex::update(*model, dir / "index", quiet(), "", &report);
+  const clip::ImageIndex again = clip::ImageIndex::update(*model, dir / "index", quiet(), "", &report);
   EXPECT_EQ(report.embedded, 0);
   EXPECT_EQ(report.reused, 24);
+  EXPECT_EQ(again.info().generation, 2) << "an update that changed nothing wrote the index again";
 }
 
 TEST(ImageIndex, KilledBuildResumesToTheSameIndex) {

@@ -6,8 +6,10 @@
 
 #include "clip/bench/benchmark.h"
 #include "clip/bench/flops.h"
+#include "clip/bench/search_bench.h"
 #include "clip/util/blas.h"
 #include "clip/util/error.h"
+#include "clip/util/threads.h"
 #include "tool_main.h"
 #include "cli.h"
 
@@ -19,7 +21,17 @@ struct Params {
   std::string precision = "fp32";
   std::string json;
   bool flops = false;
+  clip::SearchBenchOptions search;
 };
+
+// --mode search: the image index's search beside faiss alone.
+int run_search(const Params& p) {
+  clip::set_cpu_threads(p.bench.threads());
+  const std::vector<clip::SearchBenchRow> rows = clip::run_search_benchmark(
+      p.search, [](const std::string& line) { std::cerr << "clip_bench: " << line << "\n"; });
+  std::printf("%s", clip::format_search_bench_table(rows).c_str());
+  return 0;
+}
 
 // --flops: the itemized count instead of a benchmark.
 int print_flops(const Params& p) {
@@ -43,6 +55,7 @@ int print_flops(const Params& p) {
 
 int run(Params p) {
   if (p.flops) return print_flops(p);
+  if (p.mode == "search") return run_search(p);
   clip::warn_if_reference_blas();
   p.bench.mode(clip::parse_bench_mode(p.mode)).precision(clip::parse_bench_precision(p.precision));
   const clip::BenchResult r =
@@ -72,7 +85,12 @@ int main(int argc, char** argv) {
   app.add_option("--model", model, "registry name (RN50 ... ViT-L-14-336, vit_tiny) or a model-config JSON file")
       ->capture_default_str();
   app.add_option("--batch-size", batch, "samples per step")->capture_default_str()->check(clip::tools::positive_int());
-  app.add_option("--mode", p.mode, "train | image | text")->capture_default_str();
+  app.add_option("--mode", p.mode, "train | image | text | search (the image index beside faiss alone)")
+      ->capture_default_str();
+  app.add_option("--sizes", p.search.sizes, "search: vectors in the index")->capture_default_str();
+  app.add_option("--kinds", p.search.kinds, "search: flat, ivf")->capture_default_str();
+  app.add_option("--query-batches", p.search.batches, "search: queries per call")->capture_default_str();
+  app.add_option("--dim", p.search.dim, "search: dimensions")->capture_default_str()->check(clip::tools::positive_int());
   app.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--precision", p.precision,
                  "fp32 | bf16 (CUDA bf16 autocast over fp32 weights, as clip_train)")

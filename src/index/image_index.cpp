@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <numeric>
 #include <regex>
@@ -208,7 +209,10 @@ at::Tensor ImageIndex::embeddings() const { return state_->vectors->all(); }
 
 std::string ImageIndex::path(int64_t row) const {
   TORCH_CHECK(row >= 0 && row < size(), "ImageIndex::path: row ", row, " of ", size());
-  return (fs::path(state_->info.images_root) / state_->files[size_t(row)].path).string();
+  const std::string& root = state_->info.images_root;
+  const std::string& rel = state_->files[size_t(row)].path;
+  if (root.empty()) return rel;
+  return root.back() == '/' ? root + rel : root + "/" + rel;
 }
 
 void ImageIndex::check_model(const CLIPImpl& model) const {
@@ -218,6 +222,7 @@ void ImageIndex::check_model(const CLIPImpl& model) const {
          "-d ones: it was made with another model (", i.model_name, " from ", i.model_checkpoint,
          "); search with that one, or build a new index with this one");
   }
+  if (i.model_fingerprint.empty()) return;  // from_embeddings: no model recorded
   const std::string fingerprint = weights_fingerprint(model);
   if (fingerprint != i.model_fingerprint) {
     fail("the index was made with another model (weights fingerprint ", i.model_fingerprint.substr(0, 12), " of ",
@@ -399,17 +404,31 @@ std::vector<std::vector<IndexHit>> ImageIndex::search(const at::Tensor& queries,
   }
   if (k <= 0) fail("search: k must be positive, got ", k);
   k = std::min(k, size());
-  const at::Tensor q = l2_normalize(queries.to(at::kCPU, at::kFloat));
-  at::Tensor scores, rows;
-  const int64_t d = depth > 0 ? depth : state_->info.default_depth;
-  state_->vectors->search(q, k, {d, d}, scores, rows);
-  std::vector<std::vector<IndexHit>> out(size_t(q.size(0)));
-  const auto s = scores.accessor<float, 2>();
-  const auto r = rows.accessor<int64_t, 2>();
-  for (int64_t i = 0; i < q.size(0); ++i) {
+  // Plain loops into buffers kept per thread, no tensor operations: on a small index a search takes well under a
+  // millisecond, and LibTorch's per-operation cost, or fresh pages for a large batch's buffers, would show.
+  const at::Tensor q = queries.to(at::kCPU, at::kFloat).contiguous();
+  const int64_t nq = q.size(0), d = q.size(1);
+  thread_local std::vector<float> unit, scores;
+  thread_local std::vector<int64_t> rows;
+  unit.resize(size_t(nq * d));
+  scores.resize(size_t(nq * k));
+  rows.resize(size_t(nq * k));
+  const float* in = q.data_ptr<float>();
+  for (int64_t i = 0; i < nq; ++i) {
+    double norm = 0;
+    for (int64_t j = 0; j < d; ++j) norm += double(in[i * d + j]) * in[i * d + j];
+    const float scale = norm > 0 ? float(1 / std::sqrt(norm)) : 0.0f;
+    for (int64_t j = 0; j < d; ++j) unit[size_t(i * d + j)] = in[i * d + j] * scale;
+  }
+  const int64_t depth_used = depth > 0 ? depth : state_->info.default_depth;
+  state_->vectors->search(unit.data(), nq, k, {depth_used, depth_used}, scores.data(), rows.data());
+  std::vector<std::vector<IndexHit>> out(static_cast<size_t>(nq));
+  for (int64_t i = 0; i < nq; ++i) {
+    out[size_t(i)].reserve(size_t(k));
     for (int64_t j = 0; j < k; ++j) {
-      if (r[i][j] < 0) break;
-      out[size_t(i)].push_back({r[i][j], path(r[i][j]), s[i][j]});
+      const int64_t row = rows[size_t(i * k + j)];
+      if (row < 0) break;
+      out[size_t(i)].push_back({row, path(row), scores[size_t(i * k + j)]});
     }
   }
   return out;

@@ -270,6 +270,62 @@ detail::VectorSpec spec_for(const IndexOptions& o, int64_t n, int64_t train_rows
   return spec;
 }
 
+// The vectors of `data` [N, D] into `state`; for an approximate index, the recall of held-out image queries (and,
+// with a model, of text queries) against exact search, which sets the default search depth. `where` names the index
+// in warnings.
+void add_vectors(ImageIndex::State& state, const at::Tensor& data, const IndexOptions& options, CLIPImpl* model,
+                 const std::string& where) {
+  const int64_t n = data.size(0);
+  std::vector<int64_t> held_out;
+  at::Tensor train = data;
+  if (options.kind != "flat" && n >= 4 && options.target_recall > 0) {
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(0x1db1);
+    std::shuffle(order.begin(), order.end(), rng);
+    held_out.assign(order.begin(), order.begin() + std::min<int64_t>(options.recall_queries, n / 2));
+    std::sort(held_out.begin(), held_out.end());
+    std::vector<int64_t> rest(order.begin() + int64_t(held_out.size()), order.end());
+    std::sort(rest.begin(), rest.end());
+    train = data.index_select(0, at::tensor(rest, at::kLong));
+  }
+  const detail::VectorSpec spec = spec_for(options, n, train.size(0));
+  state.vectors = detail::Vectors::build(spec, data, train);
+  IndexInfo& info = state.info;
+  info.kind = spec.kind;
+  info.ivf_lists = spec.ivf_lists;
+  info.hnsw_m = spec.hnsw_m;
+  state.ivf_lists_requested = options.ivf_lists;
+  if (held_out.empty()) return;
+  const at::Tensor text = model ? recall_text_queries(*model, options.recall_queries) : at::Tensor();
+  state.recall = measure_recall(*state.vectors, spec, data, held_out, text, options.target_recall);
+  info.default_depth = state.recall->chosen_depth;
+  const IndexRecallPoint& deepest = state.recall->points.back();
+  if (deepest.image_recall < options.target_recall || deepest.text_recall < options.target_recall) {
+    log_warning(where, ": the ", spec.kind, " index misses results even at its deepest search (recall@",
+                state.recall->k, " ", deepest.image_recall, " for images, ", deepest.text_recall, " for texts, ",
+                "below the target ", options.target_recall, "); ", spec.kind == "hnsw" ? "a larger --hnsw M or " : "",
+                "the exact index (--flat) would not");
+  }
+}
+
+bool same_record(const FileRecord& a, const FileRecord& b) {
+  return a.path == b.path && a.size == b.size && a.mtime_ns == b.mtime_ns && a.sha256 == b.sha256;
+}
+
+// Whether an update found the index as it is: the same files, unchanged, the same unreadable ones, the same kind.
+bool unchanged(const ImageIndex::State& prior, const ImageIndex::State& now, const std::vector<ItemError>& skipped,
+               const IndexOptions& o, const std::string& root) {
+  if (root != prior.info.images_root || o.kind != prior.info.kind || o.ivf_lists != prior.ivf_lists_requested ||
+      (o.kind == "hnsw" && o.hnsw_m != prior.info.hnsw_m) || !std::equal(now.files.begin(), now.files.end(),
+                                                                          prior.files.begin(), prior.files.end(),
+                                                                          same_record)) {
+    return false;
+  }
+  return std::equal(skipped.begin(), skipped.end(), prior.skipped.begin(), prior.skipped.end(),
+                    [](const ItemError& a, const ItemError& b) { return a.path == b.path && a.message == b.message; });
+}
+
 void check_options(const IndexOptions& o) {
   if (o.batch_size <= 0) fail("the batch size must be positive, got ", o.batch_size);
   if (o.checkpoint_every <= 0) fail("checkpoint_every must be positive, got ", o.checkpoint_every);
@@ -433,50 +489,24 @@ ImageIndex ImageIndex::reconcile(CLIPImpl& model, const std::string& root, const
     state->files.push_back(std::move(e.record));
   }
   if (rows.empty()) fail(root, ": none of its ", rels.size(), " images could be read");
-  const at::Tensor data = at::stack(rows).contiguous();
-  const int64_t n = data.size(0);
-
-  // The vectors; for an approximate index, the recall of held-out queries against exact search.
-  std::vector<int64_t> held_out;
-  at::Tensor train = data;
-  if (options.kind != "flat" && n >= 4) {
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 rng(0x1db1);
-    std::shuffle(order.begin(), order.end(), rng);
-    held_out.assign(order.begin(), order.begin() + std::min<int64_t>(options.recall_queries, n / 2));
-    std::sort(held_out.begin(), held_out.end());
-    std::vector<int64_t> rest(order.begin() + int64_t(held_out.size()), order.end());
-    std::sort(rest.begin(), rest.end());
-    train = data.index_select(0, at::tensor(rest, at::kLong));
+  if (prior && unchanged(*prior, *state, report.skipped, options, root)) {  // nothing to write
+    chunks.remove();
+    report.seconds = seconds_since(start);
+    if (report_out) *report_out = std::move(report);
+    return load(dir);
   }
-  const detail::VectorSpec spec = spec_for(options, n, train.size(0));
-  state->vectors = detail::Vectors::build(spec, data, train);
+  const at::Tensor data = at::stack(rows).contiguous();
+
   IndexInfo& info = state->info;
   info.images_root = root;
-  info.kind = spec.kind;
-  info.ivf_lists = spec.ivf_lists;
-  info.hnsw_m = spec.hnsw_m;
   info.dim = dim;
   info.model_fingerprint = fingerprint;
   info.model_name = model.config().name;
   info.model_checkpoint = options.model_checkpoint;
   info.model_config = options.model_config;
   info.generation = prior ? prior->info.generation : 0;
-  state->ivf_lists_requested = options.ivf_lists;
-  if (spec.kind != "flat" && !held_out.empty() && options.target_recall > 0) {
-    const at::Tensor text = recall_text_queries(model, options.recall_queries);
-    state->recall = measure_recall(*state->vectors, spec, data, held_out, text, options.target_recall);
-    info.default_depth = state->recall->chosen_depth;
-    report.recall = state->recall;
-    const IndexRecallPoint& deepest = state->recall->points.back();
-    if (deepest.image_recall < options.target_recall || deepest.text_recall < options.target_recall) {
-      log_warning(dir, ": the ", spec.kind, " index misses results even at its deepest search (recall@",
-                  state->recall->k, " ", deepest.image_recall, " for images, ", deepest.text_recall, " for texts, ",
-                  "below the target ", options.target_recall, "); ",
-                  spec.kind == "hnsw" ? "a larger --hnsw M or " : "", "the exact index (--flat) would not");
-    }
-  }
+  add_vectors(*state, data, options, &model, dir);
+  report.recall = state->recall;
   state->skipped = report.skipped;
 
   ImageIndex index(std::move(state));
@@ -485,6 +515,21 @@ ImageIndex ImageIndex::reconcile(CLIPImpl& model, const std::string& root, const
   report.seconds = seconds_since(start);
   if (report_out) *report_out = std::move(report);
   return index;
+}
+
+ImageIndex ImageIndex::from_embeddings(const at::Tensor& embeddings, const std::vector<std::string>& paths,
+                                       const IndexOptions& options) {
+  if (embeddings.dim() != 2 || int64_t(paths.size()) != embeddings.size(0) || embeddings.size(0) == 0) {
+    fail("from_embeddings: ", paths.size(), " paths for embeddings of shape ", shape_string(embeddings.sizes()),
+         "; expected one non-empty [N, D] row per path");
+  }
+  IndexOptions o = options;
+  if (o.kind.empty()) o.kind = "flat";
+  auto state = std::make_unique<State>();
+  for (const std::string& p : paths) state->files.push_back({p, 0, 0, std::string(64, '0')});
+  state->info.dim = embeddings.size(1);
+  add_vectors(*state, l2_normalize(embeddings.to(at::kCPU, at::kFloat)).contiguous(), o, nullptr, "from_embeddings");
+  return ImageIndex(std::move(state));
 }
 
 ImageIndex ImageIndex::build(CLIPImpl& model, const std::string& images, const std::string& dir,
@@ -502,6 +547,9 @@ ImageIndex ImageIndex::build(CLIPImpl& model, const std::string& images, const s
 ImageIndex ImageIndex::update(CLIPImpl& model, const std::string& dir, const IndexOptions& options,
                               const std::string& images, IndexBuildReport* report) {
   ImageIndex index = load(dir);
+  if (index.info().images_root.empty() && images.empty()) {
+    fail(dir, ": was made from embeddings, not from a folder; there is nothing to update it from");
+  }
   index.check_model(model);
   const State& prior = *index.state_;
   IndexOptions o = options;

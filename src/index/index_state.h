@@ -42,4 +42,9 @@ struct ImageIndex::State {
   std::optional<IndexRecall> recall;
 };
 
+/// The state behind an ImageIndex, for libclip's own code above the index (the search benchmark).
+struct IndexAccess {
+  static const ImageIndex::State& state(const ImageIndex& index) { return *index.state_; }
+};
+
 }  // namespace clip

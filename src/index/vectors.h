@@ -8,6 +8,10 @@
 #include <memory>
 #include <string>
 
+namespace faiss {
+struct Index;
+}
+
 namespace clip::detail {
 
 /// What kind of faiss index, and how it searches by default.
@@ -37,12 +41,17 @@ class Vectors {
   virtual std::pair<uint64_t, uint32_t> write(const std::string& path) const = 0;
   /// Top k by inner product per query row of `queries` [Q, D]: scores [Q, k] fp32 and rows [Q, k] int64, -1
   /// (score -inf) where the index holds fewer than k (or an approximate search found fewer).
-  virtual void search(const at::Tensor& queries, int64_t k, const SearchDepth& depth, at::Tensor& scores,
-                      at::Tensor& rows) const = 0;
+  void search(const at::Tensor& queries, int64_t k, const SearchDepth& depth, at::Tensor& scores,
+              at::Tensor& rows) const;
+  /// The same on plain buffers: `queries` [nq, D] row-major; `scores` and `rows` [nq, k].
+  virtual void search(const float* queries, int64_t nq, int64_t k, const SearchDepth& depth, float* scores,
+                      int64_t* rows) const = 0;
   /// Every stored vector, [N, D] fp32, in row order.
   virtual at::Tensor all() const = 0;
   virtual int64_t size() const = 0;
   virtual int64_t dim() const = 0;
+  /// The faiss index itself (the search benchmark measures libclip's overhead on the very same object).
+  virtual const faiss::Index& native() const = 0;
 };
 
 }  // namespace clip::detail

@@ -89,13 +89,9 @@ class FaissVectors final : public Vectors {
     return {writer.bytes, writer.crc};
   }
 
-  void search(const at::Tensor& queries, int64_t k, const SearchDepth& depth, at::Tensor& scores,
-              at::Tensor& rows) const override {
-    const at::Tensor q = queries.to(at::kCPU, at::kFloat).contiguous();
-    TORCH_CHECK(q.dim() == 2 && q.size(1) == dim(), "Vectors::search: queries ", q.sizes(), " for dimension ", dim());
-    scores = at::empty({q.size(0), k}, at::kFloat);
-    rows = at::empty({q.size(0), k}, at::kLong);
-    if (q.size(0) == 0 || k == 0) return;
+  void search(const float* queries, int64_t nq, int64_t k, const SearchDepth& depth, float* scores,
+              int64_t* rows) const override {
+    if (nq == 0 || k == 0) return;
     faiss::SearchParametersIVF ivf;
     faiss::SearchParametersHNSW hnsw;
     const faiss::SearchParameters* params = nullptr;
@@ -107,9 +103,10 @@ class FaissVectors final : public Vectors {
       params = &hnsw;
     }
     static_assert(sizeof(faiss::Index::idx_t) == sizeof(int64_t), "faiss labels are 64-bit");
-    index_->search(q.size(0), q.data_ptr<float>(), k, scores.data_ptr<float>(),
-                   reinterpret_cast<faiss::Index::idx_t*>(rows.data_ptr<int64_t>()), params);
-    scores.masked_fill_(rows < 0, -std::numeric_limits<float>::infinity());
+    index_->search(nq, queries, k, scores, reinterpret_cast<faiss::Index::idx_t*>(rows), params);
+    for (int64_t i = 0; i < nq * k; ++i) {
+      if (rows[i] < 0) scores[i] = -std::numeric_limits<float>::infinity();
+    }
   }
 
   at::Tensor all() const override {
@@ -119,12 +116,22 @@ class FaissVectors final : public Vectors {
   }
   int64_t size() const override { return int64_t(index_->ntotal); }
   int64_t dim() const override { return int64_t(index_->d); }
+  const faiss::Index& native() const override { return *index_; }
 
  private:
   std::unique_ptr<faiss::Index> index_;
 };
 
 }  // namespace
+
+void Vectors::search(const at::Tensor& queries, int64_t k, const SearchDepth& depth, at::Tensor& scores,
+                     at::Tensor& rows) const {
+  const at::Tensor q = queries.to(at::kCPU, at::kFloat).contiguous();
+  TORCH_CHECK(q.dim() == 2 && q.size(1) == dim(), "Vectors::search: queries ", q.sizes(), " for dimension ", dim());
+  scores = at::empty({q.size(0), k}, at::kFloat);
+  rows = at::empty({q.size(0), k}, at::kLong);
+  search(q.data_ptr<float>(), q.size(0), k, depth, scores.data_ptr<float>(), rows.data_ptr<int64_t>());
+}
 
 std::unique_ptr<Vectors> Vectors::build(const VectorSpec& spec, const at::Tensor& data, const at::Tensor& train) {
   TORCH_CHECK(data.dim() == 2 && data.scalar_type() == at::kFloat && data.is_contiguous(),

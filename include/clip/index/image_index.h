@@ -109,6 +109,10 @@ class ImageIndex {
   /// result equals a fresh build. With `options.kind` empty the index keeps its kind and settings.
   static ImageIndex update(CLIPImpl& model, const std::string& dir, const IndexOptions& options = {},
                            const std::string& images = "", IndexBuildReport* report = nullptr);
+  /// An index over embeddings made elsewhere ([N, D], normalized here), one row per path (kept as given). It
+  /// records no model: check_model then checks only the embedding width. update() is not possible (no folder).
+  static ImageIndex from_embeddings(const at::Tensor& embeddings, const std::vector<std::string>& paths,
+                                    const IndexOptions& options = {});
   /// Reads the index in `dir`; a damaged or incomplete one is refused with one line naming the file.
   static ImageIndex load(const std::string& dir);
   /// The manifest's facts alone (which model, which folder, which kind), without reading the vectors.
@@ -121,7 +125,7 @@ class ImageIndex {
   ~ImageIndex();
 
   /// Throws clip::Error unless `model` is the one the index was made with (its weights fingerprint and
-  /// embedding width).
+  /// embedding width; only the width for an index made from_embeddings).
   void check_model(const CLIPImpl& model) const;
 
   /// Top k rows per query [Q, D] (normalized here), best first; `depth` overrides the stored nprobe/efSearch.
@@ -158,6 +162,7 @@ class ImageIndex {
   struct State;
 
  private:
+  friend struct IndexAccess;  // libclip's own code (src/index/index_state.h)
   explicit ImageIndex(std::unique_ptr<State> state);
   static ImageIndex reconcile(CLIPImpl& model, const std::string& root, const std::string& dir, IndexOptions options,
                               const State* prior, IndexBuildReport* report);
