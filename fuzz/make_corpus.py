@@ -132,6 +132,12 @@ put("tar", "shard.tar.gz", shard(members[:2], compress=True))
 put("csv", "train.tsv", "filepath\ttitle\nimages/a.jpg\ta photo of a cat\nb.png\ttwo\twords\n")
 put("csv", "quoted.csv", 'filepath,title\n"a,b.jpg","say ""hi"", then\nleave"\nc.jpg,plain\n')
 
+# index_table: an image index's files table (escapes, a negative mtime) and its list of unreadable files.
+put("index_table", "files.tsv", "path\tsize\tmtime_ns\tsha256\na/b.jpg\t1234\t1700000000123456789\t" + "a" * 64 +
+    "\nodd\\tname\\\\x.png\t0\t-5\t" + "0" * 64 + "\n")
+put("index_table", "skipped.tsv", "path\tmessage\n/x/broken.png\t/x/broken.png: truncated PNG\n"
+    "line\\nbreak.jpg\tcannot open: No such file\n")
+
 # tokenizer: captions of every kind the cleaning handles.
 for i, text in enumerate(["A photo of a cat.", "it's   <|startoftext|> caf\u00e9 &amp; \u201cquotes\u201d",
                           "\u00c3\u00a9t\u00c3\u00a9 mojibake", "\uff26\uff55\uff4c\uff4c width \ufb01 ligature",

@@ -158,7 +158,10 @@ ImageEmbeddings embed_image_files(CLIPImpl& model, const std::vector<std::string
     parts.push_back(l2_normalize(batch->features).to(at::kCPU, at::kFloat));
     for (int64_t i : batch->indices) out.paths.push_back(paths[size_t(i)]);
   }
-  if (parts.empty()) fail(options.source, ": none of the ", paths.size(), " images could be read");
+  if (parts.empty()) {
+    fail(options.source, ": none of the ", paths.size(), " images could be read",
+         out.errors.empty() ? std::string() : " (" + out.errors.front().message + ")");
+  }
   out.embeddings = at::cat(parts);
   return out;
 }
