@@ -394,3 +394,17 @@ TEST(ImageIndex, ResultsPageShowsItsThumbnailsInChromium) {
   EXPECT_CONTAINS(dup_page.dom, "odd name &lt;&amp;\"&gt;.png");
   EXPECT_TRUE(dup_page.console.empty());
 }
+
+TEST(IndexLeftOut, EveryEntryPointRefusesSayingWhy) {
+  if (clip::features().faiss) GTEST_SKIP() << "this libclip has faiss (the test is for builds without it)";
+  clip::test::TempDir dir;
+  make_images(dir.path() / "images", 3);
+  clip::CLIP model = make_model(10);
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::ImageIndex::build(*model, dir / "images", dir / "index", quiet()); }),
+                  "CLIP_WITH_FAISS");
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::ImageIndex::from_embeddings(at::randn({3, 8}), {"a", "b", "c"}); }),
+                  "CLIP_WITH_FAISS");
+  const auto bench = clip::test::run_command(clip::test::tool("clip_bench") + " --mode search --sizes 100 2>&1");
+  EXPECT_EQ(bench.exit_code, 1);
+  EXPECT_CONTAINS(bench.output, "CLIP_WITH_FAISS");
+}

@@ -124,15 +124,6 @@ class FaissVectors final : public Vectors {
 
 }  // namespace
 
-void Vectors::search(const at::Tensor& queries, int64_t k, const SearchDepth& depth, at::Tensor& scores,
-                     at::Tensor& rows) const {
-  const at::Tensor q = queries.to(at::kCPU, at::kFloat).contiguous();
-  TORCH_CHECK(q.dim() == 2 && q.size(1) == dim(), "Vectors::search: queries ", q.sizes(), " for dimension ", dim());
-  scores = at::empty({q.size(0), k}, at::kFloat);
-  rows = at::empty({q.size(0), k}, at::kLong);
-  search(q.data_ptr<float>(), q.size(0), k, depth, scores.data_ptr<float>(), rows.data_ptr<int64_t>());
-}
-
 std::unique_ptr<Vectors> Vectors::build(const VectorSpec& spec, const at::Tensor& data, const at::Tensor& train) {
   TORCH_CHECK(data.dim() == 2 && data.scalar_type() == at::kFloat && data.is_contiguous(),
               "Vectors::build: expected contiguous fp32 [N, D], got ", data.sizes());
