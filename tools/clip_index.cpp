@@ -105,6 +105,10 @@ int update(Params p) {
   std::string checkpoint = p.checkpoint;
   if (checkpoint.empty()) {  // the index's own model
     checkpoint = info.model_checkpoint;
+    if (!std::filesystem::exists(checkpoint)) {
+      clip::fail("the index's model ", checkpoint.empty() ? std::string("(none recorded)") : checkpoint,
+                 " is not there; name it with --checkpoint (the same weights, wherever they are now)");
+    }
     if (flags.config.empty() && flags.model.empty()) {
       (std::filesystem::exists(info.model_config) ? flags.config : flags.model) = info.model_config;
     }

@@ -38,6 +38,9 @@ clip::CLIP load_index_model(const Params& p, const clip::IndexInfo& info) {
     if (flags.config.empty() && flags.model.empty() && !info.model_config.empty()) {
       (std::filesystem::exists(info.model_config) ? flags.config : flags.model) = info.model_config;
     }
+    if (checkpoint.empty()) {
+      clip::fail(p.index, ": records no model (it was made from embeddings); name one with --checkpoint");
+    }
     if (!std::filesystem::exists(checkpoint)) {
       clip::fail("the index's model ", checkpoint, " is not there any more; name it with --checkpoint");
     }

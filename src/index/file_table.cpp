@@ -128,6 +128,29 @@ std::vector<FileRecord> parse_records(const std::string& text, const std::string
   return out;
 }
 
+std::string bytes_to_hex(const std::string& bytes) {
+  static const char* const kDigits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char c : bytes) {
+    out += kDigits[static_cast<unsigned char>(c) >> 4];
+    out += kDigits[static_cast<unsigned char>(c) & 15];
+  }
+  return out;
+}
+
+bool hex_to_bytes(const std::string& hex, std::string& bytes) {
+  if (hex.size() % 2 != 0) return false;
+  const auto digit = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  bytes.clear();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = digit(hex[i]), lo = digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    bytes += char(hi * 16 + lo);
+  }
+  return true;
+}
+
 std::string format_skipped(const std::vector<ItemError>& skipped) {
   std::string out = std::string(kSkippedHeader) + "\n";
   for (const ItemError& e : skipped) out += escape(e.path) + "\t" + escape(e.message) + "\n";

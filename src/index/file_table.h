@@ -28,6 +28,10 @@ std::string format_records(const std::vector<FileRecord>& records);
 /// Parses format_records' text; throws clip::Error naming `source` and the line on anything else.
 std::vector<FileRecord> parse_records(const std::string& text, const std::string& source);
 
+/// Bytes as lowercase hexadecimal, and back (false on anything else): names that need not be UTF-8, in JSON.
+std::string bytes_to_hex(const std::string& bytes);
+bool hex_to_bytes(const std::string& hex, std::string& bytes);
+
 /// Unreadable files as text (path, message per line; escaped as above) and back.
 std::string format_skipped(const std::vector<ItemError>& skipped);
 std::vector<ItemError> parse_skipped(const std::string& text, const std::string& source);

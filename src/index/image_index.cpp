@@ -3,10 +3,12 @@
 #include "clip/index/image_index.h"
 
 #include <ATen/ATen.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
@@ -106,13 +108,23 @@ namespace {
 // The manifest's facts, and the files it names as (path, bytes, CRC-32).
 struct Manifest {
   IndexInfo info;
-  int64_t ivf_lists_requested = 0, rows = 0;
+  int64_t ivf_lists_requested = 0, rows = 0, scanned_ns = 0;
   std::map<std::string, std::tuple<std::string, uint64_t, uint32_t>> files;
   std::optional<IndexRecall> recall;
 };
 
+Manifest parse_manifest(const std::string& dir, const std::string& manifest);
+
 Manifest read_manifest(const std::string& dir) {
   const std::string manifest = manifest_path(dir);
+  try {
+    return parse_manifest(dir, manifest);
+  } catch (const nlohmann::json::exception&) {  // a value of the wrong type somewhere the fields do not check
+    fail(manifest, ": holds a value of the wrong type; the index is damaged (rebuild it with clip_index build)");
+  }
+}
+
+Manifest parse_manifest(const std::string& dir, const std::string& manifest) {
   std::error_code ec;
   if (!fs::exists(manifest, ec)) {
     if (fs::exists(fs::path(dir) / "partial", ec)) {
@@ -121,7 +133,9 @@ Manifest read_manifest(const std::string& dir) {
     fail(dir, ": is not an image index (no index.json); make one with clip_index build");
   }
   const nlohmann::json j = parse_json(read_file(manifest, "index manifest"), manifest);
-  if (!j.is_object() || j.value("format", "") != kFormat) fail(manifest, ": is not a libclip image index manifest");
+  if (!j.is_object() || !j.contains("format") || j["format"] != kFormat) {
+    fail(manifest, ": is not a libclip image index manifest");
+  }
   if (field<int>(j, "version", manifest) != kVersion) {
     fail(manifest, ": index format version ", field<int>(j, "version", manifest), "; this libclip reads version ",
          kVersion);
@@ -134,7 +148,11 @@ Manifest read_manifest(const std::string& dir) {
   info.model_checkpoint = field<std::string>(model, "checkpoint", manifest);
   info.model_config = field<std::string>(model, "config", manifest);
   info.dim = field<int64_t>(model, "embed_dim", manifest);
-  info.images_root = field<std::string>(j, "images", manifest);
+  // The folder's bytes in hex: a name that is not UTF-8 survives JSON unchanged ("images" is for people to read).
+  if (!hex_to_bytes(field<std::string>(j, "images_hex", manifest), info.images_root)) {
+    fail(manifest, ": 'images_hex' is not hexadecimal; the index is damaged");
+  }
+  m.scanned_ns = field<int64_t>(j, "scanned_ns", manifest);
   info.generation = field<int64_t>(j, "generation", manifest);
   const nlohmann::json kind = field<nlohmann::json>(j, "index", manifest);
   info.kind = field<std::string>(kind, "kind", manifest);
@@ -158,6 +176,7 @@ Manifest read_manifest(const std::string& dir) {
     recall.text_queries = r.value("text_queries", int64_t(0));
     recall.k = r.value("k", int64_t(10));
     recall.chosen_depth = r.value("chosen_depth", int64_t(0));
+    recall.target = r.value("target", 0.0);
     for (const auto& p : r.value("points", nlohmann::json::array())) {
       recall.points.push_back({p.value("depth", int64_t(0)), p.value("image_recall", 0.0), p.value("text_recall", 0.0)});
     }
@@ -175,6 +194,7 @@ ImageIndex ImageIndex::load(const std::string& dir) {
   auto state = std::make_unique<State>();
   state->info = m.info;
   state->ivf_lists_requested = m.ivf_lists_requested;
+  state->scanned_ns = m.scanned_ns;
   state->recall = m.recall;
   const IndexInfo& info = state->info;
   const int64_t rows = m.rows;
@@ -210,8 +230,10 @@ void ImageIndex::save(const std::string& dir) const {
   if (fs::exists(manifest_path(dir), ec)) {  // another index there: take the generation after it
     try {
       const nlohmann::json j = parse_json(read_file(manifest_path(dir), "index manifest"), manifest_path(dir));
-      generation = std::max(generation, j.value("generation", int64_t(0)));
-    } catch (const Error&) {
+      if (j.is_object() && j.contains("generation") && j["generation"].is_number_integer()) {
+        generation = std::max(generation, j["generation"].get<int64_t>());
+      }
+    } catch (const Error&) {  // a damaged manifest is replaced
     }
   }
   ++generation;
@@ -239,6 +261,8 @@ void ImageIndex::save(const std::string& dir) const {
         {"config", i.model_config},
         {"embed_dim", i.dim}}},
       {"images", i.images_root},
+      {"images_hex", bytes_to_hex(i.images_root)},
+      {"scanned_ns", s.scanned_ns},
       {"rows", s.files.size()},
       {"skipped_files", s.skipped.size()},
       {"index",
@@ -255,17 +279,28 @@ void ImageIndex::save(const std::string& dir) const {
       points.push_back({{"depth", p.depth}, {"image_recall", p.image_recall}, {"text_recall", p.text_recall}});
     }
     j["recall"] = {{"image_queries", s.recall->image_queries}, {"text_queries", s.recall->text_queries},
-                   {"k", s.recall->k}, {"chosen_depth", s.recall->chosen_depth}, {"points", points}};
+                   {"k", s.recall->k}, {"chosen_depth", s.recall->chosen_depth}, {"target", s.recall->target},
+                   {"points", points}};
   }
   write_text(manifest_path(dir), dump_json(j, 2) + "\n");
   state_->info.generation = generation;
 
-  // The old generation's files, now that the manifest names the new ones.
+  // The old generation's files, now that the manifest names the new ones, and what a killed save left half-written
+  // (AtomicFile's PATH.tmp.<pid> of a process that is gone).
   static const std::regex ours(R"((vectors\.\d+\.faiss|files\.\d+\.tsv|skipped\.\d+\.tsv))");
+  static const std::regex temporary(R"((vectors\.\d+\.faiss|files\.\d+\.tsv|skipped\.\d+\.tsv|index\.json)\.tmp\.(\d+))");
+  std::vector<fs::path> remove;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (std::regex_match(name, ours) && name.find("." + tag + ".") == std::string::npos) fs::remove(it->path(), ec);
+    std::smatch m;
+    if (std::regex_match(name, ours) && name.find("." + tag + ".") == std::string::npos) {
+      remove.push_back(it->path());
+    } else if (std::regex_match(name, m, temporary) && ::kill(pid_t(std::stoll(m[2].str())), 0) != 0 &&
+               errno == ESRCH) {
+      remove.push_back(it->path());
+    }
   }
+  for (const fs::path& p : remove) fs::remove(p, ec);
 }
 
 std::vector<std::vector<IndexHit>> ImageIndex::search(const at::Tensor& queries, int64_t k, int64_t depth) const {
@@ -308,7 +343,7 @@ at::Tensor ImageIndex::text_queries(CLIPImpl& model, const Tokenizer& tokenizer,
                                     const std::vector<std::string>& templates) const {
   check_model(model);
   if (templates.empty()) return embed_texts(model, tokenizer, texts);
-  return ZeroShotClassifier::build(model, tokenizer, texts, templates).weights();
+  return ZeroShotClassifier::build(model, tokenizer, texts, templates).weights().to(at::kCPU, at::kFloat);
 }
 
 at::Tensor ImageIndex::image_queries(CLIPImpl& model, const std::vector<std::string>& paths) const {
@@ -332,6 +367,7 @@ std::vector<std::vector<IndexHit>> ImageIndex::search_image(CLIPImpl& model, con
 }
 
 std::vector<DuplicateGroup> ImageIndex::duplicates(float threshold, int64_t neighbours) const {
+  if (neighbours <= 0) fail("duplicates: the neighbours compared must be positive, got ", neighbours);
   const int64_t n = size();
   std::vector<int64_t> parent(static_cast<size_t>(n));
   std::iota(parent.begin(), parent.end(), 0);

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <cmath>
 #include <filesystem>
@@ -40,7 +41,18 @@ struct Known {
   FileRecord record;
   at::Tensor embedding;  // [D]
   bool from_chunk = false;
+  int64_t listed_ns = 0;  // when the run that recorded it listed the folder
 };
+
+// A file whose mtime is this close to (or after) the moment its run listed the folder may have changed again
+// within the file system's timestamp resolution (2 s on FAT, about 1 s on network shares) after it was read: its
+// size and mtime prove nothing, so it is hashed (as git treats "racily clean" entries).
+constexpr int64_t kTimestampSlackNs = 2'000'000'000;
+
+int64_t wall_clock_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // A file that could not be read in an interrupted run (not retried while unchanged, so a resumed run's batches fall
 // where an uninterrupted run's do).
@@ -70,8 +82,9 @@ at::Tensor text_uint8(const std::string& s) {
 // The checkpoint chunks of interrupted runs in <dir>/partial: written one atomic file at a time.
 class Chunks {
  public:
-  Chunks(const std::string& dir, const std::string& fingerprint, const std::string& root, int64_t dim)
-      : folder_(fs::path(dir) / "partial"), fingerprint_(fingerprint), root_(root), dim_(dim) {}
+  Chunks(const std::string& dir, const std::string& fingerprint, const std::string& root, int64_t dim,
+         int64_t listed_ns)
+      : folder_(fs::path(dir) / "partial"), fingerprint_(fingerprint), root_(root), dim_(dim), listed_ns_(listed_ns) {}
 
   // Reads what interrupted runs left; refuses chunks of another model or folder.
   void read(std::map<std::string, Known>& known, std::map<std::string, KnownSkip>& skipped, int64_t& rows) {
@@ -79,12 +92,16 @@ class Chunks {
     const fs::path manifest = folder_ / "build.json";
     if (!fs::exists(manifest, ec)) return;
     const nlohmann::json j = parse_json(read_file(manifest.string(), "build manifest"), manifest.string());
-    if (j.value("fingerprint", "") != fingerprint_) {
+    const auto text = [&](const char* key) {
+      return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+    };
+    if (text("fingerprint") != fingerprint_) {
       fail(folder_.string(), ": holds an interrupted run made with another model; run again with that model, or "
            "remove ", folder_.string(), " to start over");
     }
-    if (j.value("images", "") != root_) {
-      fail(folder_.string(), ": holds an interrupted run over another folder (", j.value("images", ""),
+    std::string images;
+    if (!hex_to_bytes(text("images_hex"), images) || images != root_) {
+      fail(folder_.string(), ": holds an interrupted run over another folder (", text("images"),
            "); remove it to start over");
     }
     std::vector<fs::path> files;
@@ -93,27 +110,35 @@ class Chunks {
     }
     std::sort(files.begin(), files.end());
     for (const fs::path& f : files) {
+      // The next chunk is numbered after every chunk there, usable or not.
+      int64_t number = 0;
+      if (std::sscanf(f.filename().string().c_str(), "chunk-%" SCNd64 ".safetensors", &number) == 1) {
+        next_ = std::max(next_, number + 1);
+      }
       try {
         const Safetensors s = read_safetensors(f.string());
         const at::Tensor e = s.tensors.at("embeddings");
         const std::vector<FileRecord> records = parse_records(uint8_text(s.tensors.at("files")), f.string());
         const std::vector<FileRecord> skip_stats = parse_records(uint8_text(s.tensors.at("skipped")), f.string());
         const std::vector<ItemError> messages = parse_skipped(uint8_text(s.tensors.at("messages")), f.string());
+        const at::Tensor listed = s.tensors.at("listed_ns");
         if (e.dim() != 2 || e.size(0) != int64_t(records.size()) || e.size(1) != dim_ ||
-            skip_stats.size() != messages.size()) {
+            skip_stats.size() != messages.size() || listed.numel() != 1) {
           fail(f.string(), ": its parts disagree");
         }
+        const int64_t listed_ns = listed.to(at::kLong).item<int64_t>();
         const at::Tensor ef = e.to(at::kFloat);
         for (size_t i = 0; i < records.size(); ++i) {
-          known[records[i].path] = {records[i], ef[int64_t(i)], true};
+          known[records[i].path] = {records[i], ef[int64_t(i)], true, listed_ns};
         }
         for (size_t i = 0; i < skip_stats.size(); ++i) {
           skipped[skip_stats[i].path] = {skip_stats[i].size, skip_stats[i].mtime_ns, messages[i].message};
         }
         rows += int64_t(records.size());
-        ++count_;
+        started_ = true;
       } catch (const std::exception& e) {  // written atomically, so only outside damage: redo its images
-        log_warning(f.string(), ": cannot be used (", error_message(e), "); its images are embedded again");
+        log_warning(f.string(), ": cannot be used (", error_message(e), "); removed, its images are embedded again");
+        fs::remove(f, ec);
       }
     }
   }
@@ -121,22 +146,24 @@ class Chunks {
   void write(const std::vector<at::Tensor>& embeddings, const std::vector<FileRecord>& records,
              const std::vector<FileRecord>& skip_stats, const std::vector<ItemError>& skipped) {
     std::error_code ec;
-    if (count_ == 0 && !started_) {
+    if (!started_) {
       fs::create_directories(folder_, ec);
       if (ec) fail(folder_.string(), ": cannot create (", ec.message(), ")");
-      const std::string text = dump_json({{"fingerprint", fingerprint_}, {"images", root_}}, 2) + "\n";
+      const std::string text = dump_json({{"fingerprint", fingerprint_}, {"images", root_},
+                                          {"images_hex", bytes_to_hex(root_)}}, 2) + "\n";
       AtomicFile file((folder_ / "build.json").string());
       file.write(text.data(), text.size());
       file.commit();
       started_ = true;
     }
     char name[48];
-    std::snprintf(name, sizeof name, "chunk-%06" PRId64 ".safetensors", ++count_);
+    std::snprintf(name, sizeof name, "chunk-%06" PRId64 ".safetensors", next_++);
     const at::Tensor e = embeddings.empty() ? at::empty({0, dim_}, at::kFloat) : at::stack(embeddings);
     write_safetensors((folder_ / name).string(), {{"embeddings", e},
                                                   {"files", text_uint8(format_records(records))},
                                                   {"skipped", text_uint8(format_records(skip_stats))},
-                                                  {"messages", text_uint8(format_skipped(skipped))}});
+                                                  {"messages", text_uint8(format_skipped(skipped))},
+                                                  {"listed_ns", at::full({1}, listed_ns_, at::kLong)}});
   }
 
   void remove() {
@@ -147,8 +174,8 @@ class Chunks {
  private:
   fs::path folder_;
   std::string fingerprint_, root_;
-  int64_t dim_;
-  int64_t count_ = 0;
+  int64_t dim_, listed_ns_;
+  int64_t next_ = 1;
   bool started_ = false;
 };
 
@@ -160,28 +187,38 @@ std::string sha256_of(const std::string& path) {
   }
 }
 
-// Exact scores of `queries` [Q, D] against `data` [N, D], a query's own row (skip[i]) at -inf, and each query's k-th
-// best score.
+// Each query's k-th best exact score against `data` [N, D] (its own row skip[i] left out), computed in blocks of
+// rows so that memory stays O(Q x block), whatever N is.
 struct Exact {
-  at::Tensor scores;  // [Q, N]
-  at::Tensor kth;     // [Q]
+  at::Tensor queries;  // [Q, D]
+  at::Tensor kth;      // [Q]
 };
 
 Exact exact_scores(const at::Tensor& data, const at::Tensor& queries, int64_t k, const std::vector<int64_t>& skip) {
-  Exact e;
-  e.scores = at::matmul(queries, data.t());
-  for (size_t i = 0; i < skip.size(); ++i) e.scores[int64_t(i)][skip[i]] = -std::numeric_limits<float>::infinity();
-  e.kth = std::get<0>(e.scores.topk(k, 1)).select(1, k - 1).contiguous();
-  return e;
+  constexpr int64_t kBlock = 65536;
+  at::Tensor best = at::full({queries.size(0), k}, -std::numeric_limits<float>::infinity());
+  for (int64_t start = 0; start < data.size(0); start += kBlock) {
+    const int64_t rows = std::min(kBlock, data.size(0) - start);
+    at::Tensor scores = at::matmul(queries, data.narrow(0, start, rows).t());
+    for (size_t i = 0; i < skip.size(); ++i) {
+      if (skip[i] >= start && skip[i] < start + rows) {
+        scores[int64_t(i)][skip[i] - start] = -std::numeric_limits<float>::infinity();
+      }
+    }
+    best = std::get<0>(at::cat({best, scores}, 1).topk(k, 1));
+  }
+  return {queries.contiguous(), best.select(1, k - 1).contiguous()};
 }
 
 // recall@k of `found` [Q, >=k] (rows; -1 none; a query's own row skip[i] left out): the share of the k found whose
 // exact score reaches the k-th best exact score (within 1e-6, so that ties and rounding between faiss's and LibTorch's
 // dot products do not count as misses).
-double recall_at(const Exact& exact, const at::Tensor& found, int64_t k, const std::vector<int64_t>& skip) {
-  const int64_t q = found.size(0);
+double recall_at(const Exact& exact, const at::Tensor& data, const at::Tensor& found, int64_t k,
+                 const std::vector<int64_t>& skip) {
+  const int64_t q = found.size(0), d = data.size(1);
   if (q == 0 || k == 0) return 1.0;
-  const auto s = exact.scores.accessor<float, 2>();
+  const float* queries = exact.queries.data_ptr<float>();
+  const float* rows = data.data_ptr<float>();
   const auto kth = exact.kth.accessor<float, 1>();
   const auto f = found.accessor<int64_t, 2>();
   int64_t hits = 0;
@@ -190,7 +227,9 @@ double recall_at(const Exact& exact, const at::Tensor& found, int64_t k, const s
     for (int64_t j = 0; j < found.size(1) && taken < k; ++j) {
       if (f[i][j] < 0 || (!skip.empty() && f[i][j] == skip[size_t(i)])) continue;
       ++taken;
-      hits += s[i][f[i][j]] >= kth[i] - 1e-6f;
+      float score = 0;
+      for (int64_t c = 0; c < d; ++c) score += queries[i * d + c] * rows[f[i][j] * d + c];
+      hits += score >= kth[i] - 1e-6f;
     }
   }
   return double(hits) / double(q * k);
@@ -201,34 +240,41 @@ IndexRecall measure_recall(const detail::Vectors& vectors, const detail::VectorS
   IndexRecall r;
   const int64_t n = data.size(0);
   r.k = std::min<int64_t>(10, n - 1);
+  r.target = target;
   r.image_queries = int64_t(held_out.size());
   r.text_queries = text_queries.defined() ? text_queries.size(0) : 0;
   if (r.k <= 0) return r;
   const at::Tensor image_q = data.index_select(0, at::tensor(held_out, at::kLong));
   const Exact image_exact = exact_scores(data, image_q, r.k, held_out);
   const Exact text_exact = r.text_queries > 0 ? exact_scores(data, text_queries, r.k, {}) : Exact{};
+  // IVF: nprobe 1, 2, 4, ... up to every list (an exhaustive search); HNSW: efSearch 16, 32, ... up to N or 4096.
+  // A depth that does not improve on the one before ends the sweep (HNSW's graph can leave some neighbours
+  // unreachable at any depth).
   std::vector<int64_t> depths;
   if (spec.kind == "ivf") {
     for (int64_t d = 1; d < spec.ivf_lists; d *= 2) depths.push_back(d);
     depths.push_back(spec.ivf_lists);
   } else {
-    for (int64_t d = 16; d < n; d *= 2) depths.push_back(d);
-    depths.push_back(std::max<int64_t>(16, n));
+    const int64_t deepest = std::min<int64_t>(std::max<int64_t>(16, n), 4096);
+    for (int64_t d = 16; d < deepest; d *= 2) depths.push_back(d);
+    depths.push_back(deepest);
   }
   for (const int64_t d : depths) {
     at::Tensor scores, rows;
     IndexRecallPoint p;
     p.depth = d;
     vectors.search(image_q, r.k + 1, {d, d}, scores, rows);
-    p.image_recall = recall_at(image_exact, rows, r.k, held_out);
+    p.image_recall = recall_at(image_exact, data, rows, r.k, held_out);
     p.text_recall = 1.0;
     if (r.text_queries > 0) {
       vectors.search(text_queries, r.k, {d, d}, scores, rows);
-      p.text_recall = recall_at(text_exact, rows, r.k, {});
+      p.text_recall = recall_at(text_exact, data, rows, r.k, {});
     }
+    const bool stalled = !r.points.empty() && p.image_recall <= r.points.back().image_recall &&
+                         p.text_recall <= r.points.back().text_recall;
     r.points.push_back(p);
-    r.chosen_depth = d;
-    if (p.image_recall >= target && p.text_recall >= target) break;
+    r.chosen_depth = stalled ? r.points[r.points.size() - 2].depth : d;  // as good, and cheaper
+    if ((p.image_recall >= target && p.text_recall >= target) || stalled) break;
   }
   return r;
 }
@@ -316,6 +362,10 @@ bool same_record(const FileRecord& a, const FileRecord& b) {
 // Whether an update found the index as it is: the same files, unchanged, the same unreadable ones, the same kind.
 bool unchanged(const ImageIndex::State& prior, const ImageIndex::State& now, const std::vector<ItemError>& skipped,
                const IndexOptions& o, const std::string& root) {
+  if (o.model_checkpoint != prior.info.model_checkpoint || o.model_config != prior.info.model_config ||
+      (o.kind != "flat" && (!prior.recall || prior.recall->target != o.target_recall))) {
+    return false;
+  }
   if (root != prior.info.images_root || o.kind != prior.info.kind || o.ivf_lists != prior.ivf_lists_requested ||
       (o.kind == "hnsw" && o.hnsw_m != prior.info.hnsw_m) || !std::equal(now.files.begin(), now.files.end(),
                                                                           prior.files.begin(), prior.files.end(),
@@ -331,6 +381,7 @@ void check_options(const IndexOptions& o) {
   if (o.checkpoint_every <= 0) fail("checkpoint_every must be positive, got ", o.checkpoint_every);
   if (o.ivf_lists < 0) fail("--ivf ", o.ivf_lists, ": the number of lists must be positive");
   if (o.target_recall < 0 || o.target_recall > 1) fail("--target-recall ", o.target_recall, ": must be in [0, 1]");
+  if (o.recall_queries <= 0) fail("--recall-queries ", o.recall_queries, ": must be positive");
 }
 
 std::string absolute_folder(const std::string& images) {
@@ -348,6 +399,7 @@ ImageIndex ImageIndex::reconcile(CLIPImpl& model, const std::string& root, const
                      const State* prior, IndexBuildReport* report_out) {
   check_options(options);
   const auto start = Clock::now();
+  const int64_t listed_ns = wall_clock_ns();
   IndexBuildReport report;
   const std::string fingerprint = weights_fingerprint(model);
   const int64_t dim = model.config().embed_dim;
@@ -355,14 +407,16 @@ ImageIndex ImageIndex::reconcile(CLIPImpl& model, const std::string& root, const
   std::map<std::string, Known> known;
   if (prior) {
     const at::Tensor all = prior->vectors->all();
-    for (size_t i = 0; i < prior->files.size(); ++i) known[prior->files[i].path] = {prior->files[i], all[int64_t(i)]};
+    for (size_t i = 0; i < prior->files.size(); ++i) {
+      known[prior->files[i].path] = {prior->files[i], all[int64_t(i)], false, prior->scanned_ns};
+    }
   }
-  Chunks chunks(dir, fingerprint, root, dim);
+  Chunks chunks(dir, fingerprint, root, dim, listed_ns);
   std::map<std::string, KnownSkip> known_skipped;
   int64_t chunk_rows = 0;
   chunks.read(known, known_skipped, chunk_rows);
-  std::unordered_map<std::string, at::Tensor> by_hash;
-  for (const auto& [path, k] : known) by_hash.emplace(k.record.sha256, k.embedding);
+  std::unordered_map<std::string, const Known*> by_hash;
+  for (const auto& [path, k] : known) by_hash.emplace(k.record.sha256, &k);
 
   // The folder now, in row order.
   std::vector<std::string> rels;
@@ -395,7 +449,9 @@ ImageIndex ImageIndex::reconcile(CLIPImpl& model, const std::string& root, const
     e.record.mtime_ns = st->second;
     const auto k = known.find(rels[i]);
     const auto s = known_skipped.find(rels[i]);
-    if (k != known.end() && k->second.record.size == e.record.size && k->second.record.mtime_ns == e.record.mtime_ns) {
+    const bool same_stat = k != known.end() && k->second.record.size == e.record.size &&
+                           k->second.record.mtime_ns == e.record.mtime_ns;
+    if (same_stat && e.record.mtime_ns < k->second.listed_ns - kTimestampSlackNs) {
       e.record.sha256 = k->second.record.sha256;
       e.embedding = k->second.embedding;
       ++report.reused;
@@ -403,7 +459,7 @@ ImageIndex ImageIndex::reconcile(CLIPImpl& model, const std::string& root, const
     } else if (s != known_skipped.end() && s->second.size == e.record.size && s->second.mtime_ns == e.record.mtime_ns) {
       e.error = s->second.message;
     } else if ((k != known.end() && k->second.record.size == e.record.size) || vanished_sizes.count(e.record.size)) {
-      hash_first.push_back(i);  // touched, or perhaps renamed: the content decides
+      hash_first.push_back(i);  // touched, racily clean, or perhaps renamed: the content decides
     } else {
       pending.push_back(i);
     }
@@ -418,8 +474,9 @@ ImageIndex ImageIndex::reconcile(CLIPImpl& model, const std::string& root, const
   for (const size_t i : hash_first) {
     const auto h = by_hash.find(entries[i].record.sha256);
     if (!entries[i].record.sha256.empty() && h != by_hash.end()) {
-      entries[i].embedding = h->second;
+      entries[i].embedding = h->second->embedding;
       ++report.reused;
+      if (h->second->from_chunk) ++report.resumed;
     } else {
       pending.push_back(i);
     }
@@ -505,6 +562,7 @@ ImageIndex ImageIndex::reconcile(CLIPImpl& model, const std::string& root, const
   info.model_checkpoint = options.model_checkpoint;
   info.model_config = options.model_config;
   info.generation = prior ? prior->info.generation : 0;
+  state->scanned_ns = listed_ns;
   add_vectors(*state, data, options, &model, dir);
   report.recall = state->recall;
   state->skipped = report.skipped;
@@ -547,8 +605,8 @@ ImageIndex ImageIndex::build(CLIPImpl& model, const std::string& images, const s
 ImageIndex ImageIndex::update(CLIPImpl& model, const std::string& dir, const IndexOptions& options,
                               const std::string& images, IndexBuildReport* report) {
   ImageIndex index = load(dir);
-  if (index.info().images_root.empty() && images.empty()) {
-    fail(dir, ": was made from embeddings, not from a folder; there is nothing to update it from");
+  if (index.info().images_root.empty()) {
+    fail(dir, ": was made from embeddings, not from a folder of images; there is nothing to update it from");
   }
   index.check_model(model);
   const State& prior = *index.state_;

@@ -16,6 +16,7 @@ namespace clip {
 struct ImageIndex::State {
   IndexInfo info;
   int64_t ivf_lists_requested = 0;  // 0: chosen from N when the index is (re)built
+  int64_t scanned_ns = 0;           // wall clock when the folder was listed (files changed after it are hashed again)
   std::vector<FileRecord> files;
   std::vector<ItemError> skipped;
   std::unique_ptr<detail::Vectors> vectors;

@@ -1,7 +1,8 @@
 #pragma once
 // The image index's vectors: a faiss index under inner product (flat, IVF-flat or HNSW-flat; every kind keeps the
-// vectors themselves, so they can be read back exactly). The only file that knows faiss is vectors_faiss.cpp; a
-// build without faiss compiles vectors_unavailable.cpp, whose functions throw saying so. Internal.
+// vectors themselves, so they can be read back exactly). The index's only file that knows faiss is vectors_faiss.cpp
+// (the search benchmark, src/bench/search_bench.cpp, calls faiss too, as the baseline); a build without faiss
+// compiles vectors_unavailable.cpp, whose functions throw saying so. Internal.
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>

@@ -60,6 +60,7 @@ struct IndexRecall {
   int64_t image_queries = 0, text_queries = 0, k = 10;
   std::vector<IndexRecallPoint> points;  ///< increasing depth
   int64_t chosen_depth = 0;              ///< the default stored in the index
+  double target = 0;                     ///< the recall it was chosen to reach
 };
 
 /// What build/update did.
@@ -110,7 +111,7 @@ class ImageIndex {
   static ImageIndex update(CLIPImpl& model, const std::string& dir, const IndexOptions& options = {},
                            const std::string& images = "", IndexBuildReport* report = nullptr);
   /// An index over embeddings made elsewhere ([N, D], normalized here), one row per path (kept as given). It
-  /// records no model: check_model then checks only the embedding width. update() is not possible (no folder).
+  /// records no model: check_model then checks only the embedding width. update() refuses it (no folder).
   static ImageIndex from_embeddings(const at::Tensor& embeddings, const std::vector<std::string>& paths,
                                     const IndexOptions& options = {});
   /// Reads the index in `dir`; a damaged or incomplete one is refused with one line naming the file.
@@ -130,11 +131,11 @@ class ImageIndex {
 
   /// Top k rows per query [Q, D] (normalized here), best first; `depth` overrides the stored nprobe/efSearch.
   std::vector<std::vector<IndexHit>> search(const at::Tensor& queries, int64_t k, int64_t depth = 0) const;
-  /// One query per text: the mean of its normalized embeddings under `templates` ("a photo of a {}.") or the text
-  /// itself when there are none.
+  /// One query per text (fp32, on the CPU): the mean of its normalized embeddings under `templates`
+  /// ("a photo of a {}.") or the text itself when there are none.
   at::Tensor text_queries(CLIPImpl& model, const Tokenizer& tokenizer, const std::vector<std::string>& texts,
                           const std::vector<std::string>& templates = {}) const;
-  /// One query per image file (normalized). Throws clip::Error naming a file that cannot be read.
+  /// One query per image file (normalized; fp32, on the CPU). Throws clip::Error naming a file that cannot be read.
   at::Tensor image_queries(CLIPImpl& model, const std::vector<std::string>& paths) const;
   std::vector<std::vector<IndexHit>> search_text(CLIPImpl& model, const Tokenizer& tokenizer,
                                                  const std::vector<std::string>& texts, int64_t k,
