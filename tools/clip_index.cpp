@@ -6,10 +6,10 @@
 #include "clip/index/image_index.h"
 #include "clip/model/checkpoint.h"
 #include "clip/util/blas.h"
-#include "clip/util/cuda.h"
 #include "clip/util/error.h"
 #include "clip/util/threads.h"
 #include "cli.h"
+#include "index_model.h"
 #include "model_flags.h"
 #include "tool_main.h"
 
@@ -24,11 +24,6 @@ struct Params {
   std::string device = "auto";
   int threads = 0;
 };
-
-std::string resolve_device(const std::string& device) {
-  if (device != "auto") return device;
-  return clip::cuda_unavailable_reason().empty() ? "cuda" : "cpu";
-}
 
 void print_report(const clip::IndexBuildReport& r, const clip::ImageIndex& index, const std::string& dir) {
   std::printf("images: %lld found; %lld embedded, %lld kept (%lld from an interrupted run), %lld removed, %lld "
@@ -86,7 +81,7 @@ clip::IndexOptions options_of(Params& p) {
 int build(Params p) {
   clip::warn_if_reference_blas();
   clip::set_cpu_threads(p.threads);
-  clip::CLIP model = clip::load_model(p.checkpoint, p.model.options().device(resolve_device(p.device)));
+  clip::CLIP model = clip::load_model(p.checkpoint, p.model.options().device(clip::tools::resolve_device(p.device)));
   clip::IndexOptions o = options_of(p);
   o.model_checkpoint = std::filesystem::absolute(p.checkpoint).string();
   o.model_config = p.model.config.empty() ? p.model.model : std::filesystem::absolute(p.model.config).string();
@@ -101,22 +96,12 @@ int update(Params p) {
   clip::set_cpu_threads(p.threads);
   const clip::IndexInfo info = clip::ImageIndex::read_info(p.index);
   clip::IndexOptions o = options_of(p);
-  clip::tools::ModelFlags flags = p.model;
-  std::string checkpoint = p.checkpoint;
-  if (checkpoint.empty()) {  // the index's own model
-    checkpoint = info.model_checkpoint;
-    if (!std::filesystem::exists(checkpoint)) {
-      clip::fail("the index's model ", checkpoint.empty() ? std::string("(none recorded)") : checkpoint,
-                 " is not there; name it with --checkpoint (the same weights, wherever they are now)");
-    }
-    if (flags.config.empty() && flags.model.empty()) {
-      (std::filesystem::exists(info.model_config) ? flags.config : flags.model) = info.model_config;
-    }
-    std::cerr << "clip_index: the index's model: " << checkpoint << "\n";
+  if (p.checkpoint.empty()) {
+    std::cerr << "clip_index: the index's model: " << info.model_checkpoint << "\n";
   } else {
-    o.model_checkpoint = std::filesystem::absolute(checkpoint).string();
+    o.model_checkpoint = std::filesystem::absolute(p.checkpoint).string();
   }
-  clip::CLIP model = clip::load_model(checkpoint, flags.options().device(resolve_device(p.device)));
+  clip::CLIP model = clip::tools::load_index_model(p.index, info, p.checkpoint, p.model, p.device);
   clip::IndexBuildReport report;
   const clip::ImageIndex index = clip::ImageIndex::update(*model, p.index, o, p.images, &report);
   print_report(report, index, p.index);

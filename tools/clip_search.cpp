@@ -7,13 +7,12 @@
 #include "clip/embed.h"
 #include "clip/index/image_index.h"
 #include "clip/index/results.h"
-#include "clip/model/checkpoint.h"
 #include "clip/model/model_tokenizer.h"
 #include "clip/text/prompts.h"
-#include "clip/util/cuda.h"
 #include "clip/util/error.h"
 #include "clip/util/threads.h"
 #include "cli.h"
+#include "index_model.h"
 #include "model_flags.h"
 #include "tool_main.h"
 
@@ -30,29 +29,9 @@ struct Params {
   int threads = 0;
 };
 
-clip::CLIP load_index_model(const Params& p, const clip::IndexInfo& info) {
-  clip::tools::ModelFlags flags = p.model;
-  std::string checkpoint = p.checkpoint;
-  if (checkpoint.empty()) {
-    checkpoint = info.model_checkpoint;
-    if (flags.config.empty() && flags.model.empty() && !info.model_config.empty()) {
-      (std::filesystem::exists(info.model_config) ? flags.config : flags.model) = info.model_config;
-    }
-    if (checkpoint.empty()) {
-      clip::fail(p.index, ": records no model (it was made from embeddings); name one with --checkpoint");
-    }
-    if (!std::filesystem::exists(checkpoint)) {
-      clip::fail("the index's model ", checkpoint, " is not there any more; name it with --checkpoint");
-    }
-  }
-  const std::string device =
-      p.device != "auto" ? p.device : (clip::cuda_unavailable_reason().empty() ? "cuda" : "cpu");
-  return clip::load_model(checkpoint, flags.options().device(device));
-}
-
 int search(const Params& p) {
   const clip::ImageIndex index = clip::ImageIndex::load(p.index);
-  clip::CLIP model = load_index_model(p, index.info());
+  clip::CLIP model = clip::tools::load_index_model(p.index, index.info(), p.checkpoint, p.model, p.device);
   index.check_model(*model);
   std::vector<std::string> templates;
   if (!p.templates.empty()) templates = clip::load_prompt_set(p.templates).templates;

@@ -36,12 +36,6 @@ uint32_t text_crc(const std::string& text) {
   return static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(text.data()), text.size()));
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  AtomicFile file(path);
-  file.write(text.data(), text.size());
-  file.commit();
-}
-
 // A table file named in the manifest, checked against its size and CRC-32.
 std::string read_checked(const std::string& path, uint64_t bytes, uint32_t crc) {
   const std::string text = read_file(path, "index table", uint64_t(1) << 40);
@@ -244,9 +238,9 @@ void ImageIndex::save(const std::string& dir) const {
   const auto [vector_bytes, vector_crc] = s.vectors->write((fs::path(dir) / named("vectors", "faiss")).string());
   files["vectors"] = {{"name", named("vectors", "faiss")}, {"bytes", vector_bytes}, {"crc32", vector_crc}};
   const std::string table = format_records(s.files), skipped = format_skipped(s.skipped);
-  write_text((fs::path(dir) / named("files", "tsv")).string(), table);
+  write_file_atomically((fs::path(dir) / named("files", "tsv")).string(), table);
   files["table"] = {{"name", named("files", "tsv")}, {"bytes", table.size()}, {"crc32", text_crc(table)}};
-  write_text((fs::path(dir) / named("skipped", "tsv")).string(), skipped);
+  write_file_atomically((fs::path(dir) / named("skipped", "tsv")).string(), skipped);
   files["skipped"] = {{"name", named("skipped", "tsv")}, {"bytes", skipped.size()}, {"crc32", text_crc(skipped)}};
 
   const IndexInfo& i = s.info;
@@ -282,7 +276,7 @@ void ImageIndex::save(const std::string& dir) const {
                    {"k", s.recall->k}, {"chosen_depth", s.recall->chosen_depth}, {"target", s.recall->target},
                    {"points", points}};
   }
-  write_text(manifest_path(dir), dump_json(j, 2) + "\n");
+  write_file_atomically(manifest_path(dir), dump_json(j, 2) + "\n");
   state_->info.generation = generation;
 
   // The old generation's files, now that the manifest names the new ones, and what a killed save left half-written

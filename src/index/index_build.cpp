@@ -151,9 +151,7 @@ class Chunks {
       if (ec) fail(folder_.string(), ": cannot create (", ec.message(), ")");
       const std::string text = dump_json({{"fingerprint", fingerprint_}, {"images", root_},
                                           {"images_hex", bytes_to_hex(root_)}}, 2) + "\n";
-      AtomicFile file((folder_ / "build.json").string());
-      file.write(text.data(), text.size());
-      file.commit();
+      write_file_atomically((folder_ / "build.json").string(), text);
       started_ = true;
     }
     char name[48];

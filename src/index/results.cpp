@@ -14,12 +14,6 @@
 namespace clip {
 namespace {
 
-void write_text(const std::string& path, const std::string& text) {
-  AtomicFile file(path);
-  file.write(text.data(), text.size());
-  file.commit();
-}
-
 bool csv_named(const std::string& path) {
   std::string ext = path.size() >= 4 ? path.substr(path.size() - 4) : "";
   for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
@@ -48,7 +42,7 @@ void write_search_results(const std::string& path, const std::vector<QueryResult
                csv_field(q.hits[r].path) + "\n";
       }
     }
-    return write_text(path, csv);
+    return write_file_atomically(path, csv);
   }
   nlohmann::json j = {{"queries", nlohmann::json::array()}};
   for (const QueryResults& q : queries) {
@@ -61,7 +55,7 @@ void write_search_results(const std::string& path, const std::vector<QueryResult
     if (!q.image.empty()) entry["image"] = q.image;
     j["queries"].push_back(entry);
   }
-  write_text(path, dump_json(j, 2) + "\n");
+  write_file_atomically(path, dump_json(j, 2) + "\n");
 }
 
 void write_duplicate_groups(const std::string& path, float threshold, const std::vector<DuplicateGroup>& groups) {
@@ -72,7 +66,7 @@ void write_duplicate_groups(const std::string& path, float threshold, const std:
         csv += std::to_string(g + 1) + "," + score_text(m.score) + "," + csv_field(m.path) + "\n";
       }
     }
-    return write_text(path, csv);
+    return write_file_atomically(path, csv);
   }
   nlohmann::json j = {{"threshold", threshold}, {"groups", nlohmann::json::array()}};
   for (const DuplicateGroup& g : groups) {
@@ -80,7 +74,7 @@ void write_duplicate_groups(const std::string& path, float threshold, const std:
     for (const IndexHit& m : g.members) members.push_back({{"path", m.path}, {"score", m.score}, {"row", m.row}});
     j["groups"].push_back({{"size", g.members.size()}, {"members", members}});
   }
-  write_text(path, dump_json(j, 2) + "\n");
+  write_file_atomically(path, dump_json(j, 2) + "\n");
 }
 
 std::vector<ResultsSection> sections_of(const std::vector<QueryResults>& queries) {
@@ -151,7 +145,7 @@ void write_results_html(const std::string& path, const std::string& title, const
       "<script>window.addEventListener('load',function(){var n=0;"
       "document.querySelectorAll('img.thumb').forEach(function(i){if(i.complete&&i.naturalWidth>0)n++;});"
       "document.body.setAttribute('data-thumbnails-shown',String(n));});</script>\n</body></html>\n";
-  write_text(path, html);
+  write_file_atomically(path, html);
 }
 
 }  // namespace clip

@@ -51,4 +51,10 @@ void AtomicFile::commit() {
   }
 }
 
+void write_file_atomically(const std::string& path, const std::string& bytes) {
+  AtomicFile file(path);
+  file.write(bytes.data(), bytes.size());
+  file.commit();
+}
+
 }  // namespace clip

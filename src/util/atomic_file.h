@@ -25,4 +25,7 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+/// Writes `bytes` to `path` through an AtomicFile: the whole of it, or nothing.
+void write_file_atomically(const std::string& path, const std::string& bytes);
+
 }  // namespace clip

@@ -1,0 +1,41 @@
+#pragma once
+// The model of an image index, for the tools that use one (clip_index update, clip_search): the --checkpoint given,
+// else the checkpoint (and config) the index records. Tool code.
+#include <filesystem>
+#include <string>
+
+#include "clip/index/image_index.h"
+#include "clip/model/checkpoint.h"
+#include "clip/util/cuda.h"
+#include "clip/util/error.h"
+#include "model_flags.h"
+
+namespace clip::tools {
+
+/// "auto": CUDA when a device is visible, else the CPU; anything else as given.
+inline std::string resolve_device(const std::string& device) {
+  if (device != "auto") return device;
+  return clip::cuda_unavailable_reason().empty() ? "cuda" : "cpu";
+}
+
+/// Loads `checkpoint` with `flags` on `device`; with no checkpoint, the one the index in `index_dir` was made with.
+inline clip::CLIP load_index_model(const std::string& index_dir, const clip::IndexInfo& info,
+                                   const std::string& checkpoint, ModelFlags flags, const std::string& device) {
+  std::string path = checkpoint;
+  if (path.empty()) {
+    path = info.model_checkpoint;
+    if (path.empty()) {
+      clip::fail(index_dir, ": records no model (it was made from embeddings); name one with --checkpoint");
+    }
+    if (!std::filesystem::exists(path)) {
+      clip::fail("the index's model ", path, " is not there any more; name it with --checkpoint (the same weights, "
+                 "wherever they are now)");
+    }
+    if (flags.config.empty() && flags.model.empty() && !info.model_config.empty()) {
+      (std::filesystem::exists(info.model_config) ? flags.config : flags.model) = info.model_config;
+    }
+  }
+  return clip::load_model(path, flags.options().device(resolve_device(device)));
+}
+
+}  // namespace clip::tools
