@@ -102,6 +102,8 @@ struct ImageFeatureStream::State {
   bool was_training;
   ImageLoader loader;
   double wait_seconds = 0, model_seconds = 0;
+  Clock::time_point start = Clock::now();
+  double process_cpu_start = process_cpu_seconds();
 };
 
 namespace {
@@ -147,6 +149,18 @@ std::optional<ImageFeatureBatch> ImageFeatureStream::next() {
 int64_t ImageFeatureStream::size() const { return state_->loader.size(); }
 double ImageFeatureStream::wait_seconds() const { return state_->wait_seconds; }
 double ImageFeatureStream::model_seconds() const { return state_->model_seconds; }
+
+CpuSplit ImageFeatureStream::cpu_split() const {
+  CpuSplit split;
+  split.cores = usable_cores();
+  split.wall_seconds = seconds_since(state_->start);
+  const double process = process_cpu_seconds() - state_->process_cpu_start;
+  split.decoding = std::min(state_->loader.cpu_seconds(), process);
+  split.model = process - split.decoding;
+  split.idle = std::max(0.0, double(split.cores) * split.wall_seconds - process);
+  return split;
+}
+
 
 ImageEmbeddings embed_image_files(CLIPImpl& model, const std::vector<std::string>& paths, const EmbedOptions& options) {
   ImageFeatureStream stream(model, paths, options);

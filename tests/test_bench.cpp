@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "clip/bench/benchmark.h"
+#include "clip/model/precision.h"
 #include "clip/bench/flops.h"
 #include "clip/model/config.h"
 #include "clip/util/cuda.h"
@@ -120,6 +121,26 @@ TEST(Benchmark, EncodesWithTheTinyResNetOnTheCpu) {
   }
 }
 
+TEST(Benchmark, ReducedPrecisionReportsItsCosineAgainstFp32) {
+  if (!clip::int8_available()) GTEST_SKIP() << "int8: this LibTorch has no quantized engine";
+  for (const auto mode : {clip::BenchMode::image, clip::BenchMode::text}) {
+    const auto o = clip::BenchOptions().model("vit_tiny").mode(mode).batch_size(4).steps(1).warmup(0).peak_tflops(1)
+                       .precision(clip::BenchPrecision::int8);
+    const clip::BenchResult r = clip::run_benchmark(o);
+    expect_sane(r, o);
+    EXPECT_GE(r.cosine_mean, 0.99);
+    EXPECT_GE(r.cosine_min, 0.98);
+    EXPECT_LE(r.cosine_min, r.cosine_mean);
+    const std::string table = clip::format_bench_table({r});
+    EXPECT_NE(table.find("int8"), std::string::npos) << table;
+    EXPECT_NE(clip::bench_result_json(r).find("cosine_mean"), std::string::npos);
+    std::printf("%s", table.c_str());
+  }
+  const clip::BenchResult fp32 = clip::run_benchmark(clip::BenchOptions().model("vit_tiny").mode(clip::BenchMode::image)
+                                                         .batch_size(2).steps(1).warmup(0).peak_tflops(1));
+  EXPECT_TRUE(std::isnan(fp32.cosine_mean)) << "fp32 has nothing to compare with";
+}
+
 TEST(Benchmark, MeasuresAMatmulPeak) {
   const double tflops = clip::measure_matmul_tflops("cpu", clip::BenchPrecision::fp32);
   std::printf("[ measured ] CPU fp32 2048^3 matrix product: %.1f GFLOP/s\n", 1e3 * tflops);
@@ -137,8 +158,10 @@ TEST(Benchmark, RefusesWhatItCannotRun) {
     return std::string("no error");
   };
   const auto tiny = clip::BenchOptions().model("vit_tiny").batch_size(2).steps(1).warmup(0).peak_tflops(1);
-  for (const auto mode : {clip::BenchMode::train, clip::BenchMode::image}) {
-    EXPECT_NE(message(clip::BenchOptions(tiny).mode(mode).precision(clip::BenchPrecision::bf16)).find("CUDA autocast"),
+  // On the CPU, bf16 and int8 are inference precisions: image and text modes only.
+  for (const auto precision : {clip::BenchPrecision::bf16, clip::BenchPrecision::int8}) {
+    EXPECT_NE(message(clip::BenchOptions(tiny).mode(clip::BenchMode::train).precision(precision))
+                  .find("training on the CPU is fp32"),
               std::string::npos);
   }
   EXPECT_NE(message(clip::BenchOptions(tiny).model("ViT-Z-99")).find("unknown model"), std::string::npos);
@@ -146,6 +169,10 @@ TEST(Benchmark, RefusesWhatItCannotRun) {
   EXPECT_NE(message(clip::BenchOptions(tiny).steps(0)).find("--steps"), std::string::npos);
   EXPECT_THROW(clip::parse_bench_mode("infer"), clip::Error);
   EXPECT_THROW(clip::parse_bench_precision("fp16"), clip::Error);
+  // int8 on a GPU: refused as CPU-only where CUDA is there, else for the missing device.
+  const std::string int8_cuda = message(clip::BenchOptions(tiny).device("cuda").precision(clip::BenchPrecision::int8));
+  EXPECT_TRUE(int8_cuda.find("CPU inference") != std::string::npos || int8_cuda.find("--device cuda") != std::string::npos)
+      << int8_cuda;
   if (!torch::cuda::is_available()) {
     EXPECT_NE(message(clip::BenchOptions(tiny).device("cuda")).find(clip::cuda_unavailable_reason()), std::string::npos);
   }

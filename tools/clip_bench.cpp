@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
   app.add_option("--dim", p.search.dim, "search: dimensions")->capture_default_str()->check(clip::tools::positive_int());
   app.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--precision", p.precision,
-                 "fp32 | bf16 (CUDA bf16 autocast over fp32 weights, as clip_train)")
+                 "fp32 | bf16 | int8. CUDA: bf16 is autocast over fp32 weights, as clip_train. CPU, image and text "
+                 "modes: bf16 or int8 inference (as --precision of clip_embed), with the cosine against fp32")
       ->capture_default_str();
   app.add_option("--steps", steps, "timed steps")->capture_default_str()->check(clip::tools::positive_int());
   app.add_option("--warmup", warmup, "untimed steps first")->capture_default_str()->check(clip::tools::non_negative_int());

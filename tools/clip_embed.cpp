@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingPath);
   p.model.add_to(app, /*with_verify=*/true);
+  p.model.add_precision(app);
   auto* inputs = app.add_option("--inputs", p.inputs, "safetensors file with 'image' and/or 'text'")->check(CLI::ExistingFile);
   app.add_option("--images", p.images, "a folder of images (recursive) or a file listing image paths")
       ->excludes(inputs)

@@ -36,6 +36,7 @@ void print_report(const clip::IndexBuildReport& r, const clip::ImageIndex& index
                 "time); %.1f s in all\n",
                 double(r.embedded) / std::max(busy, 1e-9), r.model_seconds, r.wait_seconds,
                 100 * r.wait_seconds / std::max(busy, 1e-9), r.seconds);
+    if (r.cpu) std::printf("cpu: %s\n", clip::describe(*r.cpu).c_str());
   } else {
     std::printf("time: %.1f s (no image needed the model)\n", r.seconds);
   }
@@ -81,7 +82,7 @@ clip::IndexOptions options_of(Params& p) {
 int build(Params p) {
   clip::warn_if_reference_blas();
   clip::set_cpu_threads(p.threads);
-  clip::CLIP model = clip::load_model(p.checkpoint, p.model.options().device(clip::tools::resolve_device(p.device)));
+  clip::CLIP model = clip::load_model(p.checkpoint, p.model.options().device(clip::tools::resolve_device(p.device, p.model.precision)));
   clip::IndexOptions o = options_of(p);
   o.model_checkpoint = std::filesystem::absolute(p.checkpoint).string();
   o.model_config = p.model.config.empty() ? p.model.model : std::filesystem::absolute(p.model.config).string();
@@ -117,13 +118,15 @@ int info(const Params& p) {
   std::printf("kind: %s", i.kind.c_str());
   if (i.kind == "ivf") std::printf(", %lld lists, default nprobe %lld", (long long)i.ivf_lists, (long long)i.default_depth);
   if (i.kind == "hnsw") std::printf(", M %lld, default efSearch %lld", (long long)i.hnsw_m, (long long)i.default_depth);
-  std::printf("\nmodel: %s from %s%s%s (weights fingerprint %s)\n", i.model_name.c_str(), i.model_checkpoint.c_str(),
-              i.model_config.empty() ? "" : ", config ", i.model_config.c_str(), i.model_fingerprint.c_str());
+  std::printf("\nmodel: %s from %s%s%s (weights fingerprint %s), embedded in %s\n", i.model_name.c_str(),
+              i.model_checkpoint.c_str(), i.model_config.empty() ? "" : ", config ", i.model_config.c_str(),
+              i.model_fingerprint.c_str(), i.model_precision.c_str());
   return 0;
 }
 
 void add_embedding_flags(CLI::App& app, Params& p) {
   p.model.add_to(app, /*with_verify=*/false);
+  p.model.add_precision(app);
   app.add_option("--batch-size", p.options.batch_size, "images per forward pass")
       ->capture_default_str()
       ->check(clip::tools::positive_int());

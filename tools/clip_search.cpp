@@ -138,6 +138,7 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", p.checkpoint, "the model (default: the one the index was made with)")
       ->check(CLI::ExistingPath);
   p.model.add_to(app, /*with_verify=*/false);
+  p.model.add_precision(app);
   app.add_option("--device", p.device, "auto (CUDA when visible, else the CPU), cpu, cuda or cuda:N")
       ->capture_default_str();
   app.add_option("--threads", p.threads, "LibTorch CPU threads (0: one per core)")

@@ -76,6 +76,7 @@ int run(Params p) {
   }
   std::printf("speed: %.1f images/s end to end; model %.1f s, waiting for decoding %.1f s of %.1f s\n",
               double(s.images + s.skipped) / s.seconds, s.model_seconds, s.wait_seconds, s.seconds);
+  std::printf("cpu: %s\n", clip::describe(s.cpu).c_str());
   if (!p.run.output.empty()) std::printf("predictions: %s\n", p.run.output.c_str());
   return 0;
 }
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingPath);
   p.model.add_to(app, /*with_verify=*/false, /*with_strict=*/false);
+  p.model.add_precision(app);
   app.add_option("--images", p.images, "folder of images (class subfolders for a labeled run)")->required();
   auto* classes = app.add_option("--classes", p.classes, "comma-separated class names (unlabeled folders)");
   app.add_option("--classes-file", p.classes_file, "class names, one a line or a JSON list (unlabeled folders)")

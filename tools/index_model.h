@@ -12,9 +12,11 @@
 
 namespace clip::tools {
 
-/// "auto": CUDA when a device is visible, else the CPU; anything else as given.
-inline std::string resolve_device(const std::string& device) {
+/// "auto": CUDA when a device is visible (and the precision is fp32: int8 and bf16 are CPU inference), else the CPU;
+/// anything else as given.
+inline std::string resolve_device(const std::string& device, const std::string& precision) {
   if (device != "auto") return device;
+  if (precision != "fp32") return "cpu";
   return clip::cuda_unavailable_reason().empty() ? "cuda" : "cpu";
 }
 
@@ -35,7 +37,7 @@ inline clip::CLIP load_index_model(const std::string& index_dir, const clip::Ind
       (std::filesystem::exists(info.model_config) ? flags.config : flags.model) = info.model_config;
     }
   }
-  return clip::load_model(path, flags.options().device(resolve_device(device)));
+  return clip::load_model(path, flags.options().device(resolve_device(device, flags.precision)));
 }
 
 }  // namespace clip::tools

@@ -10,6 +10,7 @@ namespace clip::tools {
 
 struct ModelFlags {
   std::string config, model;
+  std::string precision = "fp32";
   bool verify = false, strict = false, override_config = false;
 
   /// Adds --config, --model, --override-config, and --verify and --strict where asked (a tool whose own --strict
@@ -28,9 +29,23 @@ struct ModelFlags {
                  "let --config/--model differ from the config the checkpoint stores (default: refused)");
   }
 
+  /// Adds --precision (the tools that encode).
+  void add_precision(CLI::App& app) {
+    app.add_option("--precision", precision,
+                   "CPU inference arithmetic: fp32 (the reference's), int8 (dynamic quantized linear layers) or bf16 "
+                   "(CPUs with AVX512-BF16 or AMX); speed and accuracy: docs/performance.md")
+        ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
+        ->capture_default_str();
+  }
+
   clip::LoadOptions options() const {
-    return clip::LoadOptions().config_path(config).model_name(model).verify(verify).strict(strict).override_config(
-        override_config);
+    return clip::LoadOptions()
+        .config_path(config)
+        .model_name(model)
+        .verify(verify)
+        .strict(strict)
+        .override_config(override_config)
+        .precision(clip::parse_inference_precision(precision));
   }
 };
 

@@ -19,6 +19,7 @@
 #include "clip/io/tensor_map.h"
 #include "clip/model/clip_model.h"
 #include "clip/text/tokenizer.h"
+#include "clip/util/cpu_split.h"
 
 namespace clip {
 
@@ -55,6 +56,7 @@ class ImageFeatureStream {
   int64_t size() const;          ///< number of input files
   double wait_seconds() const;   ///< time next() spent waiting for decoded images
   double model_seconds() const;  ///< time spent in the model
+  CpuSplit cpu_split() const;    ///< since the stream was made
 
  private:
   struct State;

@@ -57,7 +57,8 @@ BenchMode parse_bench_mode(const std::string& text) {
 BenchPrecision parse_bench_precision(const std::string& text) {
   if (text == "fp32") return BenchPrecision::fp32;
   if (text == "bf16") return BenchPrecision::bf16;
-  fail("--precision '", text, "': expected fp32 or bf16");
+  if (text == "int8") return BenchPrecision::int8;
+  fail("--precision '", text, "': expected fp32, bf16 or int8");
 }
 
 const char* to_string(BenchMode mode) {
@@ -69,12 +70,19 @@ const char* to_string(BenchMode mode) {
   return "?";
 }
 
-const char* to_string(BenchPrecision precision) { return precision == BenchPrecision::bf16 ? "bf16" : "fp32"; }
+const char* to_string(BenchPrecision precision) {
+  switch (precision) {
+    case BenchPrecision::bf16: return "bf16";
+    case BenchPrecision::int8: return "int8";
+    case BenchPrecision::fp32: break;
+  }
+  return "fp32";
+}
 
 double measure_matmul_tflops(const std::string& device_name, BenchPrecision precision) {
   const at::Device device = parse_device(device_name);
   const bool cuda = device.is_cuda();
-  const at::ScalarType dtype = precision == BenchPrecision::bf16 ? at::kBFloat16 : at::kFloat;
+  const at::ScalarType dtype = precision == BenchPrecision::bf16 ? at::kBFloat16 : at::kFloat;  // int8: fp32's
   const int64_t n = cuda ? 8192 : (precision == BenchPrecision::bf16 ? 1024 : 2048);
   // Several products between synchronizations on CUDA, so the host round trip stays out of the rate.
   const int inner = cuda ? 10 : 1, rounds = cuda ? 5 : 3;
@@ -99,10 +107,21 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
   auto log = [&](const std::string& line) {
     if (log_fn) log_fn(line);
   };
-  validate(o);
   const at::Device device = parse_device(o.device());
-  const bool bf16 = o.precision() == BenchPrecision::bf16;
-  if (bf16 && !device.is_cuda()) fail("--precision bf16 is CUDA autocast (as clip_train); on ", o.device(), " use fp32");
+  // CUDA: bf16 is autocast. CPU: bf16 and int8 are the model's inference precision (image and text modes).
+  const bool bf16 = o.precision() == BenchPrecision::bf16 && device.is_cuda();
+  const InferencePrecision cpu_precision =
+      device.is_cuda() || o.precision() == BenchPrecision::fp32 ? InferencePrecision::fp32
+      : o.precision() == BenchPrecision::bf16                  ? InferencePrecision::bf16
+                                                               : InferencePrecision::int8;
+  if (o.precision() == BenchPrecision::int8 && device.is_cuda()) {
+    fail("--precision int8 is CPU inference; on ", o.device(), " use bf16 or fp32");
+  }
+  if (cpu_precision != InferencePrecision::fp32 && o.mode() == BenchMode::train) {
+    fail("--precision ", to_string(o.precision()), " on the CPU is for --mode image or text; training on the CPU is fp32");
+  }
+  check_inference_precision(cpu_precision, !device.is_cuda());
+  validate(o);
   BenchResult r;
   r.mode = o.mode();
   r.device = o.device();
@@ -116,6 +135,7 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
   CLIP model(config);
   // fp32 weights in every mode: bf16 comes from autocast, as in clip_train and open_clip's own benchmarks.
   convert_module(*model, device, at::kFloat);
+  model->set_inference_precision(cpu_precision);
   log(str("model ", r.model, ": ", double(count_parameters(*model)) / 1e6, "M parameters on ", o.device(), ", ",
           to_string(o.precision()), ", ", r.threads, " CPU thread(s)"));
 
@@ -176,6 +196,19 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
   r.peak_memory_bytes = peak_memory_bytes(device);
   r.memory_kind = device.is_cuda() ? "CUDA allocator peak" : peak_reset ? "process peak RSS" : "process peak RSS since start";
   if (o.mode() == BenchMode::train) r.last_loss = last.loss;
+  if (cpu_precision != InferencePrecision::fp32) {
+    // The same inputs through the same weights in fp32: how far the reduced precision moved each output.
+    c10::InferenceMode inference;
+    const bool image = o.mode() == BenchMode::image;
+    const at::Tensor reduced = image ? model->encode_image(images) : model->encode_text(texts);
+    model->set_inference_precision(InferencePrecision::fp32);
+    const at::Tensor full = image ? model->encode_image(images) : model->encode_text(texts);
+    model->set_inference_precision(cpu_precision);
+    const at::Tensor cosine = at::cosine_similarity(reduced.to(at::kDouble), full.to(at::kDouble), 1);
+    r.cosine_mean = cosine.mean().item<double>();
+    r.cosine_min = cosine.min().item<double>();
+    log(str("cosine against fp32: mean ", r.cosine_mean, ", worst ", r.cosine_min, " over ", b, " samples"));
+  }
 
   r.median_step_seconds = median(r.step_seconds);
   r.samples_per_second = double(b) / r.median_step_seconds;
@@ -196,26 +229,29 @@ BenchResult run_benchmark(const BenchOptions& o, const std::function<void(const 
 std::string format_bench_table(const std::vector<BenchResult>& results) {
   std::ostringstream out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-12s %-5s %-6s %-4s %6s %10s %7s %11s %12s %8s %12s %6s %10s\n", "model", "mode",
-                "device", "prec", "batch", "step ms", "spread", "samples/s", "GFLOP/sample", "TFLOP/s", "peak TFLOP/s",
-                "MFU", "peak mem");
+  std::snprintf(line, sizeof line, "%-12s %-5s %-6s %-4s %6s %10s %7s %11s %12s %8s %12s %6s %10s %17s\n", "model",
+                "mode", "device", "prec", "batch", "step ms", "spread", "samples/s", "GFLOP/sample", "TFLOP/s",
+                "peak TFLOP/s", "MFU", "peak mem", "cos fp32 mean/min");
   out << line;
   for (const BenchResult& r : results) {
     const auto [lo, hi] = std::minmax_element(r.step_seconds.begin(), r.step_seconds.end());
     const double spread = r.step_seconds.empty() ? 0 : (*hi - *lo) / r.median_step_seconds;
     char peak[32];
     std::snprintf(peak, sizeof peak, "%.3g%s", r.peak_tflops, r.peak_measured ? " (m)" : "");
-    std::snprintf(line, sizeof line, "%-12s %-5s %-6s %-4s %6lld %10.2f %6.1f%% %11.1f %12.2f %8.3f %12s %5.1f%% %10s\n",
+    char cosine[32] = "-";
+    if (!std::isnan(r.cosine_mean)) std::snprintf(cosine, sizeof cosine, "%.5f/%.5f", r.cosine_mean, r.cosine_min);
+    std::snprintf(line, sizeof line, "%-12s %-5s %-6s %-4s %6lld %10.2f %6.1f%% %11.1f %12.2f %8.3f %12s %5.1f%% %10s %17s\n",
                   r.model.c_str(), to_string(r.mode), r.device.c_str(), to_string(r.precision),
                   static_cast<long long>(r.batch_size), 1e3 * r.median_step_seconds, 100 * spread, r.samples_per_second,
-                  r.flops_per_sample / 1e9, r.achieved_tflops, peak, 100 * r.mfu, format_gib(r.peak_memory_bytes).c_str());
+                  r.flops_per_sample / 1e9, r.achieved_tflops, peak, 100 * r.mfu, format_gib(r.peak_memory_bytes).c_str(),
+                  cosine);
     out << line;
   }
   return out.str();
 }
 
 std::string bench_result_json(const BenchResult& r) {
-  const nlohmann::json j = {{"model", r.model},
+  nlohmann::json j = {{"model", r.model},
                             {"mode", to_string(r.mode)},
                             {"device", r.device},
                             {"precision", to_string(r.precision)},
@@ -232,6 +268,10 @@ std::string bench_result_json(const BenchResult& r) {
                             {"peak_memory_bytes", r.peak_memory_bytes},
                             {"memory_kind", r.memory_kind},
                             {"last_loss", r.last_loss}};
+  if (!std::isnan(r.cosine_mean)) {
+    j["cosine_mean"] = r.cosine_mean;
+    j["cosine_min"] = r.cosine_min;
+  }
   return j.dump();
 }
 

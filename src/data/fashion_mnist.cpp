@@ -1,7 +1,9 @@
 #include "clip/data/fashion_mnist.h"
 
+#include <ATen/ATen.h>
 #include <zlib.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -119,6 +121,28 @@ const std::vector<std::string>& fashion_mnist_classes() {
   static const std::vector<std::string> classes = {"t-shirt", "trouser", "pullover", "dress",   "coat",
                                                    "sandal",  "shirt",   "sneaker",  "bag",     "ankle boot"};
   return classes;
+}
+
+FashionMnistSplit read_fashion_mnist(const std::string& source, bool train) {
+  const fs::path src = source;
+  const std::string prefix = train ? "train" : "t10k";
+  const std::string images_file = (src / (prefix + "-images-idx3-ubyte.gz")).string();
+  const std::string labels_file = (src / (prefix + "-labels-idx1-ubyte.gz")).string();
+  const Idx images = read_idx(images_file, 3), labels = read_idx(labels_file, 1);
+  const int64_t n = images.dims[0];
+  if (labels.dims[0] != n) fail(labels_file, ": ", labels.dims[0], " labels for ", n, " images in ", images_file);
+  FashionMnistSplit split;
+  split.images = at::empty({n, images.dims[1], images.dims[2]}, at::kByte);
+  std::memcpy(split.images.data_ptr<uint8_t>(), images.data.data(), images.data.size());
+  split.labels = at::empty({n}, at::kLong);
+  auto* label = split.labels.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    label[i] = labels.data[size_t(i)];
+    if (label[i] >= int64_t(fashion_mnist_classes().size())) {
+      fail(labels_file, ": label ", label[i], " of sample ", i, " is not in 0..9");
+    }
+  }
+  return split;
 }
 
 FashionMnistFiles prepare_fashion_mnist(const FashionMnistOptions& o) {

@@ -11,6 +11,7 @@
 
 #include "clip/util/error.h"
 #include "clip/util/sha256.h"
+#include "util/clock.h"
 #include "util/file.h"
 
 namespace clip {
@@ -74,6 +75,7 @@ struct ImageLoader::State {
   int64_t delivered = 0;          // batches handed to the consumer
   int64_t next_ordered = 0;
   bool stop = false;
+  double cpu_seconds = 0;         // the workers' CPU time on items
   std::string fatal;              // a failure of the whole loader (a batch that cannot be allocated), for next()
   std::map<int64_t, Slot> slots;  // claimed and not yet delivered
   std::vector<std::thread> workers;
@@ -115,6 +117,7 @@ struct ImageLoader::State {
       lock.unlock();
 
       std::optional<ItemError> error;
+      const double cpu_start = thread_cpu_seconds();
       try {
         load_image_into(paths[item], options, static_cast<uint64_t>(item), row, sha256);
       } catch (const std::exception& e) {
@@ -123,7 +126,9 @@ struct ImageLoader::State {
         error = ItemError{item, paths[item], paths[item] + ": unknown error"};
       }
 
+      const double cpu = thread_cpu_seconds() - cpu_start;
       lock.lock();
+      cpu_seconds += cpu;
       Slot& done = slots[batch];
       if (error) done.errors.push_back(std::move(*error));
       if (--done.remaining == 0) ready.notify_all();
@@ -163,6 +168,11 @@ ImageLoader::~ImageLoader() {
 }
 
 int64_t ImageLoader::size() const { return static_cast<int64_t>(state_->paths.size()); }
+
+double ImageLoader::cpu_seconds() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->cpu_seconds;
+}
 int64_t ImageLoader::num_batches() const { return state_->batches; }
 
 std::optional<ImageBatch> ImageLoader::next() {

@@ -141,6 +141,8 @@ Manifest parse_manifest(const std::string& dir, const std::string& manifest) {
   info.model_name = field<std::string>(model, "name", manifest);
   info.model_checkpoint = field<std::string>(model, "checkpoint", manifest);
   info.model_config = field<std::string>(model, "config", manifest);
+  // Indexes made before precisions existed were fp32.
+  info.model_precision = model.contains("precision") ? field<std::string>(model, "precision", manifest) : "fp32";
   info.dim = field<int64_t>(model, "embed_dim", manifest);
   // The folder's bytes in hex: a name that is not UTF-8 survives JSON unchanged ("images" is for people to read).
   if (!hex_to_bytes(field<std::string>(j, "images_hex", manifest), info.images_root)) {
@@ -253,6 +255,7 @@ void ImageIndex::save(const std::string& dir) const {
         {"name", i.model_name},
         {"checkpoint", i.model_checkpoint},
         {"config", i.model_config},
+        {"precision", i.model_precision},
         {"embed_dim", i.dim}}},
       {"images", i.images_root},
       {"images_hex", bytes_to_hex(i.images_root)},

@@ -530,6 +530,7 @@ ImageIndex ImageIndex::reconcile(CLIPImpl& model, const std::string& root, const
     if (options.progress) progress.finish();
     report.model_seconds = stream.model_seconds();
     report.wait_seconds = stream.wait_seconds();
+    report.cpu = stream.cpu_split();
   }
 
   // Rows in path order.
@@ -559,6 +560,17 @@ ImageIndex ImageIndex::reconcile(CLIPImpl& model, const std::string& root, const
   info.model_name = model.config().name;
   info.model_checkpoint = options.model_checkpoint;
   info.model_config = options.model_config;
+  const std::string precision = to_string(model.inference_precision());
+  if (!prior || (report.embedded > 0 && report.reused == 0)) {
+    info.model_precision = precision;
+  } else if (report.embedded == 0 || prior->info.model_precision == precision) {
+    info.model_precision = prior->info.model_precision;
+  } else {
+    log_warning(dir, ": the ", report.embedded, " images embedded now used ", precision, ", the ", report.reused,
+                " rows kept ", prior->info.model_precision, " (cosine >= 0.99 between the two, docs/performance.md); "
+                "the index's precision is now 'mixed': build it again for one precision");
+    info.model_precision = "mixed";
+  }
   info.generation = prior ? prior->info.generation : 0;
   state->scanned_ns = listed_ns;
   add_vectors(*state, data, options, &model, dir);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -93,7 +94,12 @@ Entry parse_entry(const std::string& source, const std::string& name, const json
 
 }  // namespace
 
-Safetensors parse_safetensors(const uint8_t* data, size_t size, const std::string& source) {
+namespace {
+
+// `mapping`, when given, holds `data`: tensors whose bytes are aligned for their dtype then view the mapping
+// (copy-on-write, kept alive by the tensors) instead of being copied out of it.
+Safetensors parse(const uint8_t* data, size_t size, const std::string& source,
+                  const std::shared_ptr<MappedFile>& mapping) {
   if (size < 8) fail(source, ": ", size, " bytes is too short for a safetensors file (the 8-byte header length is missing)");
   uint64_t header_size = 0;
   std::memcpy(&header_size, data, 8);
@@ -136,16 +142,31 @@ Safetensors parse_safetensors(const uint8_t* data, size_t size, const std::strin
 
   const uint8_t* payload = data + 8 + header_size;
   for (const auto& e : entries) {
-    at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(e.type));
-    if (e.end > e.begin) std::memcpy(t.data_ptr(), payload + e.begin, e.end - e.begin);
+    const auto options = at::TensorOptions().dtype(e.type);
+    const uint8_t* bytes = payload + e.begin;
+    const bool view = mapping && e.end > e.begin &&
+                      reinterpret_cast<uintptr_t>(bytes) % static_cast<uintptr_t>(at::elementSize(e.type)) == 0;
+    at::Tensor t;
+    if (view) {
+      t = at::from_blob(mapping->mutable_data() + (bytes - data), e.shape, [mapping](void*) {}, options);
+    } else {
+      t = at::empty(e.shape, options);
+      if (e.end > e.begin) std::memcpy(t.data_ptr(), bytes, e.end - e.begin);
+    }
     out.tensors.emplace(e.name, std::move(t));
   }
   return out;
 }
 
+}  // namespace
+
+Safetensors parse_safetensors(const uint8_t* data, size_t size, const std::string& source) {
+  return parse(data, size, source, nullptr);
+}
+
 Safetensors read_safetensors(const std::string& path) {
-  const MappedFile file(path);
-  return parse_safetensors(file.data(), file.size(), path);
+  const auto file = std::make_shared<MappedFile>(path, MappedFile::Mode::copy_on_write);
+  return parse(file->data(), file->size(), path, file);
 }
 
 bool looks_like_safetensors(const std::string& path) {

@@ -1,5 +1,9 @@
 #include "clip/io/tensor_map.h"
 
+#include <ATen/Parallel.h>
+
+#include <atomic>
+
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
@@ -20,10 +24,33 @@ TensorMap state_dict(const torch::nn::Module& module) {
   return out;
 }
 
+namespace {
+
+// Whether every element of a contiguous CPU fp32 tensor is finite: an exponent of all ones is NaN or an infinity.
+// An integer OR over the bits vectorizes and runs at memory speed (isfinite().all() writes a bool tensor the size of
+// the input first: 0.3 s for ViT-B/32's weights on a 2-core CPU, a third of loading it).
+bool all_finite_fp32(const at::Tensor& t) {
+  constexpr uint32_t kExponent = 0x7f800000u;
+  const auto* bits = static_cast<const uint32_t*>(t.data_ptr());
+  std::atomic<bool> finite{true};
+  at::parallel_for(0, t.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+    uint32_t any = 0;
+    for (int64_t i = begin; i < end; ++i) any |= static_cast<uint32_t>((bits[i] & kExponent) == kExponent);
+    if (any) finite = false;
+  });
+  return finite;
+}
+
+}  // namespace
+
 std::vector<std::string> nonfinite_tensors(const TensorMap& tensors) {
   std::vector<std::string> out;
   for (const auto& [name, t] : tensors) {
-    if (t.defined() && t.is_floating_point() && !t.isfinite().all().item<bool>()) out.push_back(name);
+    if (!t.defined() || !t.is_floating_point()) continue;
+    const bool finite = t.scalar_type() == at::kFloat && t.is_cpu() && t.is_contiguous()
+                            ? all_finite_fp32(t)
+                            : t.isfinite().all().item<bool>();
+    if (!finite) out.push_back(name);
   }
   return out;
 }
@@ -78,10 +105,19 @@ void load_state_dict(torch::nn::Module& module, const TensorMap& sd, const std::
     throw Error(message);
   }
   torch::NoGradGuard no_grad;
-  for (auto& [key, tensor] : state_dict(module)) {
-    auto it = sd.find(key);
-    if (it != sd.end()) tensor.copy_(it->second);
-  }
+  const auto load = [&](const std::string& key, at::Tensor& tensor) {
+    const auto it = sd.find(key);
+    if (it == sd.end()) return;
+    const at::Tensor& source = it->second;
+    if (options.share_storage && source.scalar_type() == tensor.scalar_type() && source.device() == tensor.device() &&
+        source.sizes() == tensor.sizes() && source.is_contiguous() && !source.is_inference()) {
+      tensor.set_data(source);  // the module's own tensor, so that the module (not an alias) takes the storage
+    } else {
+      tensor.copy_(source);
+    }
+  };
+  for (auto& p : module.named_parameters(/*recurse=*/true)) load(p.key(), p.value());
+  for (auto& b : module.named_buffers(/*recurse=*/true)) load(b.key(), b.value());
 }
 
 }  // namespace clip

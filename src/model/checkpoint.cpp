@@ -15,6 +15,7 @@
 #include "clip/model/registry.h"
 #include "clip/util/error.h"
 #include "io/torch_archive.h"
+#include "model/initialization.h"
 #include "util/device.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -233,6 +234,10 @@ ModelConfig infer_model_config(const TensorMap& sd, const std::string& source) {
 }
 
 CLIP load_model(const std::string& path, const LoadOptions& options) {
+  check_inference_precision(options.precision(), parse_device(options.device()).is_cpu());
+  if (options.precision() != InferencePrecision::fp32 && options.dtype() != at::kFloat) {
+    fail("--precision ", to_string(options.precision()), " runs on fp32 weights; load them as fp32");
+  }
   Checkpoint checkpoint = read_checkpoint(path);
   ModelConfig config;
   std::string config_source;
@@ -268,10 +273,16 @@ CLIP load_model(const std::string& path, const LoadOptions& options) {
     if (options.model_name().empty()) fail(path, ": --verify needs --model NAME to know which release to compare with");
     verify_release(options.model_name(), path);
   }
-  CLIP model(config);
-  load_state_dict(*model, checkpoint.state_dict, path);
+  CLIP model = [&] {
+    const detail::SkipWeightInitialization loaded_next;  // load_state_dict sets every weight
+    return CLIP(config);
+  }();
+  LoadStateDictOptions share;
+  share.share_storage = true;  // the checkpoint's tensors are this model's alone from here on
+  load_state_dict(*model, checkpoint.state_dict, path, share);
   convert_module(*model, parse_device(options.device()), options.dtype());
   model->eval();
+  model->set_inference_precision(options.precision());
   return model;
 }
 

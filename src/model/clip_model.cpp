@@ -101,12 +101,19 @@ void CLIPImpl::set_grad_checkpointing(bool enabled) {
   text->transformer->set_grad_checkpointing(enabled);
 }
 
+void CLIPImpl::set_inference_precision(InferencePrecision precision) {
+  check_inference_precision(precision, logit_scale.is_cpu());
+  precision_ = precision;
+}
+
 torch::Tensor CLIPImpl::encode_image(const torch::Tensor& images, bool normalize) {
+  InferencePrecisionGuard precision(precision_);
   at::Tensor features = visual->forward(images);
   return normalize ? l2_normalize(features) : features;
 }
 
 torch::Tensor CLIPImpl::encode_text(const torch::Tensor& ids, bool normalize) {
+  InferencePrecisionGuard precision(precision_);
   at::Tensor features = text->forward(ids);
   return normalize ? l2_normalize(features) : features;
 }

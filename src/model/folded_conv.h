@@ -2,8 +2,8 @@
 // Convolution + BatchNorm for inference on the CPU: the BatchNorm (eval mode: its running statistics) folded into
 // the convolution's weight and bias once, both kept channels-last, so that each block runs one convolution with a
 // bias instead of a convolution, a normalization pass and a weight reorder (RN50 image tower at batch 1 on LibTorch
-// 2.11, 2 threads: docs/performance.md). Only without autograd, on fp32/fp64 CPU tensors and with the BatchNorm in
-// eval mode; everything else runs the modules themselves. The result differs from bn(conv(x)) by rounding alone
+// 2.11, 2 threads: docs/performance.md). Only without autograd, on fp32/fp64 CPU tensors (or bf16 activations when
+// the thread's inference precision is bf16: the fold is then kept in bf16) and with the BatchNorm in eval mode; everything else runs the modules themselves. The result differs from bn(conv(x)) by rounding alone
 // (the fold is computed in fp64). A fold is remade when the convolution's weight changes (another storage, or its
 // version counter moved: an optimizer step, a load) or any of the BatchNorm's four vectors does. Those are compared
 // by value, a few hundred numbers per layer: a training-mode forward updates the running statistics inside the

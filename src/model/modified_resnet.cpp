@@ -6,7 +6,10 @@
 #include <cmath>
 
 #include "clip/util/error.h"
+#include "clip/model/precision.h"
 #include "model/folded_conv.h"
+#include "model/initialization.h"
+#include "model/packed_linear.h"
 
 namespace clip {
 namespace {
@@ -14,8 +17,7 @@ namespace {
 constexpr int64_t kExpansion = 4;
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1) {
-  return torch::nn::Conv2d(
-      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+  return detail::conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
 }
 
 }  // namespace
@@ -59,14 +61,14 @@ torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
 }
 
 AttentionPool2dImpl::AttentionPool2dImpl(int64_t spatial_dim, int64_t embed_dim, int64_t heads, int64_t output_dim)
-    : heads_(heads) {
+    : heads_(heads), packed_(std::make_shared<PackedLinears>()) {
   TORCH_CHECK(embed_dim % heads == 0, "attention pool width ", embed_dim, " is not a multiple of heads ", heads);
   positional_embedding = register_parameter(
-      "positional_embedding", torch::randn({spatial_dim * spatial_dim + 1, embed_dim}) / std::sqrt(double(embed_dim)));
-  k_proj = register_module("k_proj", torch::nn::Linear(embed_dim, embed_dim));
-  q_proj = register_module("q_proj", torch::nn::Linear(embed_dim, embed_dim));
-  v_proj = register_module("v_proj", torch::nn::Linear(embed_dim, embed_dim));
-  c_proj = register_module("c_proj", torch::nn::Linear(embed_dim, output_dim));
+      "positional_embedding", detail::scaled_randn({spatial_dim * spatial_dim + 1, embed_dim}, 1.0 / std::sqrt(double(embed_dim))));
+  k_proj = register_module("k_proj", detail::linear(embed_dim, embed_dim));
+  q_proj = register_module("q_proj", detail::linear(embed_dim, embed_dim));
+  v_proj = register_module("v_proj", detail::linear(embed_dim, embed_dim));
+  c_proj = register_module("c_proj", detail::linear(embed_dim, output_dim));
 }
 
 torch::Tensor AttentionPool2dImpl::forward(const torch::Tensor& input) {
@@ -78,12 +80,13 @@ torch::Tensor AttentionPool2dImpl::forward(const torch::Tensor& input) {
   x = at::cat({x.mean(1, /*keepdim=*/true), x}, 1) + positional_embedding.to(x.scalar_type());
   const int64_t n = x.size(0), l = x.size(1), c = x.size(2), hd = c / heads_;
   // Only the mean token queries: q [N, H, 1, hd]; k, v [N, H, L, hd].
-  at::Tensor q = q_proj(x.narrow(1, 0, 1)).view({n, 1, heads_, hd}).transpose(1, 2);
-  at::Tensor k = k_proj(x).view({n, l, heads_, hd}).transpose(1, 2);
-  at::Tensor v = v_proj(x).view({n, l, heads_, hd}).transpose(1, 2);
+  PackedLinears& linear = *packed_;
+  at::Tensor q = linear(0, x.narrow(1, 0, 1), q_proj->weight, q_proj->bias).view({n, 1, heads_, hd}).transpose(1, 2);
+  at::Tensor k = linear(1, x, k_proj->weight, k_proj->bias).view({n, l, heads_, hd}).transpose(1, 2);
+  at::Tensor v = linear(2, x, v_proj->weight, v_proj->bias).view({n, l, heads_, hd}).transpose(1, 2);
   at::Tensor attn = at::softmax(at::matmul(q * (1.0 / std::sqrt(double(hd))), k.transpose(-2, -1)), -1);
   at::Tensor out = at::matmul(attn, v).transpose(1, 2).reshape({n, c});
-  return c_proj(out);
+  return linear(3, out, c_proj->weight, c_proj->bias);
 }
 
 ModifiedResNetImpl::ModifiedResNetImpl(const ModifiedResNetOptions& o)
@@ -111,7 +114,7 @@ ModifiedResNetImpl::ModifiedResNetImpl(const ModifiedResNetOptions& o)
   layer3 = register_module("layer3", make_layer(w * 4, o.layers()[2], 2));
   layer4 = register_module("layer4", make_layer(w * 8, o.layers()[3], 2));
   attnpool = register_module("attnpool", AttentionPool2d(o.image_size() / 32, w * 32, o.heads(), o.output_dim()));
-  ModifiedResNetImpl::initialize_parameters();
+  if (detail::initializing_weights()) ModifiedResNetImpl::initialize_parameters();
 }
 
 void ModifiedResNetImpl::initialize_parameters() {
@@ -143,14 +146,19 @@ torch::Tensor ModifiedResNetImpl::forward(const torch::Tensor& images) {
   // BatchNorm folded into its convolution (FoldedConvBns, weights channels-last too). RN50 image tower on LibTorch
   // 2.11: docs/performance.md. The layout carries through every convolution, ReLU, pool and add; training keeps
   // NCHW (not measured).
-  if (x.is_cpu() && x.dim() == 4 && !at::GradMode::is_enabled()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  // bf16 inference (clip/model/precision.h) keeps the activations bf16 from here to the attention pool.
+  const bool inference = x.is_cpu() && x.dim() == 4 && !at::GradMode::is_enabled();
+  const bool bf16 = inference && x.scalar_type() == at::kFloat &&
+                    current_inference_precision() == InferencePrecision::bf16;
+  if (bf16) x = x.to(at::kBFloat16);
+  if (inference) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   FoldedConvBns& conv_bn = *folded_;
   x = conv_bn(0, *conv1, *bn1, x).relu_();
   x = conv_bn(1, *conv2, *bn2, x).relu_();
   x = conv_bn(2, *conv3, *bn3, x).relu_();
   x = at::avg_pool2d(x, 2);
   x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
-  return attnpool(x);
+  return attnpool(bf16 ? x.to(at::kFloat) : x);
 }
 
 }  // namespace clip

@@ -5,11 +5,16 @@
 
 #include <cmath>
 
+#include "model/initialization.h"
+
 namespace clip {
 
 TextTransformerImpl::TextTransformerImpl(const TextTransformerOptions& o) : options_(o) {
   const TextConfig& c = o.config();
-  token_embedding = register_module("token_embedding", torch::nn::Embedding(c.vocab_size, c.width));
+  // Built on a given (empty) weight when the weights will be loaded: Embedding draws its own otherwise.
+  torch::nn::EmbeddingOptions embedding(c.vocab_size, c.width);
+  if (!detail::initializing_weights()) embedding._weight(torch::empty({c.vocab_size, c.width}));
+  token_embedding = register_module("token_embedding", torch::nn::Embedding(embedding));
   positional_embedding = register_parameter("positional_embedding", torch::empty({c.context_length, c.width}));
   transformer = register_module("transformer", Transformer(TransformerOptions(c.width, c.layers, c.heads)
                                                                .mlp_ratio(c.mlp_ratio)
@@ -17,7 +22,7 @@ TextTransformerImpl::TextTransformerImpl(const TextTransformerOptions& o) : opti
                                                                .layer_norm_eps(o.layer_norm_eps())));
   ln_final = register_module("ln_final", LayerNorm(c.width, o.layer_norm_eps()));
   text_projection = register_parameter("text_projection", torch::empty({c.width, o.output_dim()}));
-  initialize_parameters();
+  if (detail::initializing_weights()) initialize_parameters();
 }
 
 void TextTransformerImpl::initialize_parameters() {

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "model/initialization.h"
 #include "model/packed_linear.h"
 #include "util/torch_compat.h"
 
@@ -36,11 +37,13 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width, int64_t heads)
   TORCH_CHECK(width % heads == 0, "attention width ", width, " is not a multiple of heads ", heads);
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
   in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
-  out_proj = register_module("out_proj", torch::nn::Linear(width, width));
+  out_proj = register_module("out_proj", detail::linear(width, width));
   // torch.nn.MultiheadAttention's own initialization.
-  torch::NoGradGuard no_grad;
-  torch::nn::init::xavier_uniform_(in_proj_weight);
-  out_proj->bias.zero_();
+  if (detail::initializing_weights()) {
+    torch::NoGradGuard no_grad;
+    torch::nn::init::xavier_uniform_(in_proj_weight);
+    out_proj->bias.zero_();
+  }
 }
 
 torch::Tensor MultiheadAttentionImpl::forward(const torch::Tensor& x, bool causal) {
@@ -54,8 +57,8 @@ torch::Tensor MultiheadAttentionImpl::forward(const torch::Tensor& x, bool causa
 
 MlpImpl::MlpImpl(int64_t width, int64_t hidden, Activation activation)
     : activation_(activation), packed_(std::make_shared<PackedLinears>()) {
-  c_fc = register_module("c_fc", torch::nn::Linear(width, hidden));
-  c_proj = register_module("c_proj", torch::nn::Linear(hidden, width));
+  c_fc = register_module("c_fc", detail::linear(width, hidden));
+  c_proj = register_module("c_proj", detail::linear(hidden, width));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {

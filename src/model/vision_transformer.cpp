@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "model/initialization.h"
+
 namespace clip {
 
 VisionTransformerImpl::VisionTransformerImpl(const VisionTransformerOptions& o) : options_(o) {
@@ -12,16 +14,17 @@ VisionTransformerImpl::VisionTransformerImpl(const VisionTransformerOptions& o) 
   const int64_t grid = o.image_size() / o.patch_size();
   const double scale = std::pow(static_cast<double>(o.width()), -0.5);
   conv1 = register_module(
-      "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, o.width(), o.patch_size()).stride(o.patch_size()).bias(false)));
-  class_embedding = register_parameter("class_embedding", scale * torch::randn({o.width()}));
-  positional_embedding = register_parameter("positional_embedding", scale * torch::randn({grid * grid + 1, o.width()}));
+      "conv1", detail::conv2d(torch::nn::Conv2dOptions(3, o.width(), o.patch_size()).stride(o.patch_size()).bias(false)));
+  class_embedding = register_parameter("class_embedding", detail::scaled_randn({o.width()}, scale));
+  positional_embedding =
+      register_parameter("positional_embedding", detail::scaled_randn({grid * grid + 1, o.width()}, scale));
   ln_pre = register_module("ln_pre", LayerNorm(o.width(), o.layer_norm_eps()));
   transformer = register_module("transformer", Transformer(TransformerOptions(o.width(), o.layers(), o.heads())
                                                                .mlp_ratio(o.mlp_ratio())
                                                                .activation(o.activation())
                                                                .layer_norm_eps(o.layer_norm_eps())));
   ln_post = register_module("ln_post", LayerNorm(o.width(), o.layer_norm_eps()));
-  proj = register_parameter("proj", scale * torch::randn({o.width(), o.output_dim()}));
+  proj = register_parameter("proj", detail::scaled_randn({o.width(), o.output_dim()}, scale));
 }
 
 void VisionTransformerImpl::initialize_parameters() {

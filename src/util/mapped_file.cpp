@@ -12,7 +12,7 @@
 
 namespace clip {
 
-MappedFile::MappedFile(const std::string& path) {
+MappedFile::MappedFile(const std::string& path, Mode mode) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO is refused below, not waited on
   if (fd < 0) fail(path, ": cannot open (", std::strerror(errno), ")");
   struct stat st {};
@@ -22,7 +22,8 @@ MappedFile::MappedFile(const std::string& path) {
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int protection = mode == Mode::copy_on_write ? PROT_READ | PROT_WRITE : PROT_READ;
+    void* p = ::mmap(nullptr, size_, protection, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;
       ::close(fd);

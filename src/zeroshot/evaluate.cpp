@@ -143,6 +143,7 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
   if (options.progress) progress.finish();
   s.wait_seconds = stream.wait_seconds();
   s.model_seconds = stream.model_seconds() + classify_seconds;
+  s.cpu = stream.cpu_split();
   if (s.images == 0) fail(folder.root, ": none of its ", stream.size(), " images could be read");
   if (s.labeled) {
     s.top1 = double(correct1) / double(s.images);

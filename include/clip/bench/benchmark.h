@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -32,16 +33,18 @@ enum class BenchMode {
 /// Arithmetic of a benchmark.
 enum class BenchPrecision {
   fp32,  ///< fp32 weights and math (LibTorch's defaults: no TF32 in cuBLAS)
-  bf16,  ///< CUDA bf16 autocast over fp32 weights (as clip_train and open_clip); CUDA only
+  bf16,  ///< CUDA: bf16 autocast over fp32 weights (as clip_train and open_clip); CPU, image and text modes: the
+         ///< model's bf16 inference precision (clip/model/precision.h)
+  int8,  ///< CPU, image and text modes: the model's int8 inference precision (dynamic quantized linear layers)
 };
 
 /// "train" | "image" | "text" (clip::Error otherwise).
 BenchMode parse_bench_mode(const std::string& text);
-/// "fp32" | "bf16" (clip::Error otherwise).
+/// "fp32" | "bf16" | "int8" (clip::Error otherwise).
 BenchPrecision parse_bench_precision(const std::string& text);
 /// The flag spelling: "train", "image", "text".
 const char* to_string(BenchMode mode);
-/// The flag spelling: "fp32", "bf16".
+/// The flag spelling: "fp32", "bf16", "int8".
 const char* to_string(BenchPrecision precision);
 
 /// Options of run_benchmark.
@@ -77,6 +80,10 @@ struct BenchResult {
   int64_t peak_memory_bytes = -1;    ///< during the timed steps; -1 when unknown
   std::string memory_kind;           ///< "CUDA allocator peak" (max allocated) or "process peak RSS"
   double last_loss = 0;              ///< train mode: the loss of the last step (a sanity check: finite, ~ln B)
+  /// CPU bf16 / int8 inference: cosine similarity of each sample's output with the same model's fp32 output, the
+  /// mean and the smallest over the batch; NaN otherwise.
+  double cosine_mean = std::numeric_limits<double>::quiet_NaN();
+  double cosine_min = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// The config of `model`: a registry name (configs/models) or a model-config file (a path ending in .json), as
@@ -89,7 +96,8 @@ ModelConfig bench_model_config(const std::string& model);
 BenchResult run_benchmark(const BenchOptions& options, const std::function<void(const std::string&)>& log = {});
 
 /// The rate of a large matrix product on `device` in `precision` (median of a few), in TFLOP/s: CUDA 8192^3,
-/// CPU 2048^3 (fp32) or 1024^3 (bf16), on random data.
+/// CPU 2048^3 (fp32) or 1024^3 (bf16), on random data. int8 measures the fp32 product (so a CPU int8 run's MFU is
+/// against fp32's rate).
 double measure_matmul_tflops(const std::string& device, BenchPrecision precision);
 
 /// A fixed-width table, one row per result, with a header.

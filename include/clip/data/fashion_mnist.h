@@ -5,6 +5,9 @@
 ///   clip::FashionMnistFiles f = clip::prepare_fashion_mnist({.output = "data/fashion_mnist"});
 ///   // f.train_csv: filepath<TAB>title, captions that vary the wording of the class names
 ///   // f.test_dir: test/<class name>/<n>.png, a labeled folder for clip_zeroshot
+///   clip::FashionMnistSplit test = clip::read_fashion_mnist(clip::FashionMnistOptions().source, /*train=*/false);
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,6 +30,16 @@ struct FashionMnistFiles {
 
 /// The ten class names, in label order ("t-shirt", "trouser", ..., "ankle boot"); also the folder names.
 const std::vector<std::string>& fashion_mnist_classes();
+
+/// One split in memory.
+struct FashionMnistSplit {
+  at::Tensor images;  ///< [N, 28, 28] uint8, white clothing on black, as stored
+  at::Tensor labels;  ///< [N] int64 in 0..9, indices into fashion_mnist_classes()
+};
+
+/// Reads the training (60,000) or test (10,000) split from the idx files in `source`. Errors name the missing or
+/// malformed file.
+FashionMnistSplit read_fashion_mnist(const std::string& source, bool train);
 
 /// Writes train/ and test/ labeled folders of PNGs and train.csv. Idempotent: a complete earlier output is
 /// reused. Errors name the missing or malformed idx file.

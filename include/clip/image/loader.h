@@ -83,6 +83,7 @@ class ImageLoader {
   std::optional<ImageBatch> next();
 
   int64_t size() const;         ///< number of input files
+  double cpu_seconds() const;   ///< CPU time the workers have spent reading, decoding and preprocessing so far
   int64_t num_batches() const;
 
  private:

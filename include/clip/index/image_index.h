@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "clip/image/loader.h"
+#include "clip/util/cpu_split.h"
 #include "clip/model/clip_model.h"
 #include "clip/text/tokenizer.h"
 
@@ -72,6 +73,7 @@ struct IndexBuildReport {
   int64_t resumed = 0;   ///< of `reused`, from an interrupted run's chunks
   std::vector<ItemError> skipped;  ///< unreadable files (not in the index)
   double seconds = 0, model_seconds = 0, wait_seconds = 0;  ///< wall, in the model, waiting for decoding
+  std::optional<CpuSplit> cpu;  ///< where the cores' time went while images were embedded (when any were)
   std::optional<IndexRecall> recall;  ///< ivf/hnsw
 };
 
@@ -94,6 +96,9 @@ struct IndexInfo {
   int64_t ivf_lists = 0, hnsw_m = 0, default_depth = 0;
   int64_t dim = 0;
   std::string model_fingerprint, model_name, model_checkpoint, model_config;
+  /// the inference precision the embeddings were made with (fp32, bf16, int8; "mixed" after an update that
+  /// embedded new files in another precision than the rows it kept)
+  std::string model_precision = "fp32";
   int64_t generation = 0;
 };
 

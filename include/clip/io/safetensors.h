@@ -25,9 +25,14 @@ struct Safetensors {
 };
 
 /// Reads and validates a safetensors file. Dtypes: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL.
+/// Nothing is copied: each tensor whose bytes are aligned for its dtype (every one, in files written by libclip and
+/// by the safetensors library) views a private, copy-on-write mapping of the file, kept while any of them lives;
+/// writing to such a tensor changes the process's copy, never the file. As with any mapping, rewriting the file in
+/// place while its tensors live changes what they hold, and truncating it makes reading them a crash (SIGBUS):
+/// replace files by renaming a new one over them, as libclip's writers do.
 Safetensors read_safetensors(const std::string& path);
 
-/// Validates and decodes safetensors bytes held in memory; `source` names them in errors.
+/// Validates and decodes safetensors bytes held in memory (copied into the tensors); `source` names them in errors.
 Safetensors parse_safetensors(const uint8_t* data, size_t size, const std::string& source);
 
 /// Writes tensors (any device, made contiguous on the CPU) and metadata. The file appears complete or not at

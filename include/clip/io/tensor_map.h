@@ -30,6 +30,10 @@ struct StateDictMismatch {
 struct LoadStateDictOptions {
   bool allow_missing = false;     ///< keep the module's values for keys the state dict lacks
   bool allow_unexpected = false;  ///< ignore keys the module does not have
+  /// a module tensor whose dtype, device and shape are the state dict's takes the state dict tensor's storage
+  /// instead of a copy of it (for a state dict read from a file that nothing else holds: read_safetensors' tensors
+  /// view the file's copy-on-write mapping, so loading costs neither a copy nor the memory of one)
+  bool share_storage = false;
 };
 
 /// Compares a state dict with a module's parameters and buffers (names and shapes).

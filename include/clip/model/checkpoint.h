@@ -66,6 +66,8 @@ struct LoadOptions {
   TORCH_ARG(bool, verify) = false;
   /// refuse weights that hold NaN or infinity (by default they load with a warning naming them)
   TORCH_ARG(bool, strict) = false;
+  /// the arithmetic of inference on the CPU (clip/model/precision.h): fp32, bf16 or int8
+  TORCH_ARG(InferencePrecision, precision) = InferencePrecision::fp32;
   /// let config_path / model_name differ from the config the checkpoint stores (by default refused, naming the
   /// differences: the weights would load into another architecture and give garbage)
   TORCH_ARG(bool, override_config) = false;

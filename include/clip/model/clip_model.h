@@ -14,6 +14,7 @@
 #include <string>
 
 #include "clip/model/config.h"
+#include "clip/model/precision.h"
 #include "clip/model/text_transformer.h"
 #include "clip/model/vision_tower.h"
 
@@ -44,6 +45,12 @@ class CLIPImpl : public torch::nn::Module {
 
   const ModelConfig& config() const { return config_; }
 
+  /// The arithmetic encode_image, encode_text and forward use for inference on the CPU (clip/model/precision.h;
+  /// fp32 by default). clip::Error, saying what to use instead, for bf16 on a CPU without native bf16, int8
+  /// without a quantized engine, or either with the model on a GPU. The weights stay as they are.
+  void set_inference_precision(InferencePrecision precision);
+  InferencePrecision inference_precision() const { return precision_; }
+
   /// Grad checkpointing of both towers (the text Transformer and the image tower; clip::Error for a ResNet
   /// image tower, which cannot: VisionTowerImpl::set_grad_checkpointing).
   void set_grad_checkpointing(bool enabled);
@@ -55,6 +62,7 @@ class CLIPImpl : public torch::nn::Module {
 
  private:
   ModelConfig config_;
+  InferencePrecision precision_ = InferencePrecision::fp32;
 };
 TORCH_MODULE(CLIP);
 

@@ -23,6 +23,7 @@
 namespace clip {
 
 class FoldedConvBns;
+class PackedLinears;
 
 /// Options of a ModifiedResNet.
 struct ModifiedResNetOptions {
@@ -66,6 +67,7 @@ class AttentionPool2dImpl : public torch::nn::Module {
 
  private:
   int64_t heads_;
+  std::shared_ptr<PackedLinears> packed_;  // inference on the CPU (src/model/packed_linear.h)
 };
 TORCH_MODULE(AttentionPool2d);
 

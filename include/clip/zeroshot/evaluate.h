@@ -13,6 +13,7 @@
 
 #include "clip/data/image_folder.h"
 #include "clip/image/loader.h"
+#include "clip/util/cpu_split.h"
 #include "clip/zeroshot/classifier.h"
 
 namespace clip {
@@ -40,6 +41,7 @@ struct ZeroShotSummary {
   double seconds = 0;         ///< wall time, folder in to predictions out
   double wait_seconds = 0;    ///< time the model waited for decoded batches
   double model_seconds = 0;   ///< time in the image tower and the classifier
+  CpuSplit cpu;               ///< where the cores' time went while the images were classified
 };
 
 /// Classifies every image of `folder` (labels, when present, index `classifier.classes()`).
