@@ -5,12 +5,14 @@
 #include <functional>
 #include <iostream>
 
+#include "clip/util/allocator.h"
 #include "clip/util/error.h"
 
 namespace clip::tools {
 
-/// Runs `body`; on any exception prints "<tool>: error: <one line>" to stderr and returns 1.
+/// Runs `body` (with freed memory kept for reuse); on any exception prints "<tool>: error: <one line>" to stderr and returns 1.
 inline int run_tool(const char* tool, const std::function<int()>& body) {
+  clip::keep_freed_memory();  // activations reused without page faults (clip/util/allocator.h)
   try {
     return body();
   } catch (const std::exception& e) {

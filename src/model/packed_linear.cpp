@@ -58,10 +58,25 @@ c10::intrusive_ptr<LinearPackedParamsBase> pack_int8(const at::Tensor& weight, c
 
 at::Tensor PackedLinears::operator()(size_t slot, const at::Tensor& x, const at::Tensor& weight,
                                      const at::Tensor& bias) {
+  return run(slot, x, weight, bias, 1.0, 1.0);
+}
+
+at::Tensor PackedLinears::scaled(size_t slot, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                                 double in_scale, double out_scale) {
+  TORCH_CHECK(current_inference_precision() != InferencePrecision::fp32 && !at::GradMode::is_enabled(),
+              "PackedLinears::scaled is for reduced-precision inference");
+  return run(slot, x, weight, bias, in_scale, out_scale);
+}
+
+at::Tensor PackedLinears::run(size_t slot, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                              double in_scale, double out_scale) {
   const bool inference = !at::GradMode::is_enabled() && x.is_cpu() && x.scalar_type() == at::kFloat &&
                          weight.scalar_type() == at::kFloat && weight.is_contiguous() && !weight.is_inference() &&
                          (!bias.defined() || bias.scalar_type() == at::kFloat) && x.dim() >= 2 && x.numel() > 0;
-  if (!inference) return at::linear(x, weight, bias);
+  if (!inference) {  // the scales applied as they are (an inference tensor, a non-contiguous weight, ...)
+    const at::Tensor y = at::linear(in_scale != 1.0 ? x * in_scale : x, weight, bias);
+    return out_scale != 1.0 ? y * out_scale : y;
+  }
   const InferencePrecision precision = current_inference_precision();
   const int64_t rows = x.numel() / x.size(-1);
   if (precision == InferencePrecision::fp32 && !compat::mkl_packed_linear_available()) return at::linear(x, weight, bias);
@@ -75,13 +90,16 @@ at::Tensor PackedLinears::operator()(size_t slot, const at::Tensor& x, const at:
                        (precision == InferencePrecision::fp32 && p.rows != rows);
     if (stale) {
       p = Pack{};
+      const bool scale = in_scale != 1.0 || out_scale != 1.0;
+      const at::Tensor w = scale ? weight.detach() * (in_scale * out_scale) : weight.detach();
+      const at::Tensor b = !bias.defined() ? at::Tensor() : scale ? bias.detach() * out_scale : bias.detach();
       switch (precision) {
         case InferencePrecision::int8:
-          p.int8 = std::make_shared<Int8Weights>(Int8Weights{pack_int8(weight, bias)});
+          p.int8 = std::make_shared<Int8Weights>(Int8Weights{pack_int8(w, b)});
           break;
         case InferencePrecision::bf16:
-          p.packed = weight.detach().to(at::kBFloat16).contiguous();
-          if (bias.defined()) p.bias = bias.detach().to(at::kBFloat16);
+          p.packed = w.to(at::kBFloat16).contiguous();
+          if (b.defined()) p.bias = b.to(at::kBFloat16);
           break;
         case InferencePrecision::fp32:
 #if CLIP_HAS_MKL_PACKED_LINEAR

@@ -25,6 +25,11 @@ class PackedLinears {
   /// x W^T + b; `slot` names the layer (one preparation per slot).
   at::Tensor operator()(size_t slot, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 
+  /// out_scale (in_scale x W^T + b), with both scales folded into the slot's prepared weights: for the reduced
+  /// precisions only (int8, bf16), where a layer's weights are a copy anyway. The scales of a slot never change.
+  at::Tensor scaled(size_t slot, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double in_scale,
+                    double out_scale);
+
  private:
   struct Int8Weights;  // LibTorch's packed quantized weights (src/model/packed_linear.cpp)
   struct Pack {
@@ -36,6 +41,9 @@ class PackedLinears {
     int64_t version = -1;
     int64_t rows = -1;
   };
+  at::Tensor run(size_t slot, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double in_scale,
+                 double out_scale);
+
   std::mutex mutex_;
   std::vector<Pack> packs_;
 };

@@ -4,11 +4,14 @@
 
 #include <cmath>
 
+#include "clip/model/precision.h"
 #include "model/initialization.h"
+#include "model/packed_linear.h"
 
 namespace clip {
 
-VisionTransformerImpl::VisionTransformerImpl(const VisionTransformerOptions& o) : options_(o) {
+VisionTransformerImpl::VisionTransformerImpl(const VisionTransformerOptions& o)
+    : options_(o), packed_(std::make_shared<PackedLinears>()) {
   TORCH_CHECK(o.image_size() % o.patch_size() == 0, "image_size ", o.image_size(), " is not a multiple of patch_size ",
               o.patch_size());
   const int64_t grid = o.image_size() / o.patch_size();
@@ -39,8 +42,23 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "VisionTransformer expects images [N, 3, H, W], got ",
               images.sizes());
   // Patchify: [N, 3, R, R] -> [N, W, g, g] -> [N, g*g, W].
-  at::Tensor x = conv1(images.to(conv1->weight.scalar_type()));
-  x = x.flatten(2).transpose(1, 2);
+  const int64_t p = options_.patch_size();
+  at::Tensor x;
+  if (!at::GradMode::is_enabled() && images.is_cpu() && conv1->weight.scalar_type() == at::kFloat &&
+      current_inference_precision() != InferencePrecision::fp32 && images.size(2) % p == 0 && images.size(3) % p == 0) {
+    // Reduced precision: the patch convolution as the linear layer it is (each patch's 3 x p x p pixels, in the
+    // weight's (channel, row, column) order, times the weight [W, 3 p p]), run by the precision's linear kernels
+    // (a ViT-B/32 batch of 32: 23.5 ms as an fp32 convolution, 3.7 ms as an int8 product).
+    const int64_t n = images.size(0), rows = images.size(2) / p, columns = images.size(3) / p;
+    const at::Tensor patches = images.to(at::kFloat)
+                                   .view({n, 3, rows, p, columns, p})
+                                   .permute({0, 2, 4, 1, 3, 5})
+                                   .reshape({n, rows * columns, 3 * p * p});
+    x = (*packed_)(0, patches, conv1->weight.view({conv1->weight.size(0), -1}), at::Tensor());
+  } else {
+    x = conv1(images.to(conv1->weight.scalar_type()));
+    x = x.flatten(2).transpose(1, 2);
+  }
   TORCH_CHECK(x.size(1) + 1 == positional_embedding.size(0), "VisionTransformer was built for ", options_.image_size(),
               " px images, got ", images.size(2), "x", images.size(3));
   at::Tensor cls = class_embedding.to(x.scalar_type()).expand({x.size(0), 1, x.size(2)});

@@ -57,6 +57,7 @@ class VisionTransformerImpl : public VisionTowerImpl {
 
  private:
   VisionTransformerOptions options_;
+  std::shared_ptr<PackedLinears> packed_;  // reduced-precision inference of the patch embedding (packed_linear.h)
 };
 TORCH_MODULE(VisionTransformer);
 
