@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "clip/index/image_index.h"
+#include "clip/model/precision.h"
 #include "clip/embed.h"
 #include "clip/index/results.h"
 #include "clip/model/checkpoint.h"
@@ -188,6 +189,19 @@ TEST(ImageIndex, UpdateAfterAddModifyTouchRenameDeleteEqualsAFreshBuild) {
   EXPECT_EQ(report.embedded, 0);
   EXPECT_EQ(report.reused, 24);
   EXPECT_EQ(again.info().generation, 2) << "an update that changed nothing wrote the index again";
+  EXPECT_EQ(again.info().model_precision, "fp32");
+
+  // The precision the rows were embedded in is recorded; an update that adds rows in another one says "mixed".
+  if (clip::int8_available()) {
+    model->set_inference_precision(clip::InferencePrecision::int8);
+    std::ofstream(images / "newer.png", std::ios::binary) << random_png(3000);
+    const clip::ImageIndex mixed = clip::ImageIndex::update(*model, dir / "index", quiet(), "", &report);
+    EXPECT_EQ(report.embedded, 1);
+    EXPECT_EQ(mixed.info().model_precision, "mixed");
+    EXPECT_EQ(clip::ImageIndex::load(dir / "index").info().model_precision, "mixed") << "kept in the manifest";
+    const clip::ImageIndex int8 = clip::ImageIndex::build(*model, images.string(), dir / "int8", quiet());
+    EXPECT_EQ(clip::ImageIndex::load(dir / "int8").info().model_precision, "int8");
+  }
 }
 
 TEST(ImageIndex, ARewriteThatKeepsSizeAndMtimeIsStillNoticed) {

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -168,6 +169,16 @@ TEST(ClipZeroshot, LabeledFolderEndToEnd) {
   EXPECT_NE(r.output.find("truncated.jpg"), std::string::npos) << "the corrupt file is reported";
   EXPECT_NE(r.output.find("notes.png"), std::string::npos) << "the fake image is reported";
   EXPECT_EQ(r.output.find(".hidden.png"), std::string::npos) << "hidden files are ignored";
+  // Where the cores' time went: model, decoding and idle shares that add up to the whole.
+  const std::smatch split = [&] {
+    std::smatch m;
+    std::regex_search(r.output, m, std::regex(R"(cpu: (\d+) cores? x [0-9.]+ s: model (\d+)%, decoding (\d+)%, idle (\d+)%)"));
+    return m;
+  }();
+  ASSERT_FALSE(split.empty()) << r.output;
+  const int shares = std::stoi(split[2]) + std::stoi(split[3]) + std::stoi(split[4]);
+  EXPECT_GE(std::stoi(split[1]), 1);
+  EXPECT_NEAR(shares, 100, 2) << "rounded shares of one whole";
   std::ifstream in(preds);
   std::string line;
   std::getline(in, line);

@@ -63,8 +63,10 @@ torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
 AttentionPool2dImpl::AttentionPool2dImpl(int64_t spatial_dim, int64_t embed_dim, int64_t heads, int64_t output_dim)
     : heads_(heads), packed_(std::make_shared<PackedLinears>()) {
   TORCH_CHECK(embed_dim % heads == 0, "attention pool width ", embed_dim, " is not a multiple of heads ", heads);
+  const std::vector<int64_t> positions{spatial_dim * spatial_dim + 1, embed_dim};
   positional_embedding = register_parameter(
-      "positional_embedding", detail::scaled_randn({spatial_dim * spatial_dim + 1, embed_dim}, 1.0 / std::sqrt(double(embed_dim))));
+      "positional_embedding", detail::initializing_weights() ? torch::randn(positions) / std::sqrt(double(embed_dim))
+                                                             : torch::empty(positions));
   k_proj = register_module("k_proj", detail::linear(embed_dim, embed_dim));
   q_proj = register_module("q_proj", detail::linear(embed_dim, embed_dim));
   v_proj = register_module("v_proj", detail::linear(embed_dim, embed_dim));
