@@ -100,10 +100,11 @@ struct ImageFeatureStream::State {
       : model(m), was_training(m.is_training()), loader(std::move(paths), o) {}
   CLIPImpl& model;
   bool was_training;
-  ImageLoader loader;
-  double wait_seconds = 0, model_seconds = 0;
+  // Before the loader, whose threads start decoding as it is made: their CPU time falls inside the split's window.
   Clock::time_point start = Clock::now();
   double process_cpu_start = process_cpu_seconds();
+  ImageLoader loader;
+  double wait_seconds = 0, model_seconds = 0;
 };
 
 namespace {

@@ -112,7 +112,11 @@ TEST_P(Reduced, EmbeddingsStayWithinTheBoundsOfFp32) {
   const at::Tensor image_fp32 = model->encode_image(images), text_fp32 = model->encode_text(texts);
   for (const auto precision : reduced_precisions()) {
     model->set_inference_precision(precision);
-    const Cosines image = cosines(model->encode_image(images), image_fp32);
+    const at::Tensor reduced = model->encode_image(images);
+    const Cosines image = cosines(reduced, image_fp32);
+    // A channels-last batch (what the ResNet path makes, or an HWC tensor permuted) gives the same embeddings.
+    EXPECT_TRUE(at::allclose(model->encode_image(images.contiguous(at::MemoryFormat::ChannelsLast)), reduced, 1e-4, 1e-5))
+        << clip::to_string(precision) << ": channels-last input";
     const Cosines text = cosines(model->encode_text(texts), text_fp32);
     std::printf("[ measured ] %s %s vs fp32: image cosine mean %.6f worst %.6f (%lld images), text mean %.6f worst "
                 "%.6f (%lld texts); bounds mean >= %.2f, worst >= %.2f\n",
@@ -169,6 +173,21 @@ TEST_P(Reduced, TrainingIsUnaffectedAndWeightChangesAreFollowed) {
               name.c_str(), followed.mean, moved.mean);
   EXPECT_GE(followed.worst, kWorstCosine);
   EXPECT_GT(followed.mean, moved.mean) << "int8 kept the old weights";
+  // A change of a bias alone is followed too (the prepared layers hold a copy of it).
+  {
+    at::NoGradGuard no_grad;
+    for (auto* m : {model.ptr().get(), reference.ptr().get()}) {
+      for (auto& p : m->named_parameters()) {
+        if (p.key().find("bias") != std::string::npos && p.key().find("visual") == 0) p.value().add_(0.5);
+      }
+    }
+  }
+  const Cosines bias_followed = cosines(model->encode_image(io.at("image")), reference->encode_image(io.at("image")));
+  const Cosines bias_moved = cosines(model->encode_image(io.at("image")), after);
+  std::printf("[ measured ] %s int8 after a bias change: cosine %.6f to fp32 with the same change, %.6f to before it\n",
+              name.c_str(), bias_followed.mean, bias_moved.mean);
+  EXPECT_GE(bias_followed.worst, kWorstCosine);
+  EXPECT_GT(bias_followed.mean, bias_moved.mean) << "int8 kept the old biases";
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Reduced, testing::Values("vit_tiny", "rn_tiny"));

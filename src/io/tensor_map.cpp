@@ -112,6 +112,8 @@ void load_state_dict(torch::nn::Module& module, const TensorMap& sd, const std::
     if (options.share_storage && source.scalar_type() == tensor.scalar_type() && source.device() == tensor.device() &&
         source.sizes() == tensor.sizes() && source.is_contiguous() && !source.is_inference()) {
       tensor.set_data(source);  // the module's own tensor, so that the module (not an alias) takes the storage
+      // set_data keeps the version counter: move it, so caches of prepared weights see the change (packed_linear.h)
+      tensor.unsafeGetTensorImpl()->bump_version();
     } else {
       tensor.copy_(source);
     }

@@ -82,13 +82,18 @@ torch::Tensor AttentionPool2dImpl::forward(const torch::Tensor& input) {
   x = at::cat({x.mean(1, /*keepdim=*/true), x}, 1) + positional_embedding.to(x.scalar_type());
   const int64_t n = x.size(0), l = x.size(1), c = x.size(2), hd = c / heads_;
   // Only the mean token queries: q [N, H, 1, hd]; k, v [N, H, L, hd].
-  PackedLinears& linear = *packed_;
-  at::Tensor q = linear(0, x.narrow(1, 0, 1), q_proj->weight, q_proj->bias).view({n, 1, heads_, hd}).transpose(1, 2);
-  at::Tensor k = linear(1, x, k_proj->weight, k_proj->bias).view({n, l, heads_, hd}).transpose(1, 2);
-  at::Tensor v = linear(2, x, v_proj->weight, v_proj->bias).view({n, l, heads_, hd}).transpose(1, 2);
+  // Reduced-precision inference runs the projections in its kernels (packed_linear.h); fp32 runs the modules, as the
+  // reference does.
+  const bool reduced = current_inference_precision() != InferencePrecision::fp32;
+  const auto linear = [&](size_t slot, const at::Tensor& in, torch::nn::LinearImpl& layer) {
+    return reduced ? (*packed_)(slot, in, layer.weight, layer.bias) : layer.forward(in);
+  };
+  at::Tensor q = linear(0, x.narrow(1, 0, 1), *q_proj).view({n, 1, heads_, hd}).transpose(1, 2);
+  at::Tensor k = linear(1, x, *k_proj).view({n, l, heads_, hd}).transpose(1, 2);
+  at::Tensor v = linear(2, x, *v_proj).view({n, l, heads_, hd}).transpose(1, 2);
   at::Tensor attn = at::softmax(at::matmul(q * (1.0 / std::sqrt(double(hd))), k.transpose(-2, -1)), -1);
   at::Tensor out = at::matmul(attn, v).transpose(1, 2).reshape({n, c});
-  return linear(3, out, c_proj->weight, c_proj->bias);
+  return linear(3, out, *c_proj);
 }
 
 ModifiedResNetImpl::ModifiedResNetImpl(const ModifiedResNetOptions& o)
@@ -150,8 +155,8 @@ torch::Tensor ModifiedResNetImpl::forward(const torch::Tensor& images) {
   // NCHW (not measured).
   // bf16 inference (clip/model/precision.h) keeps the activations bf16 from here to the attention pool.
   const bool inference = x.is_cpu() && x.dim() == 4 && !at::GradMode::is_enabled();
-  const bool bf16 = inference && x.scalar_type() == at::kFloat &&
-                    current_inference_precision() == InferencePrecision::bf16;
+  const bool bf16 = inference && !is_training() && x.scalar_type() == at::kFloat &&
+                    current_inference_precision() == InferencePrecision::bf16;  // folded BatchNorms only
   if (bf16) x = x.to(at::kBFloat16);
   if (inference) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   FoldedConvBns& conv_bn = *folded_;

@@ -10,6 +10,7 @@ namespace clip {
 
 struct PackedLinears::Int8Weights {
   c10::intrusive_ptr<LinearPackedParamsBase> packed;
+  bool reduce_range = false;  // FBGEMM / x86 without VNNI accumulate pairs in int16: 7-bit activations there
 };
 
 namespace {
@@ -72,7 +73,8 @@ at::Tensor PackedLinears::run(size_t slot, const at::Tensor& x, const at::Tensor
                               double in_scale, double out_scale) {
   const bool inference = !at::GradMode::is_enabled() && x.is_cpu() && x.scalar_type() == at::kFloat &&
                          weight.scalar_type() == at::kFloat && weight.is_contiguous() && !weight.is_inference() &&
-                         (!bias.defined() || bias.scalar_type() == at::kFloat) && x.dim() >= 2 && x.numel() > 0;
+                         (!bias.defined() || (bias.scalar_type() == at::kFloat && !bias.is_inference())) &&
+                         x.dim() >= 2 && x.numel() > 0;
   if (!inference) {  // the scales applied as they are (an inference tensor, a non-contiguous weight, ...)
     const at::Tensor y = at::linear(in_scale != 1.0 ? x * in_scale : x, weight, bias);
     return out_scale != 1.0 ? y * out_scale : y;
@@ -86,7 +88,10 @@ at::Tensor PackedLinears::run(size_t slot, const at::Tensor& x, const at::Tensor
     std::lock_guard<std::mutex> lock(mutex_);
     if (packs_.size() <= slot) packs_.resize(slot + 1);
     Pack& p = packs_[slot];
+    const void* bias_data = bias.defined() ? bias.data_ptr() : nullptr;
+    const int64_t bias_version = bias.defined() ? int64_t(bias._version()) : -1;
     const bool stale = p.precision != precision || p.data != weight.data_ptr() || p.version != weight._version() ||
+                       p.bias_data != bias_data || p.bias_version != bias_version ||
                        (precision == InferencePrecision::fp32 && p.rows != rows);
     if (stale) {
       p = Pack{};
@@ -95,7 +100,7 @@ at::Tensor PackedLinears::run(size_t slot, const at::Tensor& x, const at::Tensor
       const at::Tensor b = !bias.defined() ? at::Tensor() : scale ? bias.detach() * out_scale : bias.detach();
       switch (precision) {
         case InferencePrecision::int8:
-          p.int8 = std::make_shared<Int8Weights>(Int8Weights{pack_int8(w, b)});
+          p.int8 = std::make_shared<Int8Weights>(Int8Weights{pack_int8(w, b), int8_engine() != at::QEngine::ONEDNN});
           break;
         case InferencePrecision::bf16:
           p.packed = w.to(at::kBFloat16).contiguous();
@@ -110,6 +115,8 @@ at::Tensor PackedLinears::run(size_t slot, const at::Tensor& x, const at::Tensor
       p.precision = precision;
       p.data = weight.data_ptr();
       p.version = weight._version();
+      p.bias_data = bias_data;
+      p.bias_version = bias_version;
       p.rows = rows;
     }
     pack = p;  // shares the tensors: a later repack of the slot does not pull them from under this call
@@ -117,7 +124,8 @@ at::Tensor PackedLinears::run(size_t slot, const at::Tensor& x, const at::Tensor
   switch (precision) {
     case InferencePrecision::int8: {
       std::vector<int64_t> shape = x.sizes().vec();
-      at::Tensor out = pack.int8->packed->apply_dynamic(x.reshape({rows, x.size(-1)}).contiguous(), false);
+      at::Tensor out =
+          pack.int8->packed->apply_dynamic(x.reshape({rows, x.size(-1)}).contiguous(), pack.int8->reduce_range);
       shape.back() = out.size(-1);
       return out.view(shape);
     }

@@ -7,7 +7,7 @@
 //   dynamic quantized linear layers (the input quantized per call, per tensor); fp32 in and out;
 // - bf16: a bf16 copy of the weight and bias; the input is cast to bf16 and the output back to its dtype.
 // Only without autograd, on fp32 CPU tensors; everything else is at::linear. A layer's preparation is remade
-// when its weight changes (another storage, or its version counter moved: an optimizer step, a load), the
+// when its weight or bias changes (another storage, or its version counter moved: an optimizer step, a load), the
 // precision does, or (MKL's packs) the product's row count does. It costs one more copy of each weight (a
 // quarter of it for int8, half for bf16).
 #include <ATen/ATen.h>
@@ -37,8 +37,10 @@ class PackedLinears {
     at::Tensor packed;                     // fp32: MKL's packed weight; bf16: the weight in bf16
     at::Tensor bias;                       // bf16: the bias in bf16
     std::shared_ptr<Int8Weights> int8;     // int8
-    const void* data = nullptr;
+    const void* data = nullptr;       // the weight it was made from
     int64_t version = -1;
+    const void* bias_data = nullptr;  // and the bias (int8 and bf16 hold a copy of it)
+    int64_t bias_version = -1;
     int64_t rows = -1;
   };
   at::Tensor run(size_t slot, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double in_scale,

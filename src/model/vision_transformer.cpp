@@ -45,13 +45,14 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
   const int64_t p = options_.patch_size();
   at::Tensor x;
   if (!at::GradMode::is_enabled() && images.is_cpu() && conv1->weight.scalar_type() == at::kFloat &&
+      conv1->weight.is_contiguous() &&
       current_inference_precision() != InferencePrecision::fp32 && images.size(2) % p == 0 && images.size(3) % p == 0) {
     // Reduced precision: the patch convolution as the linear layer it is (each patch's 3 x p x p pixels, in the
     // weight's (channel, row, column) order, times the weight [W, 3 p p]), run by the precision's linear kernels
     // (a ViT-B/32 batch of 32: 23.5 ms as an fp32 convolution, 3.7 ms as an int8 product).
     const int64_t n = images.size(0), rows = images.size(2) / p, columns = images.size(3) / p;
     const at::Tensor patches = images.to(at::kFloat)
-                                   .view({n, 3, rows, p, columns, p})
+                                   .reshape({n, 3, rows, p, columns, p})
                                    .permute({0, 2, 4, 1, 3, 5})
                                    .reshape({n, rows * columns, 3 * p * p});
     x = (*packed_)(0, patches, conv1->weight.view({conv1->weight.size(0), -1}), at::Tensor());

@@ -6,17 +6,20 @@
 ///   model->set_inference_precision(clip::InferencePrecision::fp32);   // back to the reference's arithmetic
 ///
 /// - int8: dynamic quantization, as torch.ao.quantization.quantize_dynamic does it: every linear layer of the
-///   Transformer blocks and of the ResNet's attention pool runs on int8 weights (symmetric, one scale per output
+///   Transformer blocks and of the ResNet's attention pool, and the ViT's patch embedding (a convolution whose
+///   stride is its kernel: a linear layer over patches), runs on int8 weights (symmetric, one scale per output
 ///   channel) against activations quantized per call (one scale per tensor), accumulating in int32, through
-///   LibTorch's quantized operators (oneDNN). Everything else (convolutions, LayerNorm, attention, the final
-///   projections) stays fp32.
+///   LibTorch's quantized operators (oneDNN). Everything else (the ResNet's convolutions, LayerNorm, attention,
+///   the final projections) stays fp32.
 /// - bf16: the same layers and the ResNet's convolutions multiply bf16 weights and activations (accumulating in
 ///   fp32); the ResNet's activations stay bf16 between convolutions. Only on CPUs with native bf16 arithmetic
 ///   (AVX512-BF16 or AMX): elsewhere it would be emulated, slower than fp32, and is refused.
 /// The fp32 weights are kept (state dict, saving, training and the weights' fingerprint are unchanged); the int8 or
 /// bf16 copies are made the first time each layer runs and remade when its weights change. Only inference without
 /// autograd on CPU tensors is affected: training, and any CUDA tensor, computes as before.
-/// Accuracy and speed against fp32: docs/performance.md.
+/// Accuracy and speed against fp32: docs/performance.md. Set the precision before sharing a model among threads;
+/// preparing int8 weights switches LibTorch's process-wide quantized engine for a moment (under a lock), so
+/// quantized operators of one's own should not run on other threads meanwhile.
 #include <string>
 
 namespace clip {
