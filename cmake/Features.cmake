@@ -11,10 +11,11 @@
 #   GLOO        c10d's Gloo backend (CPU collectives): a LibTorch built with it and gloo's headers
 #   NCCL        c10d's NCCL backend (GPU collectives): a CUDA LibTorch built with it and nccl.h
 #   FAISS       the image index (clip_index, clip_search, clip::ImageIndex): faiss (Debian: libfaiss-dev)
+#   HTTP        the HTTP server (clip_serve, clip::Server): cpp-httplib (Debian: libcpp-httplib-dev)
 #
 # Needs cmake/Torch.cmake first (GLOO and NCCL look at the LibTorch found there).
 
-set(CLIP_FEATURES JPEG PNG LIBDEFLATE OPENCV SHARDS GLOO NCCL FAISS)
+set(CLIP_FEATURES JPEG PNG LIBDEFLATE OPENCV SHARDS GLOO NCCL FAISS HTTP)
 set(clip_feature_doc_JPEG "JPEG decoding and encoding with libjpeg(-turbo)")
 set(clip_feature_doc_PNG "PNG decoding and encoding with libpng")
 set(clip_feature_doc_LIBDEFLATE "libdeflate for PNG image data (faster than zlib)")
@@ -23,6 +24,7 @@ set(clip_feature_doc_SHARDS "WebDataset shards with libarchive (needs JPEG and P
 set(clip_feature_doc_GLOO "c10d's Gloo backend (LibTorch's, with gloo's headers)")
 set(clip_feature_doc_NCCL "c10d's NCCL backend (a CUDA LibTorch's, with nccl.h)")
 set(clip_feature_doc_FAISS "the image index (clip_index, clip_search) on faiss")
+set(clip_feature_doc_HTTP "the HTTP server (clip_serve) on cpp-httplib")
 
 foreach(name IN LISTS CLIP_FEATURES)
   set(CLIP_WITH_${name} AUTO CACHE STRING "${clip_feature_doc_${name}}: AUTO, ON or OFF")
@@ -178,6 +180,22 @@ if(NOT clip_want_FAISS STREQUAL "OFF")
   endif()
 endif()
 clip_feature_found(FAISS "${clip_found}" "faiss was not found (Debian: libfaiss-dev)")
+
+# cpp-httplib: Debian builds it as a shared library whose classes depend on the configuration macros it was compiled
+# with (OpenSSL, zlib, Brotli support): its pkg-config file carries them, so the headers are read as the library was
+# compiled. Only src/serve/http_server.cpp includes httplib.h.
+set(clip_found FALSE)
+set(clip_why "cpp-httplib was not found (Debian: libcpp-httplib-dev)")
+if(NOT clip_want_HTTP STREQUAL "OFF")
+  find_package(PkgConfig QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(CLIP_HTTPLIB QUIET IMPORTED_TARGET cpp-httplib>=0.11)
+    set(clip_found ${CLIP_HTTPLIB_FOUND})
+  else()
+    set(clip_why "pkg-config was not found (Debian: pkg-config), which finds cpp-httplib")
+  endif()
+endif()
+clip_feature_found(HTTP "${clip_found}" "${clip_why}")
 
 # One status line: what is in, and why each of the others is not.
 set(clip_in "")

@@ -86,8 +86,8 @@ void check_pixel_limit(int64_t width, int64_t height, const std::string& source,
   if (options.max_pixels > 0 && pixels > static_cast<double>(options.max_pixels)) {
     // A hostile header's product may not fit an int64 (two 2^40 sides); print it as a double then.
     const std::string count = pixels < 9e18 ? std::to_string(static_cast<int64_t>(pixels)) : str(pixels);
-    fail(source, ": image is ", width, " x ", height, " = ", count, " pixels, over the limit of ", options.max_pixels,
-         " (a possible decompression bomb; raise max_pixels)");
+    throw ImageTooLargeError(str(source, ": image is ", width, " x ", height, " = ", count, " pixels, over the limit of ",
+                                 options.max_pixels, " (a possible decompression bomb; raise max_pixels)"));
   }
 }
 

@@ -19,24 +19,39 @@ ZeroShotClassifier::ZeroShotClassifier(at::Tensor weights, std::vector<std::stri
               "classifier weights ", weights_.sizes(), " do not match ", classes_.size(), " classes");
 }
 
+std::vector<std::string> ZeroShotClassifier::prompts(const std::vector<std::string>& classes,
+                                                     const std::vector<std::string>& templates) {
+  if (classes.empty()) fail("zero-shot classifier: no class names");
+  if (templates.empty()) fail("zero-shot classifier: no templates");
+  std::vector<std::string> out;
+  out.reserve(classes.size() * templates.size());
+  for (const auto& name : classes) {
+    for (const auto& templ : templates) out.push_back(fill_template(templ, name));
+  }
+  return out;
+}
+
+ZeroShotClassifier ZeroShotClassifier::from_prompt_embeddings(const at::Tensor& prompt_embeddings,
+                                                              std::vector<std::string> classes,
+                                                              std::vector<std::string> templates, double scale) {
+  const auto c = static_cast<int64_t>(classes.size()), t = static_cast<int64_t>(templates.size());
+  TORCH_CHECK(prompt_embeddings.dim() == 2 && prompt_embeddings.size(0) == c * t, "prompt embeddings ",
+              prompt_embeddings.sizes(), " do not match ", c, " classes x ", t, " templates");
+  // [C * T, D] -> [C, T, D] -> mean over templates -> re-normalize.
+  const at::Tensor per_class = prompt_embeddings.view({c, t, -1});
+  return ZeroShotClassifier(l2_normalize(per_class.mean(1)), std::move(classes), std::move(templates), scale);
+}
+
 ZeroShotClassifier ZeroShotClassifier::build(CLIPImpl& model, const Tokenizer& tokenizer,
                                              const std::vector<std::string>& classes,
                                              const std::vector<std::string>& templates,
                                              const ZeroShotOptions& options) {
-  if (classes.empty()) fail("zero-shot classifier: no class names");
-  if (templates.empty()) fail("zero-shot classifier: no templates");
-  std::vector<std::string> prompts;
-  prompts.reserve(classes.size() * templates.size());
-  for (const auto& name : classes) {
-    for (const auto& templ : templates) prompts.push_back(fill_template(templ, name));
-  }
+  const std::vector<std::string> all = prompts(classes, templates);
   EmbedOptions embed;
   embed.batch_size = options.batch_size();
   embed.source = "zero-shot prompts";
-  // [C * T, D] -> [C, T, D] -> mean over templates -> re-normalize.
-  const at::Tensor all = embed_texts(model, tokenizer, prompts, embed).to(model.logit_scale.device());
-  const at::Tensor per_class = all.view({static_cast<int64_t>(classes.size()), static_cast<int64_t>(templates.size()), -1});
-  return ZeroShotClassifier(l2_normalize(per_class.mean(1)), classes, templates, options.scale());
+  return from_prompt_embeddings(embed_texts(model, tokenizer, all, embed).to(model.logit_scale.device()), classes,
+                                templates, options.scale());
 }
 
 at::Tensor ZeroShotClassifier::logits(const at::Tensor& image_features) const {

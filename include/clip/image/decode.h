@@ -15,11 +15,19 @@
 #include <string>
 
 #include "clip/image/image.h"
+#include "clip/util/error.h"
 
 namespace clip {
 
 /// PIL's Image.MAX_IMAGE_PIXELS: larger images are refused (decompression bombs).
 constexpr int64_t kDefaultMaxImagePixels = 89'478'485;
+
+/// An image refused by DecodeOptions::max_pixels (its header declares more pixels): a clip::Error a server can tell
+/// from other decoding failures (413, not 400).
+class ImageTooLargeError : public Error {
+ public:
+  using Error::Error;
+};
 
 /// How files are decoded.
 struct DecodeOptions {

@@ -17,6 +17,7 @@ struct Features {
   bool gloo = false;        ///< c10d's Gloo backend (CPU collectives)
   bool nccl = false;        ///< c10d's NCCL backend (GPU collectives)
   bool faiss = false;       ///< the image index (clip::ImageIndex, clip_index, clip_search)
+  bool http = false;        ///< the HTTP server (clip::Server, clip_serve; cpp-httplib)
 };
 
 /// This build's features.

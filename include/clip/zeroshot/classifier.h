@@ -42,6 +42,14 @@ class ZeroShotClassifier {
   static ZeroShotClassifier build(CLIPImpl& model, const Tokenizer& tokenizer, const std::vector<std::string>& classes,
                                   const std::vector<std::string>& templates, const ZeroShotOptions& options = {});
 
+  /// The ensembling alone, for prompts embedded elsewhere (e.g. through a clip::DynamicBatcher):
+  /// `prompt_embeddings` [C * T, D] holds the L2-normalized embeddings of every class x template prompt, class-major
+  /// (class 0's T templates first), as build() embeds them.
+  static ZeroShotClassifier from_prompt_embeddings(const at::Tensor& prompt_embeddings, std::vector<std::string> classes,
+                                                   std::vector<std::string> templates, double scale = 100.0);
+  /// The prompts build() embeds, class-major: fill_template(templates[t], classes[c]) at c * T + t.
+  static std::vector<std::string> prompts(const std::vector<std::string>& classes,
+                                          const std::vector<std::string>& templates);
   /// Reads what save() wrote; errors name the file.
   static ZeroShotClassifier load(const std::string& path);
   /// Writes the weights as safetensors with the classes, templates and scale in the metadata.
