@@ -4,7 +4,7 @@ sending requests one after another (the single-request loop), for many concurren
 sends its next request when the last one is answered, one text or one image per request.
 
     python3 bench/serve_bench.py --checkpoint MODEL [--build build] [--precision fp32] [--clients 32]
-        [--duration 10] [--max-batch 32] [--max-wait-ms 5] [--image FILE] [--only text,image] [--json-out F]
+        [--duration 10] [--max-batch 32] [--max-wait-ms 0] [--image FILE] [--only text,image] [--json-out F]
         [--markdown F]
 
 Each configuration runs a fresh clip_serve (--port 0, loopback) that is warmed with a few requests first. wrk runs on
@@ -107,7 +107,7 @@ def main():
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per configuration")
     parser.add_argument("--max-batch", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=5)
+    parser.add_argument("--max-wait-ms", type=float, default=0)
     parser.add_argument("--threads", type=int, default=0, help="the server's LibTorch threads (0: one per core)")
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--image", default=os.path.join(ROOT, "tests", "data", "preprocess", "images", "chelsea_q85.jpg"))

@@ -448,6 +448,70 @@ TEST_F(ServeHandle, SearchAnIndex) {
   EXPECT_THROW(server_->set_index(&other), clip::Error);
 }
 
+// What the review of the first version found: bodies of unknown size, compressed bodies and Range requests are
+// refused before reading; class lists that differ never share a cached classifier; a long class name cannot blow up
+// into gigabytes of prompts; HEAD and form fields work.
+TEST_F(ServeHandle, FramingCacheKeysAndPromptBounds) {
+  clip::ServeRequest framed = post("/v1/embed/text", {{"texts", {"a"}}});
+  framed.from_http = true;
+  framed.content_length = static_cast<int64_t>(framed.body.size());
+  EXPECT_FALSE(server_->admit(framed).has_value());
+  EXPECT_EQ(server_->handle(framed).status, 200);
+  auto refused = [&](clip::ServeRequest r, int status, const std::string& needle) {
+    const std::optional<clip::ServeResponse> out = server_->admit(r);
+    ASSERT_TRUE(out.has_value()) << needle;
+    expect_error(*out, status, needle);
+    EXPECT_NE(std::find(out->headers.begin(), out->headers.end(), std::make_pair(std::string("Connection"),
+                                                                                 std::string("close"))),
+              out->headers.end());
+    expect_error(server_->handle(r), status, needle);
+  };
+  clip::ServeRequest unsized = framed;
+  unsized.content_length.reset();
+  refused(unsized, 411, "Content-Length");
+  clip::ServeRequest chunked = framed;
+  chunked.transfer_encoding = "chunked";
+  refused(chunked, 411, "chunked");
+  clip::ServeRequest gzip = framed;
+  gzip.content_encoding = "gzip";
+  refused(gzip, 415, "compressed");
+  clip::ServeRequest range = get("/openapi.json");
+  range.from_http = true;
+  range.range = "bytes=0-,0-,0-";
+  refused(range, 400, "Range");
+
+  // Two class lists that would join to the same text get their own classifiers.
+  const std::string png = clip::base64_encode(read_bytes(photo_files().at(0)));
+  const json two = {{"image", png}, {"classes", {"cat", "dog"}}, {"templates", {"{}"}}};
+  const json one = {{"image", png}, {"classes", {std::string("cat\x1f") + "dog"}}, {"templates", {"{}"}}};
+  ASSERT_EQ(server_->handle(post("/v1/classify", two)).status, 200);
+  const clip::ServeResponse r1 = server_->handle(post("/v1/classify", one));
+  ASSERT_EQ(r1.status, 200) << r1.body;
+  EXPECT_EQ(parse(r1)["predictions"][0].size(), 1u);  // one class, not the cached two
+  // A class name far longer than any context, in a template, is refused before any prompt is made.
+  expect_error(server_->handle(post("/v1/classify", {{"image", png}, {"classes", {std::string(5000, 'x')}}})), 400,
+               "more than the model's context holds");
+  std::string slots;
+  for (int i = 0; i < 40; ++i) slots += "{}";
+  expect_error(server_->handle(post("/v1/classify", {{"image", png}, {"classes", {std::string(200, 'y')}},
+                                                     {"templates", {slots}}})),
+               400, "over 4096 bytes");
+  expect_error(server_->handle(post("/v1/classify", {{"image", png}, {"classes", {"a"}},
+                                                     {"top_k", uint64_t(1) << 63}})),
+               400, "got 9223372036854775808");
+  // HEAD is GET without a body; a form whose images are base64 fields works like JSON.
+  clip::ServeRequest head = get("/healthz");
+  head.method = "HEAD";
+  const clip::ServeResponse h = server_->handle(head);
+  EXPECT_EQ(h.status, 200);
+  EXPECT_TRUE(h.body.empty());
+  clip::ServeRequest form = post("/v1/embed/image", {});
+  form.body.clear();
+  form.content_type = "multipart/form-data; boundary=x";
+  form.fields = {{"images", json::array({png}).dump()}};
+  EXPECT_EQ(server_->handle(form).status, 200) << server_->handle(form).body;
+}
+
 class ServeHandleLimits : public ServeHandle {
   clip::ServeOptions options() override {
     return clip::ServeOptions().port(0).max_image_pixels(64 * 64).token("s3cret").model_name("tiny");
@@ -465,6 +529,8 @@ TEST_F(ServeHandleLimits, PixelLimitAndToken) {
   expect_error(server_->handle(with_token(text, "Bearer s3cret2")), 401, "wrong bearer token");
   expect_error(server_->handle(with_token(text, "Basic s3cret")), 401, "Bearer");
   EXPECT_EQ(server_->handle(with_token(text, "Bearer s3cret")).status, 200);
+  EXPECT_EQ(server_->handle(with_token(text, "bearer s3cret")).status, 200);  // the scheme is case-insensitive
+  expect_error(server_->handle(with_token(text, "Bearer")), 401, "Bearer");
   EXPECT_EQ(server_->handle(get("/healthz")).status, 200);  // no token needed
   EXPECT_EQ(server_->handle(get("/metrics")).status, 401);
   // The photos are larger than 64 x 64 pixels: refused from the header, as a decompression bomb would be.
@@ -652,6 +718,22 @@ TEST(ServeHttp, LimitsOverHttp) {
   EXPECT_CONTAINS(full->body, "busy");
   EXPECT_EQ(full->get_header_value("Retry-After"), "1");
   waiting.join();
+  // A chunked body (its size unknown until read) and a compressed one are refused from their headers.
+  auto chunked = http.Post("/v1/embed/text",
+                           [](size_t, httplib::DataSink& sink) {
+                             const std::string part = "{\"texts\": [\"a\"]}";
+                             sink.write(part.data(), part.size());
+                             sink.done();
+                             return true;
+                           },
+                           "application/json");
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(chunked->status, 411) << chunked->body;
+  httplib::Client compressing("127.0.0.1", port);
+  compressing.set_compress(true);
+  auto gzip = compressing.Post("/v1/embed/text", json{{"texts", {"a"}}}.dump(), "application/json");
+  ASSERT_TRUE(gzip);
+  EXPECT_EQ(gzip->status, 415) << gzip->body;
   // httplib's own refusal of a large body is a JSON error like the others.
   auto big = http.Post("/v1/embed/image", std::string(3'000'000, 'x'), "image/jpeg");
   ASSERT_TRUE(big);

@@ -4,10 +4,13 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include "clip/index/image_index.h"
 #include "clip/model/model_tokenizer.h"
@@ -32,7 +35,7 @@ struct Params {
   std::string host = "127.0.0.1";
   int port = 8080, http_threads = 32;
   int64_t max_batch = 32, max_queue = 1024, max_items = 64, max_prompts = 2048, classifier_cache = 16;
-  double max_wait_ms = 5, timeout_ms = 30'000, max_body_mb = 32, read_timeout_s = 10;
+  double max_wait_ms = 0, timeout_ms = 30'000, max_body_mb = 32, read_timeout_s = 10;
   int64_t max_image_pixels = 40'000'000;
 };
 
@@ -106,10 +109,24 @@ int serve(const Params& p, const sigset_t& signals) {
                static_cast<long long>(p.max_batch), p.max_wait_ms, index ? "; index " : "",
                index ? p.index.c_str() : "");
 
-  int signal = 0;
-  sigwait(&signals, &signal);
-  std::fprintf(stderr, "clip_serve: %s: finishing the requests in flight, then stopping\n",
-               signal == SIGINT ? "SIGINT" : "SIGTERM");
+  // Wait for SIGTERM/SIGINT, checking once a second that the server still accepts connections.
+  int signal = -1;
+  const timespec second{1, 0};
+  while (signal < 0 && server.running()) signal = sigtimedwait(&signals, nullptr, &second);
+  if (signal < 0) {
+    server.stop();
+    server.wait();
+    clip::fail("the HTTP server stopped accepting connections (the process is out of file descriptors, or the "
+               "network failed); exiting");
+  }
+  std::fprintf(stderr, "clip_serve: %s: finishing the requests in flight, then stopping (a second signal exits at "
+                       "once)\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+  std::thread([signals] {
+    int again = 0;
+    sigwait(&signals, &again);
+    std::fprintf(stderr, "clip_serve: second signal: exiting without waiting for the requests in flight\n");
+    std::_Exit(1);
+  }).detach();
   server.stop();
   server.wait();
   std::fprintf(stderr, "clip_serve: stopped\n");
@@ -145,7 +162,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-batch", p.max_batch, "rows per forward pass, at most")
       ->capture_default_str()
       ->check(clip::tools::positive_int());
-  app.add_option("--max-wait-ms", p.max_wait_ms, "the longest a request waits for others to share its batch")
+  app.add_option("--max-wait-ms", p.max_wait_ms,
+                 "the longest a request waits for others to share its batch (0: none; requests that arrive while a "
+                 "batch runs share the next; a few ms may help on a GPU)")
       ->capture_default_str()
       ->check(clip::tools::non_negative_number());
   app.add_option("--max-queue", p.max_queue, "texts and images waiting, at most; beyond, 503 with Retry-After")

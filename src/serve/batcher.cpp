@@ -150,6 +150,8 @@ struct DynamicBatcher::State {
       std::string error;
       try {
         out = run(record.kind, pieces);
+        TORCH_CHECK(out.dim() == 2 && out.size(0) == record.rows, "the model returned ", out.sizes(), " for ",
+                    record.rows, " rows");
       } catch (const std::exception& e) {
         error = error_message(e);
       }
@@ -159,15 +161,17 @@ struct DynamicBatcher::State {
       int64_t row = 0;
       for (const Piece& p : pieces) {
         Request& r = *p.request;
-        if (!r.finished) {
-          if (!error.empty()) {
-            finish(r, BatchStatus::failed, error);
-          } else {
+        if (!r.finished && error.empty()) {
+          try {
             if (!r.out.defined()) r.out = at::empty({r.rows, out.size(1)}, out.options());
             r.out.narrow(0, p.start, p.count).copy_(out.narrow(0, row, p.count));
             r.done += p.count;
             r.finished = r.done == r.rows;
+          } catch (const std::exception& e) {  // out of memory for the request's result
+            finish(r, BatchStatus::failed, error_message(e));
           }
+        } else if (!r.finished) {
+          finish(r, BatchStatus::failed, error);
         }
         row += p.count;
       }
@@ -185,7 +189,9 @@ DynamicBatcher::DynamicBatcher(CLIPImpl& model, BatcherOptions options)
     : state_(std::make_unique<State>(model, std::move(options))) {
   const BatcherOptions& o = state_->options;
   if (o.max_batch() < 1) fail("dynamic batching: max_batch must be at least 1 (got ", o.max_batch(), ")");
-  if (o.max_wait_ms() < 0) fail("dynamic batching: max_wait_ms must be at least 0 (got ", o.max_wait_ms(), ")");
+  if (!(o.max_wait_ms() >= 0 && o.max_wait_ms() <= 60'000)) {
+    fail("dynamic batching: max_wait_ms must lie in [0, 60000] (got ", o.max_wait_ms(), ")");
+  }
   if (o.max_queue() < 1) fail("dynamic batching: max_queue must be at least 1 (got ", o.max_queue(), ")");
   model.eval();
   state_->worker = std::thread([this] { state_->loop(); });
@@ -245,7 +251,8 @@ BatchResult DynamicBatcher::embed(BatchKind kind, const at::Tensor& inputs, std:
   s.queues[k].push_back(request);
   s.queued_rows[k] += request->rows;
   s.work.notify_all();
-  const auto deadline = request->queued_at + timeout;
+  // A deadline beyond a day is a day (a huge timeout would overflow the clock's nanoseconds into the past).
+  const auto deadline = request->queued_at + std::min<std::chrono::milliseconds>(timeout, std::chrono::hours(24));
   if (!s.done.wait_until(lock, deadline, [&] { return request->finished; })) {
     // Timed out: its rows still queued are dropped; rows in a running batch are computed and discarded.
     s.finish(*request, BatchStatus::timed_out);

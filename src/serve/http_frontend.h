@@ -14,6 +14,8 @@ class HttpFrontend {
   virtual int port() const = 0;
   /// Stops accepting; thread-safe, idempotent.
   virtual void stop() = 0;
+  /// Accepting connections (false once stopped, or when the accept loop ended by itself).
+  virtual bool running() const = 0;
   /// Joins the serving threads (after stop(), once the requests being handled are answered).
   virtual void wait() = 0;
 };

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -17,12 +18,31 @@
 namespace clip {
 namespace {
 
-ServeRequest to_serve_request(const httplib::Request& req) {
+// The request line and headers (what admit() looks at, before the body is read).
+ServeRequest headers_of(const httplib::Request& req) {
   ServeRequest r;
   r.method = req.method;
   r.path = req.path;
   r.content_type = req.get_header_value("Content-Type");
   r.authorization = req.get_header_value("Authorization");
+  r.from_http = true;
+  r.transfer_encoding = req.get_header_value("Transfer-Encoding");
+  r.content_encoding = req.get_header_value("Content-Encoding");
+  r.range = req.get_header_value("Range");
+  if (req.has_header("Content-Length")) {
+    const std::string value = req.get_header_value("Content-Length");
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(value.c_str(), &end, 10);
+    if (!value.empty() && *end == '\0' && errno == 0 && n <= static_cast<unsigned long long>(INT64_MAX)) {
+      r.content_length = static_cast<int64_t>(n);
+    }
+  }
+  return r;
+}
+
+ServeRequest to_serve_request(const httplib::Request& req) {
+  ServeRequest r = headers_of(req);
   // Multipart parts: those with a file name (or an image type) are images, in field-name order; the rest are fields.
   for (const auto& [name, part] : req.files) {
     if (!part.filename.empty() || part.content_type.rfind("image/", 0) == 0) {
@@ -47,6 +67,12 @@ const char* reason(int status) {
   }
 }
 
+void write(const ServeResponse& out, httplib::Response& res) {
+  res.status = out.status;
+  for (const auto& [name, value] : out.headers) res.set_header(name, value);
+  res.set_content(out.body, out.content_type.c_str());
+}
+
 class HttplibFrontend final : public HttpFrontend {
  public:
   HttplibFrontend(Server& server, const ServeOptions& options) {
@@ -68,12 +94,19 @@ class HttplibFrontend final : public HttpFrontend {
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
     const httplib::Server::Handler handler = [&server](const httplib::Request& req, httplib::Response& res) {
-      const ServeResponse out = server.handle(to_serve_request(req));
-      res.status = out.status;
-      for (const auto& [name, value] : out.headers) res.set_header(name, value);
-      res.set_content(out.body, out.content_type.c_str());
+      write(server.handle(to_serve_request(req)), res);
     };
     http_.Get(".*", handler).Post(".*", handler).Put(".*", handler).Patch(".*", handler).Delete(".*", handler);
+    http_.Options(".*", handler);
+    // Before the body is read: bodies of unknown size and compressed ones are refused from the headers (httplib
+    // limits only bodies with a Content-Length, and inflates compressed ones without a limit). Every other body is
+    // read, at most --max-body-mb (httplib answers 413 beyond, skipping the rest), before handle() checks the rest.
+    http_.set_pre_routing_handler([&server](const httplib::Request& req, httplib::Response& res) {
+      const std::optional<ServeResponse> refusal = server.admit(headers_of(req));
+      if (!refusal) return httplib::Server::HandlerResponse::Unhandled;
+      write(*refusal, res);
+      return httplib::Server::HandlerResponse::Handled;
+    });
     // httplib's own refusals (body too large, bad request line) get a JSON error body like every other.
     http_.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -115,6 +148,7 @@ class HttplibFrontend final : public HttpFrontend {
   }
 
   int port() const override { return port_; }
+  bool running() const override { return !finished_ && !stopped_; }
   void stop() override {
     if (!stopped_.exchange(true)) http_.stop();
   }

@@ -127,10 +127,9 @@ struct Server::State {
   ServeOptions options;
   const ImageIndex* index = nullptr;
   std::map<std::string, ZeroShotClassifier> classifiers;
-  std::unique_ptr<DynamicBatcher> batcher;
-  std::unique_ptr<HttpFrontend> http;
   Clock::time_point started = Clock::now();
   std::atomic<int64_t> in_flight{0};
+  std::atomic<bool> stopping{false};
 
   // Classifiers built from request class lists, most recently used first.
   std::mutex cache_mutex;
@@ -143,6 +142,11 @@ struct Server::State {
   Histogram batch_seconds[2] = {Histogram(kLatencyBounds), Histogram(kLatencyBounds)};
   uint64_t cache_hits = 0, cache_misses = 0;
 
+  // Last, so that they are destroyed first: the worker and the HTTP threads use everything above.
+  std::mutex http_mutex;  // start() vs stop() from another thread
+  std::unique_ptr<HttpFrontend> http;
+  std::unique_ptr<DynamicBatcher> batcher;
+
   State(CLIPImpl& m, const Tokenizer& t, ServeOptions o) : model(m), tokenizer(t), options(std::move(o)) {}
 
   void record_batch(const BatchRecord& b) {
@@ -151,8 +155,11 @@ struct Server::State {
     batch_seconds[static_cast<int>(b.kind)].add(b.seconds);
   }
 
-  std::chrono::milliseconds timeout() const {
-    return std::chrono::milliseconds(static_cast<int64_t>(options.timeout_ms()));
+  // The time a request has left, from its deadline (rounded up: a fraction of a millisecond is not 0).
+  static std::chrono::milliseconds left(Clock::time_point deadline) {
+    const auto rest = deadline - Clock::now();
+    if (rest <= Clock::duration::zero()) return std::chrono::milliseconds(0);
+    return std::chrono::ceil<std::chrono::milliseconds>(rest);
   }
 
   // ---- request parsing ----
@@ -198,10 +205,11 @@ struct Server::State {
     if (!body.contains(field)) return fallback;
     const json& v = body.at(field);
     if (!v.is_number_integer()) reject(400, std::string("'") + field + "' must be an integer, got " + v.type_name());
-    const int64_t n = v.get<int64_t>();
-    if (n < lo || n > hi) {
+    const bool too_large = v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi);
+    const int64_t n = too_large ? hi : v.get<int64_t>();
+    if (too_large || n < lo || n > hi) {
       reject(400, std::string("'") + field + "' must lie in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                      "], got " + std::to_string(n));
+                      "], got " + (too_large ? v.dump() : std::to_string(n)));
     }
     return n;
   }
@@ -221,7 +229,7 @@ struct Server::State {
       for (const auto& f : r.files) out.push_back(f.content);
     } else if (r.content_type.rfind("image/", 0) == 0) {
       out.push_back(r.body);
-    } else if (body) {
+    } else if (body) {  // JSON, or a form's fields holding base64
       std::vector<std::string> encoded;
       if (body->contains("images")) encoded = string_list(body->at("images"), "images", false);
       if (body->contains("image")) {
@@ -279,8 +287,8 @@ struct Server::State {
     }
   }
 
-  at::Tensor run(BatchKind kind, const at::Tensor& inputs) {
-    BatchResult r = batcher->embed(kind, inputs, timeout());
+  at::Tensor run(BatchKind kind, const at::Tensor& inputs, Clock::time_point deadline) {
+    BatchResult r = batcher->embed(kind, inputs, left(deadline));
     switch (r.status) {
       case BatchStatus::ok: return r.embeddings;
       case BatchStatus::queue_full:
@@ -298,12 +306,12 @@ struct Server::State {
   }
 
   // Embeds `inputs` in pieces of at most max_batch rows (a classifier's prompts may be more than the queue holds).
-  at::Tensor run_in_pieces(BatchKind kind, const at::Tensor& inputs) {
+  at::Tensor run_in_pieces(BatchKind kind, const at::Tensor& inputs, Clock::time_point deadline) {
     const int64_t step = options.batching().max_batch();
-    if (inputs.size(0) <= step) return run(kind, inputs);
+    if (inputs.size(0) <= step) return run(kind, inputs, deadline);
     std::vector<at::Tensor> parts;
     for (int64_t start = 0; start < inputs.size(0); start += step) {
-      parts.push_back(run(kind, inputs.narrow(0, start, std::min(step, inputs.size(0) - start))));
+      parts.push_back(run(kind, inputs.narrow(0, start, std::min(step, inputs.size(0) - start)), deadline));
     }
     return at::cat(parts);
   }
@@ -323,7 +331,7 @@ struct Server::State {
 
   // ---- endpoints ----
 
-  ServeResponse embed_text(const ServeRequest& r) {
+  ServeResponse embed_text(const ServeRequest& r, Clock::time_point deadline) {
     const json body = parse_body(r);
     check_fields(body, {"texts", "truncate"});
     if (!body.contains("texts")) reject(400, "missing field 'texts' (an array of strings)");
@@ -335,21 +343,27 @@ struct Server::State {
       truncate = body.at("truncate").get<bool>();
     }
     ServeResponse out;
-    out.body = embeddings_body(run(BatchKind::text, text_inputs(texts, truncate, "texts")));
+    out.body = embeddings_body(run(BatchKind::text, text_inputs(texts, truncate, "texts"), deadline));
     return out;
   }
 
+  static bool is_form(const ServeRequest& r) {
+    return !r.files.empty() || r.content_type.rfind("multipart/form-data", 0) == 0;
+  }
+
+  // The JSON body, or nullopt for a multipart form (its fields: form_fields) or a raw image.
   std::optional<json> optional_body(const ServeRequest& r) const {
-    if (!r.files.empty() || r.content_type.rfind("image/", 0) == 0) return std::nullopt;
+    if (is_form(r) || r.content_type.rfind("image/", 0) == 0) return std::nullopt;
     return parse_body(r);
   }
 
-  ServeResponse embed_image(const ServeRequest& r) {
-    const std::optional<json> body = optional_body(r);
-    if (body) check_fields(*body, {"images", "image"});
-    const at::Tensor inputs = image_inputs(image_bytes(r, body ? &*body : nullptr));
+  ServeResponse embed_image(const ServeRequest& r, Clock::time_point deadline) {
+    const std::optional<json> parsed = optional_body(r);
+    const json body = parsed ? *parsed : form_fields(r);
+    check_fields(body, {"images", "image"});
+    const at::Tensor inputs = image_inputs(image_bytes(r, &body));
     ServeResponse out;
-    out.body = embeddings_body(run(BatchKind::image, inputs));
+    out.body = embeddings_body(run(BatchKind::image, inputs, deadline));
     return out;
   }
 
@@ -363,7 +377,7 @@ struct Server::State {
     return body;
   }
 
-  std::shared_ptr<const ZeroShotClassifier> classifier_for(const json& body) {
+  std::shared_ptr<const ZeroShotClassifier> classifier_for(const json& body, Clock::time_point deadline) {
     if (body.contains("classifier")) {
       if (body.contains("classes")) reject(400, "give 'classifier' or 'classes', not both");
       const json& name = body.at("classifier");
@@ -402,6 +416,21 @@ struct Server::State {
       }
       templates = load_prompt_set(name.get<std::string>()).templates;
     }
+    // Every prompt must fit the context; bound the filled text before filling it (a long name in many "{}" would
+    // otherwise make gigabytes of prompts from a small request). 4 KB is far beyond any context of 77 tokens.
+    constexpr size_t kMaxPromptBytes = 4096;
+    for (size_t t = 0; t < templates.size(); ++t) {
+      size_t slots = 0;
+      for (size_t at = templates[t].find("{}"); at != std::string::npos; at = templates[t].find("{}", at + 2)) ++slots;
+      for (size_t c = 0; c < classes.size(); ++c) {
+        const size_t bytes = templates[t].size() - 2 * slots + slots * classes[c].size();
+        if (bytes > kMaxPromptBytes || (slots > 0 && classes[c].size() > kMaxPromptBytes)) {
+          reject(400, "the prompt of class " + std::to_string(c) + " (\"" + utf8_excerpt(classes[c]) + "\") in template " +
+                          std::to_string(t) + " would be over " + std::to_string(kMaxPromptBytes) +
+                          " bytes, more than the model's context holds");
+        }
+      }
+    }
     const size_t prompts = classes.size() * templates.size();
     if (static_cast<int64_t>(prompts) > options.max_prompts()) {
       reject(413, std::to_string(classes.size()) + " classes x " + std::to_string(templates.size()) + " templates = " +
@@ -409,10 +438,14 @@ struct Server::State {
                       " per request (--max-prompts); use fewer templates, or save the classifier with clip_zeroshot "
                       "--save-classifier and serve it with --classifier NAME=FILE");
     }
+    // The cache key: every name and template with its length before it, so that no two lists share a key.
     std::string key;
-    for (const auto& c : classes) key += c + '\x1f';
-    key += '\x1e';
-    for (const auto& t : templates) key += t + '\x1f';
+    const auto add = [&key](const std::vector<std::string>& list) {
+      key += std::to_string(list.size()) + ':';
+      for (const auto& item : list) key += std::to_string(item.size()) + ':' + item;
+    };
+    add(classes);
+    add(templates);
     {
       std::lock_guard<std::mutex> lock(cache_mutex);
       for (auto it = cache.begin(); it != cache.end(); ++it) {
@@ -433,7 +466,7 @@ struct Server::State {
                       utf8_excerpt(classes.at(e.index() / templates.size())) + "'): " + e.reason());
     }
     auto classifier = std::make_shared<const ZeroShotClassifier>(
-        ZeroShotClassifier::from_prompt_embeddings(run_in_pieces(BatchKind::text, ids), classes, templates));
+        ZeroShotClassifier::from_prompt_embeddings(run_in_pieces(BatchKind::text, ids, deadline), classes, templates));
     {
       std::lock_guard<std::mutex> m(metrics_mutex);
       ++cache_misses;
@@ -446,31 +479,34 @@ struct Server::State {
     return classifier;
   }
 
-  ServeResponse classify(const ServeRequest& r) {
+  ServeResponse classify(const ServeRequest& r, Clock::time_point deadline) {
     const std::optional<json> parsed = optional_body(r);
     const json body = parsed ? *parsed : form_fields(r);
     check_fields(body, {"images", "image", "classes", "templates", "template_set", "classifier", "top_k"});
     const std::vector<std::string> images = image_bytes(r, &body);  // before the classifier: cheap checks first
     const int64_t top_k = integer(body, "top_k", 5, 1, 1 << 20);
-    std::shared_ptr<const ZeroShotClassifier> classifier = classifier_for(body);
-    const at::Tensor features = run(BatchKind::image, image_inputs(images));
+    std::shared_ptr<const ZeroShotClassifier> classifier = classifier_for(body, deadline);
+    const at::Tensor features = run(BatchKind::image, image_inputs(images), deadline);
     const Prediction p = classifier->classify(features, top_k);
-    const at::Tensor idx = p.top_indices.to(at::kCPU).contiguous(), prob = p.top_probabilities.to(at::kCPU).contiguous();
+    const at::Tensor idx = p.top_indices.to(at::kCPU, at::kLong).contiguous();
+    const at::Tensor prob = p.top_probabilities.to(at::kCPU, at::kFloat).contiguous();
+    const auto index_of = idx.accessor<int64_t, 2>();
+    const auto probability_of = prob.accessor<float, 2>();
     json predictions = json::array();
     for (int64_t i = 0; i < idx.size(0); ++i) {
       json row = json::array();
       for (int64_t j = 0; j < idx.size(1); ++j) {
-        const int64_t c = idx[i][j].item<int64_t>();
+        const int64_t c = index_of[i][j];
         row.push_back({{"class", classifier->classes().at(static_cast<size_t>(c))},
                        {"index", c},
-                       {"probability", prob[i][j].item<float>()}});
+                       {"probability", probability_of[i][j]}});
       }
       predictions.push_back(std::move(row));
     }
     return json_response(200, json{{"model", options.model_name()}, {"predictions", std::move(predictions)}});
   }
 
-  ServeResponse search(const ServeRequest& r) {
+  ServeResponse search(const ServeRequest& r, Clock::time_point deadline) {
     if (!index) reject(404, "no index is loaded: start clip_serve with --index DIR (made by clip_index)");
     const std::optional<json> parsed = optional_body(r);
     const json body = parsed ? *parsed : form_fields(r);
@@ -489,9 +525,9 @@ struct Server::State {
         texts.insert(texts.end(), more.begin(), more.end());
       }
       check_count(texts.size(), "texts");
-      queries = run(BatchKind::text, text_inputs(texts, /*truncate=*/true, "texts"));
+      queries = run(BatchKind::text, text_inputs(texts, /*truncate=*/true, "texts"), deadline);
     } else {
-      queries = run(BatchKind::image, image_inputs(image_bytes(r, &body)));
+      queries = run(BatchKind::image, image_inputs(image_bytes(r, &body)), deadline);
     }
     const auto hits = index->search(queries, std::min<int64_t>(k, index->size()));
     json results = json::array();
@@ -555,11 +591,11 @@ struct Server::State {
     return out;
   }
 
-  ServeResponse dispatch(const ServeRequest& r, const std::string& endpoint) {
-    if (endpoint == "/v1/embed/text") return embed_text(r);
-    if (endpoint == "/v1/embed/image") return embed_image(r);
-    if (endpoint == "/v1/classify") return classify(r);
-    if (endpoint == "/v1/search") return search(r);
+  ServeResponse dispatch(const ServeRequest& r, const std::string& endpoint, Clock::time_point deadline) {
+    if (endpoint == "/v1/embed/text") return embed_text(r, deadline);
+    if (endpoint == "/v1/embed/image") return embed_image(r, deadline);
+    if (endpoint == "/v1/classify") return classify(r, deadline);
+    if (endpoint == "/v1/search") return search(r, deadline);
     if (endpoint == "/healthz") return healthz();
     ServeResponse out;
     if (endpoint == "/metrics") {
@@ -571,41 +607,99 @@ struct Server::State {
     return out;
   }
 
+  // The endpoint a path names ("other" for none): the metrics' label.
+  static std::string endpoint_of(const ServeRequest& r) {
+    const auto route = std::find_if(kRoutes.begin(), kRoutes.end(), [&](const auto& p) { return r.path == p.first; });
+    return route == kRoutes.end() ? "other" : route->first;
+  }
+
+  // Throws HttpError for a request whose body must not be read: its size is unknown before reading (no
+  // Content-Length, chunked) or it is compressed (httplib would inflate it without a limit); and Range requests
+  // (httplib would apply them to every answer). Only for requests from an HTTP layer.
+  static void check_framing(const ServeRequest& r) {
+    if (!r.from_http) return;
+    if (!r.range.empty()) reject(400, "Range requests are not supported");
+    const auto identity = [](const std::string& v) { return v.empty() || v == "identity"; };
+    if (!identity(r.content_encoding)) {
+      throw HttpError{415, "compressed request bodies (Content-Encoding: " + utf8_excerpt(r.content_encoding) +
+                               ") are not accepted; send the body as it is"};
+    }
+    if (r.method == "POST" && (!identity(r.transfer_encoding) || !r.content_length)) {
+      throw HttpError{411, "send the body with a Content-Length header (chunked or unsized bodies are not accepted)"};
+    }
+  }
+
+  // Throws HttpError for a request that goes no further than its request line and headers.
+  void check_admission(const ServeRequest& r) const {
+    check_framing(r);
+    const auto route = std::find_if(kRoutes.begin(), kRoutes.end(), [&](const auto& p) { return r.path == p.first; });
+    if (route == kRoutes.end()) reject(404, "no such endpoint: " + utf8_excerpt(r.path) + " (see GET /openapi.json)");
+    const std::string endpoint = route->first;
+    const bool head_of_get = r.method == "HEAD" && std::string(route->second) == "GET";
+    if (r.method != route->second && !head_of_get) {
+      throw HttpError{405, endpoint + " takes " + route->second + ", not " + utf8_excerpt(r.method),
+                      {{"Allow", route->second}}};
+    }
+    if (!options.token().empty() && endpoint != "/healthz") {
+      // The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
+      const std::string prefix = "bearer ";
+      std::string scheme = r.authorization.substr(0, prefix.size());
+      std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
+      const bool has = scheme == prefix;
+      if (!has || !same_secret(r.authorization.substr(std::min(prefix.size(), r.authorization.size())),
+                               options.token())) {
+        throw HttpError{401, has ? "wrong bearer token" : "this server wants an Authorization: Bearer <token> header",
+                        {{"WWW-Authenticate", "Bearer"}}};
+      }
+    }
+  }
+
+  void record(const std::string& endpoint, int status, double seconds) {
+    std::lock_guard<std::mutex> lock(metrics_mutex);
+    ++requests[{endpoint, status}];
+    latency.try_emplace(endpoint, kLatencyBounds).first->second.add(seconds);
+  }
+
+  static ServeResponse from_error(const HttpError& e) {
+    ServeResponse out = error_response(e.status, e.message);
+    out.headers = e.headers;
+    return out;
+  }
+
+  std::optional<ServeResponse> admit(const ServeRequest& r) {
+    const auto start = Clock::now();
+    try {
+      check_framing(r);
+      return std::nullopt;
+    } catch (const HttpError& e) {
+      ServeResponse out = from_error(e);
+      out.headers.emplace_back("Connection", "close");  // the body, if any, is left unread
+      record(endpoint_of(r), out.status, seconds_since(start));
+      return out;
+    }
+  }
+
   ServeResponse handle(const ServeRequest& r) {
     const auto start = Clock::now();
+    const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double, std::milli>(options.timeout_ms()));
     ++in_flight;
-    std::string endpoint = "other";
+    const std::string endpoint = endpoint_of(r);
     ServeResponse out;
     try {
-      const auto route = std::find_if(kRoutes.begin(), kRoutes.end(), [&](const auto& p) { return r.path == p.first; });
-      if (route == kRoutes.end()) reject(404, "no such endpoint: " + utf8_excerpt(r.path) + " (see GET /openapi.json)");
-      endpoint = route->first;
-      if (r.method != route->second) {
-        throw HttpError{405, endpoint + " takes " + route->second + ", not " + utf8_excerpt(r.method),
-                        {{"Allow", route->second}}};
-      }
-      if (!options.token().empty() && endpoint != "/healthz") {
-        const std::string prefix = "Bearer ";
-        const bool has = r.authorization.rfind(prefix, 0) == 0;
-        if (!has || !same_secret(r.authorization.substr(prefix.size()), options.token())) {
-          throw HttpError{401, has ? "wrong bearer token" : "this server wants an Authorization: Bearer <token> header",
-                          {{"WWW-Authenticate", "Bearer"}}};
-        }
-      }
-      out = dispatch(r, endpoint);
+      check_admission(r);
+      out = dispatch(r, endpoint, deadline);
     } catch (const HttpError& e) {
-      out = error_response(e.status, e.message);
-      out.headers = e.headers;
+      out = from_error(e);
     } catch (const Error& e) {
       out = error_response(400, e.what());
     } catch (const std::exception& e) {
       out = error_response(500, "internal error: " + error_message(e));
     }
+    if (r.method == "HEAD") out.body.clear();
+    if (stopping) out.headers.emplace_back("Connection", "close");  // no next request on this connection
     --in_flight;
-    const double seconds = seconds_since(start);
-    std::lock_guard<std::mutex> lock(metrics_mutex);
-    ++requests[{endpoint, out.status}];
-    latency.try_emplace(endpoint, kLatencyBounds).first->second.add(seconds);
+    record(endpoint, out.status, seconds_since(start));
     return out;
   }
 };
@@ -618,7 +712,9 @@ Server::Server(CLIPImpl& model, const Tokenizer& tokenizer, ServeOptions options
     fail("HTTP server: max_items (--max-items, ", o.max_items(), ") is over the queue's length (--max-queue, ",
          o.batching().max_queue(), "): a full request could never be queued; raise --max-queue or lower --max-items");
   }
-  if (o.timeout_ms() <= 0) fail("HTTP server: timeout_ms (--timeout-ms) must be positive");
+  if (!(o.timeout_ms() > 0 && o.timeout_ms() <= 86'400'000)) {
+    fail("HTTP server: timeout_ms (--timeout-ms) must lie in (0, 86400000] (a day), got ", o.timeout_ms());
+  }
   if (o.templates().empty()) fail("HTTP server: no default templates");
   if (o.model_name().empty()) o.model_name(model.config().name);
   BatcherOptions batching = o.batching();
@@ -646,19 +742,35 @@ void Server::add_classifier(const std::string& name, ZeroShotClassifier classifi
 }
 
 int Server::start() {
+  std::lock_guard<std::mutex> lock(state_->http_mutex);
   if (state_->http) fail("HTTP server: already started");
+  if (state_->stopping) fail("HTTP server: stopped before it started");
   state_->http = make_http_frontend(*this, state_->options);
   return state_->http->port();
 }
 
 void Server::stop() {
+  std::lock_guard<std::mutex> lock(state_->http_mutex);
+  state_->stopping = true;
   if (state_->http) state_->http->stop();
 }
 
+bool Server::running() const {
+  std::lock_guard<std::mutex> lock(state_->http_mutex);
+  return state_->http && state_->http->running();
+}
+
 void Server::wait() {
-  if (state_->http) state_->http->wait();
+  HttpFrontend* http = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(state_->http_mutex);
+    http = state_->http.get();
+  }
+  if (http) http->wait();
   state_->batcher->stop();
 }
+
+std::optional<ServeResponse> Server::admit(const ServeRequest& request) { return state_->admit(request); }
 
 ServeResponse Server::handle(const ServeRequest& request) { return state_->handle(request); }
 

@@ -1,14 +1,15 @@
 #pragma once
 /// Dynamic batching: many threads ask for embeddings, one worker runs the model on batches made of their rows.
 ///
-///   clip::DynamicBatcher batcher(*model, clip::BatcherOptions().max_batch(32).max_wait_ms(5));
+///   clip::DynamicBatcher batcher(*model, clip::BatcherOptions().max_batch(32).max_wait_ms(2));
 ///   // on any thread, at the same time as others:
 ///   clip::BatchResult r = batcher.embed(clip::BatchKind::text, tokenizer->tokenize({"a cat"}), 30'000ms);
 ///   if (r.status == clip::BatchStatus::ok) use(r.embeddings);   // [1, D] fp32, L2-normalized, on the CPU
 ///
 /// Rows wait in one queue per kind (text and image rows never share a batch). The worker takes the kind whose oldest
 /// row has waited longest and runs a batch as soon as `max_batch` rows of it are waiting, or when that oldest row has
-/// waited `max_wait_ms`: a lone request pays at most max_wait_ms, concurrent ones share forward passes. A request
+/// waited `max_wait_ms`: a lone request pays at most max_wait_ms, concurrent ones share forward passes (and rows that
+/// arrive while a batch runs wait for the next one, so batches form under load even with max_wait_ms 0). A request
 /// larger than max_batch is split over several batches; rows of different requests share a batch, and each request
 /// gets back exactly its own rows, in order. The batcher is the only user of the model while it runs (it puts the
 /// model in eval mode): build it over a model no other thread encodes with.
@@ -43,7 +44,11 @@ struct BatchRecord {
 /// How the batcher batches.
 struct BatcherOptions {
   TORCH_ARG(int64_t, max_batch) = 32;      ///< rows per forward pass, at most
-  TORCH_ARG(double, max_wait_ms) = 5.0;    ///< the longest a queued row waits for others to join its batch
+  /// The longest a queued row waits for others to join its batch. 0: a batch runs as soon as the worker is free, so
+  /// it holds the rows that arrived while the previous one ran (on the CPU this batches as well as waiting and adds
+  /// no latency at low load: docs/serving.md); a GPU, whose batches finish faster than requests arrive, may want a
+  /// few milliseconds.
+  TORCH_ARG(double, max_wait_ms) = 0.0;
   TORCH_ARG(int64_t, max_queue) = 1024;    ///< rows waiting, both kinds together; embed() refuses beyond (queue_full)
   /// Called after every forward pass (metrics); must not block or throw.
   TORCH_ARG(std::function<void(const BatchRecord&)>, on_batch) = nullptr;

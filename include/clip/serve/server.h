@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -69,6 +70,11 @@ struct ServeRequest {
   };
   std::vector<File> files;                    ///< multipart/form-data parts that carry a filename
   std::map<std::string, std::string> fields;  ///< the other multipart parts (field name -> value)
+  /// Set by an HTTP layer, with the framing headers below: admit() and handle() then refuse bodies of unknown size
+  /// (no Content-Length, chunked), compressed bodies and Range requests.
+  bool from_http = false;
+  std::optional<int64_t> content_length;
+  std::string transfer_encoding, content_encoding, range;
 };
 
 /// What the server answers.
@@ -98,10 +104,22 @@ class Server {
   int start();
   /// Stops accepting connections; requests being handled are answered. Thread-safe, idempotent; returns at once.
   void stop();
-  /// Blocks until the server has stopped and answered its in-flight requests, then stops the batcher.
+  /// Blocks until the server has stopped and answered the requests it was handling, then stops the batcher.
+  /// Connections accepted but not yet picked up by a thread are closed unanswered; responses sent while stopping say
+  /// "Connection: close".
   void wait();
+  /// Whether it accepts connections: false before start(), after stop(), and when accepting failed for good (the
+  /// process ran out of descriptors, the network went away): a program should then exit.
+  bool running() const;
 
-  /// Handles one request (what the HTTP layer calls, on many threads at once). Never throws.
+  /// For a request from_http, before its body is read: refuses a body whose size is not known in advance (no
+  /// Content-Length, chunked) or that is compressed (it would be inflated without a limit), and Range requests; the
+  /// refusal is recorded in the metrics and says "Connection: close" (the body stays unread). nullopt to go on: the
+  /// HTTP layer then reads the body, at most ServeOptions::max_body_bytes, and calls handle().
+  std::optional<ServeResponse> admit(const ServeRequest& request);
+
+  /// Handles one request (what the HTTP layer calls, on many threads at once): the endpoint and method, the bearer
+  /// token, admit()'s checks, then the endpoint's work. Never throws.
   ServeResponse handle(const ServeRequest& request);
 
   /// The Prometheus text of GET /metrics.
