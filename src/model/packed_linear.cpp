@@ -15,16 +15,6 @@ struct PackedLinears::Int8Weights {
 
 namespace {
 
-// The quantized engine that packs int8 weights: oneDNN where it exists (on this project's AVX-512 machine it
-// measured fastest on LibTorch 1.13 and 2.11, docs/performance.md), else x86 / FBGEMM.
-at::QEngine int8_engine() {
-  const auto& engines = at::globalContext().supportedQEngines();
-  for (const at::QEngine engine : {at::QEngine::ONEDNN, at::QEngine::X86, at::QEngine::FBGEMM}) {
-    if (std::find(engines.begin(), engines.end(), engine) != engines.end()) return engine;
-  }
-  fail("int8 inference: this LibTorch has no quantized engine for linear layers (oneDNN, x86 or FBGEMM); use fp32");
-}
-
 // weight [out, in] fp32 -> int8 per output channel, scale max|w| / 127 (zero point 0), packed with the bias.
 c10::intrusive_ptr<LinearPackedParamsBase> pack_int8(const at::Tensor& weight, const at::Tensor& bias) {
   const at::Tensor w = weight.detach().contiguous();
@@ -43,7 +33,11 @@ c10::intrusive_ptr<LinearPackedParamsBase> pack_int8(const at::Tensor& weight, c
   std::lock_guard<std::mutex> lock(engine_mutex);
   auto& context = at::globalContext();
   const at::QEngine previous = context.qEngine();
-  context.setQEngine(int8_engine());
+  const std::optional<at::QEngine> engine = preferred_int8_engine();
+  if (!engine) {
+    fail("int8 inference: this LibTorch has no quantized engine for linear layers (oneDNN, x86 or FBGEMM); use fp32");
+  }
+  context.setQEngine(*engine);
   try {
     auto packed = prepack.call(quantized, bias.defined() ? c10::optional<at::Tensor>(bias.detach().contiguous())
                                                          : c10::optional<at::Tensor>());
@@ -56,6 +50,14 @@ c10::intrusive_ptr<LinearPackedParamsBase> pack_int8(const at::Tensor& weight, c
 }
 
 }  // namespace
+
+std::optional<at::QEngine> preferred_int8_engine() {
+  const auto& engines = at::globalContext().supportedQEngines();
+  for (const at::QEngine engine : {at::QEngine::ONEDNN, at::QEngine::X86, at::QEngine::FBGEMM}) {
+    if (std::find(engines.begin(), engines.end(), engine) != engines.end()) return engine;
+  }
+  return std::nullopt;
+}
 
 at::Tensor PackedLinears::operator()(size_t slot, const at::Tensor& x, const at::Tensor& weight,
                                      const at::Tensor& bias) {
@@ -100,7 +102,7 @@ at::Tensor PackedLinears::run(size_t slot, const at::Tensor& x, const at::Tensor
       const at::Tensor b = !bias.defined() ? at::Tensor() : scale ? bias.detach() * out_scale : bias.detach();
       switch (precision) {
         case InferencePrecision::int8:
-          p.int8 = std::make_shared<Int8Weights>(Int8Weights{pack_int8(w, b), int8_engine() != at::QEngine::ONEDNN});
+          p.int8 = std::make_shared<Int8Weights>(Int8Weights{pack_int8(w, b), preferred_int8_engine() != at::QEngine::ONEDNN});
           break;
         case InferencePrecision::bf16:
           p.packed = w.to(at::kBFloat16).contiguous();

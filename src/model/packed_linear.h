@@ -14,11 +14,17 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "clip/model/precision.h"
 
 namespace clip {
+
+/// The quantized engine that packs int8 weights: oneDNN where this LibTorch has it (on this project's AVX-512 machine
+/// it measured fastest on LibTorch 1.13 and 2.11, docs/performance.md), else x86, else FBGEMM; nullopt with none
+/// (int8_available() in clip/model/precision.h asks this).
+std::optional<at::QEngine> preferred_int8_engine();
 
 class PackedLinears {
  public:

@@ -3,6 +3,7 @@
 #include <ATen/Context.h>
 
 #include "clip/util/error.h"
+#include "model/packed_linear.h"
 
 namespace clip {
 namespace {
@@ -40,12 +41,7 @@ bool cpu_has_native_bf16() {
 #endif
 }
 
-bool int8_available() {
-  for (const at::QEngine engine : at::globalContext().supportedQEngines()) {
-    if (engine == at::QEngine::ONEDNN || engine == at::QEngine::FBGEMM || engine == at::QEngine::X86) return true;
-  }
-  return false;
-}
+bool int8_available() { return preferred_int8_engine().has_value(); }
 
 void check_inference_precision(InferencePrecision precision, bool on_cpu) {
   if (precision == InferencePrecision::fp32) return;
