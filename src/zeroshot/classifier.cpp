@@ -8,6 +8,7 @@
 #include "clip/embed.h"
 #include "clip/io/safetensors.h"
 #include "clip/util/error.h"
+#include "clip/zeroshot/metrics.h"
 #include "clip/text/prompts.h"
 #include "util/json.h"
 
@@ -63,10 +64,10 @@ at::Tensor ZeroShotClassifier::logits(const at::Tensor& image_features) const {
 
 Prediction ZeroShotClassifier::classify(const at::Tensor& image_features, int64_t k) const {
   Prediction p;
-  p.probabilities = at::softmax(logits(image_features), -1);
-  auto top = p.probabilities.topk(std::min<int64_t>(std::max<int64_t>(k, 1), weights_.size(0)), -1);
-  p.top_probabilities = std::get<0>(top);
-  p.top_indices = std::get<1>(top);
+  const at::Tensor l = logits(image_features);
+  p.probabilities = at::softmax(l, -1);
+  p.top_indices = ranked_topk(l, k).to(l.device());  // equal logits: the lower class first
+  p.top_probabilities = p.probabilities.gather(1, p.top_indices);
   return p;
 }
 

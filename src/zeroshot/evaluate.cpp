@@ -1,5 +1,7 @@
 #include "clip/zeroshot/evaluate.h"
 
+#include "clip/zeroshot/metrics.h"
+
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/nn/module.h>
@@ -104,7 +106,10 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
   PredictionWriter writer(options.output, s.labeled, s.k);
   at::Tensor confusion = at::zeros({classes, classes}, at::kLong);
   auto confusion_counts = confusion.accessor<int64_t, 2>();
-  int64_t correct1 = 0, correctk = 0;
+  int64_t correctk = 0;
+  std::vector<at::Tensor> ranks;  // per batch: [n, max(k, 5)] ranked classes of the labeled images
+  std::vector<int64_t> targets;
+  const int64_t ranked = std::max<int64_t>(s.k, std::min<int64_t>(5, classes));
   double classify_seconds = 0;
   Progress progress("classify", stream.size(), "img");
   c10::InferenceMode inference;
@@ -117,7 +122,7 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
     s.skipped += static_cast<int64_t>(batch->errors.size());
     if (!batch->indices.empty()) {
       const auto model_start = Clock::now();
-      const Prediction p = classifier.classify(batch->features, s.k);
+      const Prediction p = classifier.classify(batch->features, ranked);
       const at::Tensor top_i = p.top_indices.to(at::kCPU), top_p = p.top_probabilities.to(at::kCPU, at::kDouble);
       classify_seconds += seconds_since(model_start);
       const auto idx = top_i.accessor<int64_t, 2>();
@@ -130,12 +135,13 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
         if (s.labeled) {
           const int64_t truth = folder.labels[size_t(item)];
           label = &classifier.classes()[size_t(truth)];
-          correct1 += idx[int64_t(row)][0] == truth;
           for (int64_t j = 0; j < s.k; ++j) correctk += idx[int64_t(row)][j] == truth;
+          targets.push_back(truth);
           ++confusion_counts[truth][idx[int64_t(row)][0]];
         }
         writer.row(folder.paths[size_t(item)], label, top);
       }
+      if (s.labeled) ranks.push_back(top_i);
       s.images += static_cast<int64_t>(batch->indices.size());
     }
     if (options.progress) progress.advance(static_cast<int64_t>(batch->indices.size() + batch->errors.size()));
@@ -146,12 +152,10 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
   s.cpu = stream.cpu_split();
   if (s.images == 0) fail(folder.root, ": none of its ", stream.size(), " images could be read");
   if (s.labeled) {
-    s.top1 = double(correct1) / double(s.images);
+    s.metrics = classification_metrics_from_ranks(at::cat(ranks), at::tensor(targets, at::kLong), classes);
+    s.top1 = s.metrics.acc1;
     s.topk = double(correctk) / double(s.images);
-    const at::Tensor per_class_total = confusion.sum(1).to(at::kDouble);
-    const at::Tensor present = per_class_total > 0;
-    const at::Tensor per_class = confusion.diagonal().to(at::kDouble) / per_class_total.clamp_min(1);
-    s.mean_per_class = per_class.masked_select(present).mean().item<double>();
+    s.mean_per_class = s.metrics.mean_per_class_recall;
     if (!options.confusion.empty()) write_confusion(options.confusion, classifier.classes(), confusion);
   }
   writer.commit();

@@ -15,6 +15,7 @@
 #include "clip/image/loader.h"
 #include "clip/util/cpu_split.h"
 #include "clip/zeroshot/classifier.h"
+#include "clip/zeroshot/metrics.h"
 
 namespace clip {
 
@@ -37,6 +38,7 @@ struct ZeroShotSummary {
   std::vector<ItemError> errors;
   bool labeled = false;
   double top1 = 0, topk = 0, mean_per_class = 0;  ///< accuracies in [0, 1] (labeled folders)
+  ClassificationMetrics metrics;  ///< labeled folders: CLIP_benchmark's acc1, acc5, mean_per_class_recall
   int64_t k = 0;                                   ///< the k of topk
   double seconds = 0;         ///< wall time, folder in to predictions out
   double wait_seconds = 0;    ///< time the model waited for decoded batches
