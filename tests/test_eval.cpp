@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -205,6 +206,25 @@ TEST(LinearProbe, FitsMeetTheOptimalityConditions) {
   }
 }
 
+TEST(LinearProbe, RefusesAClassWithoutSamplesAndRunsUnderInferenceMode) {
+  at::manual_seed(4);
+  const at::Tensor x = at::randn({40, 5}, at::kDouble);
+  const at::Tensor y = at::randint(0, 2, {40}, at::kLong);  // classes 0 and 1 of 3
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::LogisticRegression::fit(x, y, 3); }),
+                  "1 of the 3 classes have no training sample (the first: class 2)");
+  c10::InferenceMode inference;  // as a caller holding features made under InferenceMode
+  const at::Tensor xi = at::randn({40, 5}, at::kDouble);
+  const clip::LogisticRegression m = clip::LogisticRegression::fit(xi, y, 2);
+  EXPECT_TRUE(m.converged);
+}
+
+TEST(Metrics, RetrievalRefusesNonFiniteEmbeddings) {
+  at::Tensor img = at::eye(3);
+  img[1][1] = std::nan("");
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::caption_retrieval_metrics(img, at::eye(3), {{0, 0}, {1, 1}}); }),
+                  "NaN or infinity");
+}
+
 TEST(LinearProbe, SearchFollowsTheParametricBinarySearch) {
   at::manual_seed(1);
   const int64_t d = 10, classes = 4;
@@ -326,6 +346,8 @@ TEST(ClipEval, ZeroshotRetrievalAndLinearProbeWriteClipBenchmarkResults) {
       if (entry.is_regular_file()) csv << entry.path().string() << "\ta photo of a " << entry.path().parent_path().filename().string() << "\n";
     }
   }
+  std::ofstream(tmp / "broken.png") << "not a png";
+  std::ofstream(tmp / "captions.tsv", std::ios::app) << (tmp / "broken.png") << "\ta broken image\n";
   auto rt = eval("retrieval --checkpoint " + model + " --csv " + (tmp / "captions.tsv") + " --recall-k 1 2");
   ASSERT_EQ(rt.exit_code, 0) << rt.output;
   const json r = last_json_line(rt.output);
@@ -334,7 +356,9 @@ TEST(ClipEval, ZeroshotRetrievalAndLinearProbeWriteClipBenchmarkResults) {
                           "text_retrieval_recall@2"}) {
     ASSERT_TRUE(r["metrics"].contains(key)) << key;
   }
-  EXPECT_DOUBLE_EQ(r["metrics"]["image_retrieval_recall@2"].get<double>(), 1.0);  // 2 captions, each finds its class
+  // 2 captions, each finds its class; the broken image's caption left with it (else 2 of 3 would be found)
+  EXPECT_DOUBLE_EQ(r["metrics"]["image_retrieval_recall@2"].get<double>(), 1.0);
+  EXPECT_CONTAINS(rt.output, "skipped");
 
   const std::string train = labeled(tmp, "train", 4), test = labeled(tmp, "test", 1);
   auto lp = eval("linear-probe --checkpoint " + model + " --train " + train + " --test " + test + " --val-proportion 0.25");
@@ -353,12 +377,16 @@ TEST(ClipEval, RefusesBadInputWithOneLine) {
   const std::string train = labeled(tmp, "train", 1);
   fs::create_directories(fs::path(tmp / "other") / "horse");
   fs::copy_file(clip::test::data("preprocess/images/horse.png"), fs::path(tmp / "other") / "horse" / "h.png");
+  fs::copy(train, tmp / "with_empty", fs::copy_options::recursive);
+  fs::create_directories(fs::path(tmp / "with_empty") / "empty");
   const auto cases = std::vector<std::pair<std::string, std::string>>{
       {"zeroshot --checkpoint " + model, "--images"},
       {"linear-probe --checkpoint " + model + " --train " + train + " --test " + (tmp / "other"), "horse"},
       {"linear-probe --checkpoint " + model + " --train " + train + " --test " + train + " --val-proportion 0.01",
        "--val-proportion"},
       {"retrieval --checkpoint " + model + " --csv " + clip::test::data("vit_tiny.json"), "vit_tiny.json"},
+      {"linear-probe --checkpoint " + model + " --train " + (tmp / "with_empty") + " --test " + train + " --val " + train,
+       "class 'empty' has no training image"},
       {"nothing", "nothing"},
   };
   for (const auto& [args, needle] : cases) {

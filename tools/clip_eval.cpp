@@ -10,6 +10,8 @@
 #include <map>
 #include <random>
 
+#include <ATen/ATen.h>
+
 #include "clip/data/image_folder.h"
 #include "clip/eval/evaluate.h"
 #include "clip/eval/linear_probe.h"
@@ -186,6 +188,14 @@ int linear_probe(const Common& c, const ProbeParams& p) {
     va.labels = tr.labels.index_select(0, v);
     tr.features = tr.features.index_select(0, t);
     tr.labels = tr.labels.index_select(0, t);
+  }
+  const at::Tensor counts = at::bincount(tr.labels, {}, classes);
+  for (int64_t k = 0; k < classes; ++k) {
+    if (counts[k].item<int64_t>() == 0) {
+      clip::fail(p.train, ": class '", train.classes[size_t(k)], "' has no training image",
+                 p.val.empty() ? " after the validation hold-out (--val-proportion)" : "",
+                 "; a linear probe needs every class in training");
+    }
   }
   clip::LabeledFeatures te = clip::labeled_image_features(*model, test, normalize, c.batch_size, c.workers);
   report_skipped(te.skipped);

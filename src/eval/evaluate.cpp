@@ -56,7 +56,7 @@ ImageFolder read_labeled_csv(const std::string& path, const std::string& image_k
   }
   if (rows.paths.empty()) fail(path, ": no rows");
   ImageFolder out;
-  out.root = std::filesystem::path(path).parent_path().string();
+  out.root = path;  // names the list in errors (its paths are resolved already)
   const std::set<std::string> names(rows.captions.begin(), rows.captions.end());
   out.classes.assign(names.begin(), names.end());
   std::map<std::string, int64_t> index;
@@ -106,12 +106,19 @@ CaptionRetrievalMetrics evaluate_retrieval_set(CLIPImpl& model, const Tokenizer&
     }
   }
   if (parts.empty()) fail(set.source, ": none of its ", set.images.size(), " images could be read");
+  // Captions whose images were all unreadable leave with them (as queries they could never be found).
+  std::vector<int64_t> text_row(set.texts.size(), -1);
+  std::vector<std::string> texts;
   std::vector<std::pair<int64_t, int64_t>> matches;
   for (const auto& [t, i] : set.matches) {
-    if (row_of[size_t(i)] >= 0) matches.emplace_back(t, row_of[size_t(i)]);
+    if (row_of[size_t(i)] < 0) continue;
+    if (text_row[size_t(t)] < 0) {
+      text_row[size_t(t)] = static_cast<int64_t>(texts.size());
+      texts.push_back(set.texts[size_t(t)]);
+    }
+    matches.emplace_back(text_row[size_t(t)], row_of[size_t(i)]);
   }
-  const at::Tensor texts = embed_texts(model, tokenizer, set.texts, options);
-  return caption_retrieval_metrics(at::cat(parts), texts, matches, ks);
+  return caption_retrieval_metrics(at::cat(parts), embed_texts(model, tokenizer, texts, options), matches, ks);
 }
 
 LabeledFeatures labeled_image_features(CLIPImpl& model, const ImageFolder& folder, bool normalize, int64_t batch_size,

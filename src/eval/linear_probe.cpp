@@ -1,6 +1,7 @@
 #include "clip/eval/linear_probe.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/optim/lbfgs.h>
 
 #include <cmath>
@@ -30,8 +31,18 @@ LogisticRegression LogisticRegression::fit(const at::Tensor& features, const at:
   if (classes < 2) fail("linear probe: needs at least 2 classes, got ", classes);
   if (!(options.c() > 0)) fail("linear probe: C must be positive, got ", options.c());
   check_inputs(features, labels, classes, "training");
-  const at::Tensor x = features.to(at::kCPU, at::kDouble).contiguous();
-  const at::Tensor y = labels.to(at::kCPU, at::kLong);
+  // Autograd on, whatever the caller's mode (InferenceMode, NoGradGuard); inputs copied out of inference tensors.
+  c10::InferenceMode not_inference(false);
+  at::AutoGradMode grad(true);
+  const at::Tensor x = features.to(at::kCPU, at::kDouble).clone();
+  const at::Tensor y = labels.to(at::kCPU, at::kLong).clone();
+  // A class without a sample has no finite optimum (its unpenalised bias runs to -infinity): refused, as
+  // scikit-learn fits only the classes it sees.
+  const at::Tensor counts = at::bincount(y, {}, classes);
+  if (const int64_t empty = (counts == 0).sum().item<int64_t>(); empty > 0) {
+    fail("linear probe: ", empty, " of the ", classes, " classes have no training sample (the first: class ",
+         (counts == 0).nonzero()[0][0].item<int64_t>(), ")");
+  }
   const int64_t n = x.size(0), d = x.size(1);
   const double penalty = 1.0 / (2.0 * options.c() * static_cast<double>(n));
   const bool binary = classes == 2;  // scikit-learn fits one logistic vector for two classes
@@ -113,17 +124,17 @@ LinearProbeResult linear_probe(const at::Tensor& train_x, const at::Tensor& trai
     return std::pow(10.0, options.log10_lambda_min() + static_cast<double>(i) / static_cast<double>(steps));
   };
   LinearProbeResult result;
-  std::map<int64_t, double> tried;  // grid index -> validation acc1
+  std::map<int64_t, ClassificationMetrics> tried;  // grid index -> validation metrics
   const auto accuracy_at = [&](int64_t i) {
-    if (auto it = tried.find(i); it != tried.end()) return it->second;
+    if (auto it = tried.find(i); it != tried.end()) return it->second.acc1;
     const LogisticRegression m = LogisticRegression::fit(
         train_x, train_y, classes,
         LogisticRegressionOptions().c(1.0 / lambda_at(i)).max_iter(options.max_iter()).tolerance(options.tolerance()));
-    const double acc1 = classification_metrics(m.logits(val_x), val_y).acc1;
-    result.search.push_back({lambda_at(i), acc1, m.iterations});
+    const ClassificationMetrics v = classification_metrics(m.logits(val_x), val_y);
+    result.search.push_back({lambda_at(i), v.acc1, m.iterations});
     if (options.on_point()) options.on_point()(result.search.back());
-    tried[i] = acc1;
-    return acc1;
+    tried[i] = v;
+    return v.acc1;
   };
   // find_peak: the first candidate with the highest accuracy (strictly better replaces).
   const auto peak = [&](const std::vector<int64_t>& candidates) {
@@ -150,8 +161,7 @@ LinearProbeResult linear_probe(const at::Tensor& train_x, const at::Tensor& trai
   result.c = 1.0 / result.lambda;
   const LogisticRegressionOptions chosen =
       LogisticRegressionOptions().c(result.c).max_iter(options.max_iter()).tolerance(options.tolerance());
-  result.validation =
-      classification_metrics(LogisticRegression::fit(train_x, train_y, classes, chosen).logits(val_x), val_y);
+  result.validation = tried.at(best);  // the search's own fit at the chosen lambda
   result.model = LogisticRegression::fit(at::cat({train_x.to(at::kDouble), val_x.to(at::kDouble)}),
                                          at::cat({train_y.to(at::kLong), val_y.to(at::kLong)}), classes, chosen);
   result.test = classification_metrics(result.model.logits(test_x), test_y);

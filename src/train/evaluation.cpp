@@ -56,6 +56,8 @@ CaptionRetrievalMetrics caption_retrieval_metrics(const at::Tensor& image_featur
   const at::Tensor img = l2_normalize(image_features.to(at::kCPU, at::kFloat));
   const at::Tensor txt = l2_normalize(text_features.to(at::kCPU, at::kFloat));
   const at::Tensor text_scores = at::matmul(txt, img.t());  // [T, I]
+  // A NaN score would rank first (no comparison with it holds): refuse instead of inflating recall.
+  if (!at::isfinite(text_scores).all().item<bool>()) fail("retrieval: an embedding holds NaN or infinity");
   // Per query, the best rank of its matches (a query without one: never found).
   const auto best_rank = [](const at::Tensor& scores, const at::Tensor& queries, const at::Tensor& targets,
                             int64_t count) {

@@ -9,7 +9,9 @@
 namespace clip {
 
 std::string describe(const CpuSplit& s) {
-  const double total = std::max(1e-9, double(s.cores) * s.wall_seconds);
+  // The cores' time, or the CPU time counted when that is more: over a window of a few hundredths of a second the
+  // kernel's CPU accounting can exceed cores x wall, and the shares must still add up to the whole.
+  const double total = std::max({1e-9, double(s.cores) * s.wall_seconds, s.model + s.decoding + s.idle});
   char line[160];
   std::snprintf(line, sizeof line, "%d core%s x %.1f s: model %.0f%%, decoding %.0f%%, idle %.0f%%", s.cores,
                 s.cores == 1 ? "" : "s", s.wall_seconds, 100 * s.model / total, 100 * s.decoding / total,

@@ -107,7 +107,7 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
   at::Tensor confusion = at::zeros({classes, classes}, at::kLong);
   auto confusion_counts = confusion.accessor<int64_t, 2>();
   int64_t correctk = 0;
-  std::vector<at::Tensor> ranks;  // per batch: [n, max(k, 5)] ranked classes of the labeled images
+  std::vector<at::Tensor> ranks;  // per batch: [n, max(k, min(5, C))] ranked classes of the labeled images
   std::vector<int64_t> targets;
   const int64_t ranked = std::max<int64_t>(s.k, std::min<int64_t>(5, classes));
   double classify_seconds = 0;

@@ -61,7 +61,8 @@ RetrievalSet read_retrieval_csv(const std::string& path, const std::string& imag
                                 const std::string& separator);
 
 /// Embeds the set (images through the model's preprocessing; captions cut to the context, as open_clip's tokenizer
-/// does) and measures retrieval. Unreadable images are left out with their matches and listed in `skipped`.
+/// does) and measures retrieval. Unreadable images are left out, with their matches and the captions left without
+/// one, and listed in `skipped`.
 CaptionRetrievalMetrics evaluate_retrieval_set(CLIPImpl& model, const Tokenizer& tokenizer, const RetrievalSet& set,
                                                const std::vector<int64_t>& ks, int64_t batch_size = 64, int workers = 0,
                                                std::vector<ItemError>* skipped = nullptr);
