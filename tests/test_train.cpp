@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -506,9 +507,30 @@ TEST(EndToEnd, FolderRunWithEvaluationsAndReport) {
   ASSERT_EQ(evals.size(), 1u);
   EXPECT_TRUE(evals[0].contains("zeroshot_top1"));
   EXPECT_TRUE(evals[0].contains("image_to_text_r1"));
+  // The zero-shot evaluation in detail: counts that add up, examples that are what they say.
+  std::ifstream details_file(tmp / "run/zeroshot_details.json");
+  ASSERT_TRUE(details_file) << "zeroshot_details.json beside metrics.jsonl";
+  const nlohmann::json details = nlohmann::json::parse(details_file);
+  EXPECT_EQ(details["classes"], nlohmann::json({"cat", "dog"}));
+  int64_t counted = 0;
+  for (const auto& row : details["confusion"]) {
+    for (const auto& c : row) counted += c.get<int64_t>();
+  }
+  EXPECT_EQ(counted, evals[0]["zeroshot_images"].get<int64_t>());
+  std::map<std::pair<int64_t, bool>, int> per_kind;  // (class, right) -> examples
+  for (const auto& x : details["examples"]) {
+    const int64_t label = x["label"].get<int64_t>();
+    EXPECT_EQ(x["top"].size(), 2u) << "top-k of 2 classes";
+    EXPECT_CONTAINS(x["path"].get<std::string>(), label == 0 ? "/cat/" : "/dog/");
+    ++per_kind[{label, x["top"][0].get<int64_t>() == label}];
+  }
+  EXPECT_FALSE(per_kind.empty());
+  for (const auto& [kind, n] : per_kind) EXPECT_EQ(n, 1) << "one example per class, right and wrong";
   std::ifstream html(r.report);
   const std::string report((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
   EXPECT_NE(report.find("<svg"), std::string::npos);
+  EXPECT_EQ(clip::test::count_of(report, "<td class=\"cell\""), 4u) << "a heatmap cell per class pair";
+  EXPECT_EQ(clip::test::count_of(report, "<figure class=\"example"), details["examples"].size());
   EXPECT_EQ(report.find("<script"), std::string::npos) << "self-contained, no scripts";
   EXPECT_EQ(report.find("http"), std::string::npos) << "no network references";
   EXPECT_NO_THROW(clip::load_model(r.last_checkpoint));

@@ -1,7 +1,5 @@
 #include "clip/index/results.h"
 
-#include <ATen/Parallel.h>
-
 #include <cstdio>
 
 #include "clip/util/error.h"
@@ -94,21 +92,11 @@ std::vector<ResultsSection> sections_of(const std::vector<DuplicateGroup>& group
 
 void write_results_html(const std::string& path, const std::string& title, const std::vector<ResultsSection>& sections,
                         int thumbnail_size) {
-  // Thumbnails first, on every core: decoding full-size photos is the page's whole cost.
-  std::vector<const IndexHit*> hits;
+  std::vector<std::string> paths;
   for (const ResultsSection& s : sections) {
-    for (const IndexHit& h : s.hits) hits.push_back(&h);
+    for (const IndexHit& h : s.hits) paths.push_back(h.path);
   }
-  std::vector<std::string> images(hits.size()), problems(hits.size());
-  at::parallel_for(0, int64_t(hits.size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      try {
-        images[size_t(i)] = data_uri("image/jpeg", detail::jpeg_thumbnail(hits[size_t(i)]->path, thumbnail_size));
-      } catch (const std::exception& e) {
-        problems[size_t(i)] = error_message(e);
-      }
-    }
-  });
+  const std::vector<detail::Thumbnail> thumbnails = detail::jpeg_thumbnails(paths, thumbnail_size);
 
   const std::string t = html_escape(title);
   std::string html =
@@ -131,8 +119,9 @@ void write_results_html(const std::string& path, const std::string& title, const
       std::snprintf(score, sizeof score, "%.4f", double(h.score));
       const std::string name = html_escape(h.path);
       html += "<figure class=\"hit\"><div class=\"img\">";
-      html += images[i].empty() ? "<span class=\"missing\">" + html_escape(problems[i]) + "</span>"
-                                : "<img class=\"thumb\" alt=\"" + name + "\" src=\"" + images[i] + "\">";
+      const detail::Thumbnail& t = thumbnails[i];
+      html += t.jpeg.empty() ? "<span class=\"missing\">" + html_escape(t.problem) + "</span>"
+                             : "<img class=\"thumb\" alt=\"" + name + "\" src=\"" + data_uri("image/jpeg", t.jpeg) + "\">";
       html += "</div><figcaption><span class=\"score\">#" + std::to_string(++rank) + " &middot; " + score +
               "</span><br>" + name + "</figcaption></figure>\n";
       ++i;

@@ -1,6 +1,8 @@
 #include "clip/train/callbacks.h"
 
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -9,14 +11,43 @@
 #include "clip/train/trainer.h"
 #include "clip/util/error.h"
 #include "clip/util/progress.h"
+#include "clip/zeroshot/evaluate.h"
+#include "util/atomic_file.h"
 #include "util/json.h"
 
 namespace clip {
 
+namespace {
+
+double unix_time() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+MetricsFile::MetricsFile(std::string path)
+    : path_(std::move(path)),
+      details_path_((std::filesystem::path(path_).parent_path() / "zeroshot_details.json").string()) {}
+
 void MetricsFile::on_start(const StartEvent& event) {
-  if (event.resumed) return;  // a resumed run appends to its metrics
-  std::ofstream out(path_, std::ios::trunc);
-  if (!out) fail(path_, ": cannot write the metrics file");
+  if (!event.resumed) {  // a resumed run appends to its metrics
+    std::ofstream out(path_, std::ios::trunc);
+    if (!out) fail(path_, ": cannot write the metrics file");
+    std::error_code ignored;  // an overwritten run's details are not this one's
+    std::filesystem::remove(details_path_, ignored);
+  }
+  append(dump_json({{"type", "start"},
+                    {"step", event.first_step},
+                    {"total_steps", event.total_steps},
+                    {"batches_per_epoch", event.batches_per_epoch},
+                    {"global_batch", event.global_batch},
+                    {"world_size", event.world_size},
+                    {"resumed", event.resumed},
+                    {"model", event.model_name},
+                    {"parameters", event.parameters},
+                    {"trainable_parameters", event.trainable_parameters},
+                    {"command", event.command_line},
+                    {"time", unix_time()}}));
 }
 
 void MetricsFile::on_metrics(const MetricsEvent& m) {
@@ -28,16 +59,42 @@ void MetricsFile::on_metrics(const MetricsEvent& m) {
                                {"logit_scale", m.logit_scale},
                                {"samples_per_s", m.samples_per_s},
                                {"data_wait", m.data_wait},
+                               {"step_s", m.step_seconds},
+                               {"data_wait_s", m.data_wait_seconds},
                                {"skipped_images", m.skipped_images},
                                {"nonfinite_skipped", m.nonfinite_skipped}};
   if (m.logit_bias) line["logit_bias"] = *m.logit_bias;
+  line["time"] = unix_time();
   append(dump_json(line));
 }
 
 void MetricsFile::on_eval(const EvalEvent& e) {
   nlohmann::json line = {{"type", "eval"}, {"step", e.step}, {"epoch", e.epoch}};
   for (const auto& [name, value] : e.metrics) line[name] = value;
+  line["time"] = unix_time();
   append(dump_json(line));
+  if (!e.zeroshot) return;
+  const ZeroShotSummary& z = *e.zeroshot;
+  nlohmann::json details = {{"step", e.step},
+                            {"epoch", e.epoch},
+                            {"images", z.images},
+                            {"skipped", z.skipped},
+                            {"acc1", z.metrics.acc1},
+                            {"mean_per_class_recall", z.metrics.mean_per_class_recall},
+                            {"k", z.k},
+                            {"topk_accuracy", z.topk},
+                            {"classes", z.classes},
+                            {"confusion", nlohmann::json::array()},
+                            {"examples", nlohmann::json::array()}};
+  const size_t classes = z.classes.size();
+  for (size_t row = 0; row < classes && z.confusion.size() == classes * classes; ++row) {
+    details["confusion"].push_back(std::vector<int64_t>(z.confusion.begin() + std::ptrdiff_t(row * classes),
+                                                        z.confusion.begin() + std::ptrdiff_t((row + 1) * classes)));
+  }
+  for (const ZeroShotExample& x : z.examples) {
+    details["examples"].push_back({{"path", x.path}, {"label", x.label}, {"top", x.top}, {"p", x.probabilities}});
+  }
+  write_file_atomically(details_path_, dump_json(details));
 }
 
 void MetricsFile::append(const std::string& line) {
@@ -92,6 +149,17 @@ void HtmlReport::on_start(const StartEvent& event) {
   config_json_ = event.config_json;
 }
 
-void HtmlReport::on_end(const TrainResult& /*result*/) { write_report(metrics_path_, html_path_, title_, config_json_); }
+void HtmlReport::on_eval(const EvalEvent& /*event*/) { write(); }
+void HtmlReport::on_checkpoint(const CheckpointEvent& /*event*/) { write(); }
+void HtmlReport::on_end(const TrainResult& /*result*/) { write(); }
+
+void HtmlReport::write() const {
+  ReportSources sources;
+  sources.metrics = metrics_path_;
+  sources.zeroshot_details = details_path_;
+  sources.config_json = config_json_;
+  sources.title = title_;
+  write_report(sources, html_path_);
+}
 
 }  // namespace clip

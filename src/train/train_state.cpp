@@ -126,7 +126,7 @@ std::string latest_checkpoint(const std::string& output_dir) {
 std::vector<std::string> run_files(const std::string& output_dir) {
   std::vector<std::string> out;
   for (const fs::path& f : checkpoint_files(output_dir)) out.push_back(f.string());
-  for (const char* name : {"metrics.jsonl", "model.safetensors", "report.html"}) {
+  for (const char* name : {"metrics.jsonl", "zeroshot_details.json", "model.safetensors", "report.html"}) {
     std::error_code ec;
     const fs::path p = fs::path(output_dir) / name;
     if (fs::exists(p, ec)) out.push_back(p.string());

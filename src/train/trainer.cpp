@@ -37,6 +37,7 @@
 #include "util/clock.h"
 #include "util/device.h"
 #include "util/memory.h"
+#include "util/process.h"
 
 namespace fs = std::filesystem;
 
@@ -103,6 +104,12 @@ class Trainer::Impl {
     start.output_dir = config_.checkpoint.output_dir;
     start.config_json = to_json(config_);
     start.model_name = model_->config().name;
+    start.global_batch = progress_.global_batch;
+    for (const at::Tensor& p : model_->parameters()) {
+      start.parameters += p.numel();
+      if (p.requires_grad()) start.trainable_parameters += p.numel();
+    }
+    start.command_line = process_command_line();
     emit([&](TrainCallback& c) { c.on_start(start); });
 
     // This invocation ends at `stop_at`: the whole run, or earlier with stop_after (then resumed later).
@@ -152,6 +159,7 @@ class Trainer::Impl {
           ++window.steps;
         }
         window.samples += double(samples);
+        ++window.taken;
         StepEvent event;
         event.step = progress_.step;
         event.total_steps = total_steps_;
@@ -205,7 +213,7 @@ class Trainer::Impl {
  private:
   struct Window {
     double loss = 0, wait = 0, samples = 0;
-    int64_t steps = 0, skipped_images = 0;
+    int64_t steps = 0, taken = 0, skipped_images = 0;  // steps: the finite ones; taken: all
     Clock::time_point start = Clock::now();
   };
 
@@ -550,6 +558,8 @@ class Trainer::Impl {
     if (model_->logit_bias.defined()) m.logit_bias = model_->logit_bias.item<double>();
     m.samples_per_s = w.samples / elapsed;
     m.data_wait = w.wait / elapsed;
+    m.step_seconds = w.taken ? elapsed / double(w.taken) : 0;
+    m.data_wait_seconds = w.taken ? w.wait / double(w.taken) : 0;
     m.skipped_images = w.skipped_images;
     m.nonfinite_skipped = progress_.nonfinite_skipped;
     emit([&](TrainCallback& c) { c.on_metrics(m); });
@@ -609,12 +619,15 @@ class Trainer::Impl {
       o.threads = config_.data.workers;
       o.progress = false;
       o.report_skipped = false;
-      const ZeroShotSummary s = classify_folder(*model_, classifier, zeroshot_folder_, o);
+      o.examples_per_class = 1;
+      auto summary = std::make_shared<ZeroShotSummary>(classify_folder(*model_, classifier, zeroshot_folder_, o));
+      const ZeroShotSummary& s = *summary;
       top1 = s.top1;
       event.metrics["zeroshot_top1"] = s.top1;
       event.metrics["zeroshot_top5"] = s.topk;
       event.metrics["zeroshot_mean_per_class"] = s.mean_per_class;
       event.metrics["zeroshot_images"] = double(s.images);
+      event.zeroshot = std::move(summary);
     }
     if (validation_) {
       const RetrievalMetrics r = evaluate_retrieval(*model_, *validation_, *tokenizer_, batch, config_.data.workers);
@@ -677,7 +690,7 @@ TrainResult train(const TrainConfig& config) {
   trainer.add_callback(metrics).add_callback(std::make_shared<ProgressLine>());
   std::shared_ptr<HtmlReport> report;
   if (config.checkpoint.report) {
-    report = std::make_shared<HtmlReport>(metrics->path(), (out / "report.html").string());
+    report = std::make_shared<HtmlReport>(*metrics, (out / "report.html").string());
     trainer.add_callback(report);
   }
   if (config.checkpoint.tensorboard) trainer.add_callback(std::make_shared<TensorBoardFile>((out / "tensorboard").string()));

@@ -6,6 +6,7 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -70,14 +71,14 @@ class PredictionWriter {
   std::string text_;
 };
 
-void write_confusion(const std::string& path, const std::vector<std::string>& classes, const at::Tensor& counts) {
+void write_confusion(const std::string& path, const std::vector<std::string>& classes,
+                     const std::vector<int64_t>& counts) {
   std::string text = "true\\predicted";
   for (const auto& c : classes) text += "," + csv_field(c);
   text += "\n";
-  const auto acc = counts.accessor<int64_t, 2>();
   for (size_t i = 0; i < classes.size(); ++i) {
     text += csv_field(classes[i]);
-    for (size_t j = 0; j < classes.size(); ++j) text += "," + std::to_string(acc[int64_t(i)][int64_t(j)]);
+    for (size_t j = 0; j < classes.size(); ++j) text += "," + std::to_string(counts[i * classes.size() + j]);
     text += "\n";
   }
   AtomicFile file(path);
@@ -104,8 +105,15 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
   ImageFeatureStream stream(model, folder.paths, embed);
 
   PredictionWriter writer(options.output, s.labeled, s.k);
-  at::Tensor confusion = at::zeros({classes, classes}, at::kLong);
-  auto confusion_counts = confusion.accessor<int64_t, 2>();
+  s.classes = classifier.classes();
+  if (s.labeled) s.confusion.assign(size_t(classes * classes), 0);
+  // Per class, the first examples_per_class right and wrong (by item: batches may come out of order).
+  std::vector<std::vector<std::pair<int64_t, ZeroShotExample>>> right(size_t(s.labeled ? classes : 0)), wrong = right;
+  auto keep = [&](std::vector<std::pair<int64_t, ZeroShotExample>>& kept, int64_t item, ZeroShotExample example) {
+    kept.emplace_back(item, std::move(example));
+    std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    if (int64_t(kept.size()) > options.examples_per_class) kept.pop_back();
+  };
   int64_t correctk = 0;
   std::vector<at::Tensor> ranks;  // per batch: [n, max(k, min(5, C))] ranked classes of the labeled images
   std::vector<int64_t> targets;
@@ -137,7 +145,15 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
           label = &classifier.classes()[size_t(truth)];
           for (int64_t j = 0; j < s.k; ++j) correctk += idx[int64_t(row)][j] == truth;
           targets.push_back(truth);
-          ++confusion_counts[truth][idx[int64_t(row)][0]];
+          ++s.confusion[size_t(truth * classes + idx[int64_t(row)][0])];
+          if (options.examples_per_class > 0) {
+            ZeroShotExample example{folder.paths[size_t(item)], truth, {}, {}};
+            for (int64_t j = 0; j < s.k; ++j) {
+              example.top.push_back(idx[int64_t(row)][j]);
+              example.probabilities.push_back(prob[int64_t(row)][j]);
+            }
+            keep((idx[int64_t(row)][0] == truth ? right : wrong)[size_t(truth)], item, std::move(example));
+          }
         }
         writer.row(folder.paths[size_t(item)], label, top);
       }
@@ -156,7 +172,12 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
     s.top1 = s.metrics.acc1;
     s.topk = double(correctk) / double(s.images);
     s.mean_per_class = s.metrics.mean_per_class_recall;
-    if (!options.confusion.empty()) write_confusion(options.confusion, classifier.classes(), confusion);
+    if (!options.confusion.empty()) write_confusion(options.confusion, s.classes, s.confusion);
+    for (size_t c = 0; c < right.size(); ++c) {
+      for (auto* kept : {&right[c], &wrong[c]}) {
+        for (auto& [item, example] : *kept) s.examples.push_back(std::move(example));
+      }
+    }
   }
   writer.commit();
   s.seconds = seconds_since(start);

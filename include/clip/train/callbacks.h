@@ -21,6 +21,7 @@
 namespace clip {
 
 struct TrainResult;
+struct ZeroShotSummary;  // clip/zeroshot/evaluate.h
 
 /// The run as it starts (after a resume: where it continues).
 struct StartEvent {
@@ -32,6 +33,10 @@ struct StartEvent {
   std::string output_dir;
   std::string config_json;        ///< the resolved settings (to_json(TrainConfig))
   std::string model_name;
+  int64_t parameters = 0;            ///< the model's
+  int64_t trainable_parameters = 0;  ///< those that train (a locked tower's do not)
+  int64_t global_batch = 0;          ///< samples per step over all ranks
+  std::string command_line;          ///< this process's arguments, shell-quoted ("" when unknown)
 };
 
 /// One optimizer step.
@@ -54,6 +59,8 @@ struct MetricsEvent {
   std::optional<double> logit_bias;  ///< SigLIP's learned bias (models that have one)
   double samples_per_s = 0;    ///< global samples per second
   double data_wait = 0;        ///< share of the window spent waiting for batches
+  double step_seconds = 0;     ///< wall seconds per step (the window's time over its steps)
+  double data_wait_seconds = 0;  ///< seconds per step spent waiting for batches
   int64_t skipped_images = 0;  ///< unreadable samples in the window
   int64_t nonfinite_skipped = 0;  ///< skipped steps over the whole run
 };
@@ -63,6 +70,8 @@ struct EvalEvent {
   int64_t step = 0;
   int64_t epoch = 0;
   std::map<std::string, double> metrics;
+  /// the zero-shot evaluation in detail: classes, confusion matrix, example predictions (null: none was run)
+  std::shared_ptr<const ZeroShotSummary> zeroshot;
 };
 
 /// A training checkpoint written.
@@ -86,20 +95,24 @@ class TrainCallback {
   virtual void on_end(const TrainResult& /*result*/) {}
 };
 
-/// metrics.jsonl: a {"type": "train", ...} line per MetricsEvent and a {"type": "eval", ...} line per EvalEvent
-/// (what write_report and people's scripts read). A fresh run starts the file; a resumed one appends. A failed
-/// write (a full disk) throws clip::Error naming the file.
+/// metrics.jsonl: a {"type": "start", ...} line per invocation (StartEvent: model, parameters, steps, batch, command
+/// line), a {"type": "train", ...} line per MetricsEvent and a {"type": "eval", ...} line per EvalEvent, each with
+/// "time" (Unix seconds); what write_report and people's scripts read. A fresh run starts the file; a resumed one
+/// appends. An evaluation with zero-shot also replaces zeroshot_details.json beside it (details_path(): classes,
+/// confusion matrix, example predictions; the report's heatmap and examples). A failed write (a full disk) throws
+/// clip::Error naming the file.
 class MetricsFile : public TrainCallback {
  public:
-  explicit MetricsFile(std::string path) : path_(std::move(path)) {}
+  explicit MetricsFile(std::string path);
   const std::string& path() const { return path_; }
+  const std::string& details_path() const { return details_path_; }
   void on_start(const StartEvent& event) override;
   void on_metrics(const MetricsEvent& event) override;
   void on_eval(const EvalEvent& event) override;
 
  private:
   void append(const std::string& line);
-  std::string path_;
+  std::string path_, details_path_;
 };
 
 /// TensorBoard event files (`--tensorboard`): FOLDER/events.out.tfevents.<time>.<host>.<pid>.clip_train, one
@@ -140,17 +153,22 @@ class ProgressLine : public TrainCallback {
   std::unique_ptr<Progress> bar_;
 };
 
-/// report.html at the end of the run, from the metrics file (write_report, clip/train/report.h).
+/// report.html from a MetricsFile's metrics.jsonl and zeroshot_details.json (write_report, clip/train/report.h),
+/// written again at every checkpoint and evaluation, so a run in progress can be looked at, and at the end. Add it
+/// after the MetricsFile (callbacks are called in the order added: the files are then current).
 class HtmlReport : public TrainCallback {
  public:
-  HtmlReport(std::string metrics_path, std::string html_path)
-      : metrics_path_(std::move(metrics_path)), html_path_(std::move(html_path)) {}
+  HtmlReport(const MetricsFile& metrics, std::string html_path)
+      : metrics_path_(metrics.path()), details_path_(metrics.details_path()), html_path_(std::move(html_path)) {}
   const std::string& path() const { return html_path_; }
   void on_start(const StartEvent& event) override;
+  void on_eval(const EvalEvent& event) override;
+  void on_checkpoint(const CheckpointEvent& event) override;
   void on_end(const TrainResult& result) override;
 
  private:
-  std::string metrics_path_, html_path_, title_, config_json_;
+  void write() const;
+  std::string metrics_path_, details_path_, html_path_, title_, config_json_;
 };
 
 }  // namespace clip

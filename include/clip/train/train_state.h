@@ -58,8 +58,8 @@ TrainCheckpoint load_train_checkpoint(const std::string& path);
 /// of interrupted writes are removed.
 std::string latest_checkpoint(const std::string& output_dir);
 
-/// The files of a run in `output_dir` (checkpoints/step_*.safetensors, metrics.jsonl, model.safetensors,
-/// report.html); empty when it holds none.
+/// The files of a run in `output_dir` (checkpoints/step_*.safetensors, metrics.jsonl, zeroshot_details.json,
+/// model.safetensors, report.html); empty when it holds none.
 std::vector<std::string> run_files(const std::string& output_dir);
 
 /// Deletes all but the newest `keep` checkpoints.

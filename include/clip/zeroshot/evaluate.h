@@ -29,6 +29,17 @@ struct ZeroShotRunOptions {
   std::string confusion;    ///< confusion matrix CSV (labeled folders; empty: none)
   bool progress = true;     ///< progress on stderr
   bool report_skipped = true;  ///< print each skipped file on stderr
+  /// labeled folders: keep this many correctly and this many wrongly classified images of each class as
+  /// ZeroShotSummary::examples (the first in folder order)
+  int64_t examples_per_class = 0;
+};
+
+/// One image's prediction, kept as an example.
+struct ZeroShotExample {
+  std::string path;
+  int64_t label = -1;                 ///< its class (an index of ZeroShotSummary::classes)
+  std::vector<int64_t> top;           ///< the k best classes, best first
+  std::vector<double> probabilities;  ///< theirs
 };
 
 /// What classify_folder measured.
@@ -40,6 +51,11 @@ struct ZeroShotSummary {
   double top1 = 0, topk = 0, mean_per_class = 0;  ///< accuracies in [0, 1] (labeled folders)
   ClassificationMetrics metrics;  ///< labeled folders: CLIP_benchmark's acc1, acc5, mean_per_class_recall
   int64_t k = 0;                                   ///< the k of topk
+  std::vector<std::string> classes;                ///< the classifier's
+  /// labeled folders: [classes x classes] counts, row-major; row: the true class, column: the top-1 prediction
+  std::vector<int64_t> confusion;
+  /// labeled folders: ZeroShotRunOptions::examples_per_class of each class right and wrong, by class, in folder order
+  std::vector<ZeroShotExample> examples;
   double seconds = 0;         ///< wall time, folder in to predictions out
   double wait_seconds = 0;    ///< time the model waited for decoded batches
   double model_seconds = 0;   ///< time in the image tower and the classifier
