@@ -409,7 +409,11 @@ TEST(ClipTrain, NprocPerNodeEndToEnd) {
   EXPECT_NE(output.find("global batch 16"), std::string::npos) << output;
   EXPECT_TRUE(fs::exists(dir / "run/model.safetensors"));
   // 64 samples / global batch 16 = 4 steps an epoch.
-  EXPECT_NE(read_file((dir / "run/metrics.jsonl").string()).find("\"step\":8"), std::string::npos);
+  const std::string metrics = read_file((dir / "run/metrics.jsonl").string());
+  EXPECT_NE(metrics.find("\"step\":8"), std::string::npos);
+  // The command recorded (the report's) is the one typed, not the workers' /proc/self/exe.
+  EXPECT_NE(metrics.find("\"command\":\"" + clip_train() + " --nproc-per-node 2 "), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\"world_size\":2"), std::string::npos) << metrics;
   fs::remove_all(dir);
 }
 

@@ -102,6 +102,8 @@ TEST(ReportChart, LongSeriesAreAveragedDownKeepingTheLastValue) {
 // config.json and zeroshot_details.json as clip_train wrote them, with the example images they name
 // (tests/data/report/fashion_mnist, see FIXTURES.md).
 TEST(Report, DemoRunReadsInChromium) {
+  CLIP_REQUIRE_FEATURE(png);   // the example images
+  CLIP_REQUIRE_FEATURE(jpeg);  // their thumbnails
   const fs::path fixture = clip::test::data("report/fashion_mnist");
   // Written into the build folder, not a temporary one: the screenshot is for people to look at.
   const fs::path out = fs::path(CLIP_BIN_DIR).parent_path() / "test_output" / "report";
@@ -251,9 +253,11 @@ TEST(Report, DamagedDetailsAreSaidAndTheReportIsStillWritten) {
   write(tmp / "metrics.jsonl", "{\"type\":\"train\",\"step\":1,\"loss\":2}\n");
   for (const char* bad : {"{\"step\":1",
                           "{\"step\":1,\"images\":2,\"acc1\":0.5,\"classes\":[\"a\",\"b\"],"
-                          "\"confusion\":[[1,0],[0]],\"examples\":[]}",
-                          "{\"step\":1,\"images\":2,\"acc1\":0.5,\"classes\":[\"a\"],\"confusion\":[[2]],"
-                          "\"examples\":[{\"path\":\"x.png\",\"label\":0,\"top\":[3],\"p\":[1]}]}"}) {
+                          "\"confusion\":[[0,0,1],[1,2,1]],\"examples\":[]}",
+                          "{\"step\":1,\"images\":2,\"acc1\":0.5,\"classes\":[\"a\"],\"confusion\":[[0,0,2]],"
+                          "\"examples\":[{\"path\":\"x.png\",\"label\":0,\"top\":[3],\"p\":[1]}]}",
+                          "{\"step\":1,\"images\":2,\"acc1\":0.5,\"classes\":[\"a\"],\"confusion\":[[0,0,\"2\"]],"
+                          "\"examples\":[]}"}) {
     write(tmp / "zeroshot_details.json", bad);
     clip::write_report({tmp / "metrics.jsonl", tmp / "zeroshot_details.json", "", "damaged"}, tmp / "report.html");
     const std::string html = read(tmp / "report.html");
@@ -266,6 +270,74 @@ TEST(Report, DamagedDetailsAreSaidAndTheReportIsStillWritten) {
                     clip::write_report({tmp / "none.jsonl", "", "", ""}, tmp / "r.html");
                   }),
                   "none.jsonl: cannot open the metrics to report");
+}
+
+// Lines a person or another program could have written: wrong types, huge numbers, no step. The report is still
+// written, from the lines that make sense.
+TEST(Report, OddLinesArePassedOver) {
+  TempDir tmp;
+  write(tmp / "metrics.jsonl",
+        "{\"type\":5,\"step\":1,\"loss\":3}\n"
+        "{\"type\":\"start\",\"step\":0,\"command\":3,\"parameters\":1e30,\"total_steps\":\"many\",\"time\":null}\n"
+        "{\"type\":\"train\",\"step\":\"2\",\"loss\":2}\n"
+        "{\"type\":\"train\",\"loss\":2}\n"
+        "[1,2,3]\n"
+        "{\"type\":\"train\",\"step\":3,\"loss\":\"low\",\"lr\":0.1}\n"
+        "{\"type\":\"train\",\"step\":4,\"loss\":1e308,\"lr\":0.1}\n"
+        "{\"type\":\"eval\",\"step\":4,\"zeroshot_top1\":0.5,\"custom_score\":12.5}\n");
+  clip::write_report({tmp / "metrics.jsonl", "", "{\"output_dir\": 7, \"resume\": [1]}", "odd"}, tmp / "r.html");
+  const std::string html = read(tmp / "r.html");
+  EXPECT_CONTAINS(html, ">50.00%<");
+  EXPECT_CONTAINS(html, ">custom_score<");
+  EXPECT_CONTAINS(html, ">12.5<");
+  EXPECT_EQ(html.find(" parameters"), std::string::npos) << "an out-of-range parameter count is left out";
+  EXPECT_CONTAINS(html, "last: <b>1e+308</b> at step 4");
+}
+
+// A run that evaluated at step 50, crashed, and resumed from its checkpoint at step 40: the evaluation of the lost
+// steps is not the final one, and its details are said to be replaced at the next evaluation.
+TEST(Report, EvaluationOfStepsAResumeWentBackOnIsNotShownAsFinal) {
+  TempDir tmp;
+  std::string lines = "{\"type\":\"start\",\"step\":0,\"time\":0}\n";
+  for (int step = 10; step <= 50; step += 10) {
+    lines += "{\"type\":\"train\",\"step\":" + std::to_string(step) + ",\"loss\":2,\"time\":" + std::to_string(step) + "}\n";
+  }
+  lines += "{\"type\":\"eval\",\"step\":30,\"zeroshot_top1\":0.3}\n{\"type\":\"eval\",\"step\":50,\"zeroshot_top1\":0.5}\n";
+  lines += "{\"type\":\"start\",\"step\":40,\"resumed\":true,\"time\":100}\n{\"type\":\"train\",\"step\":45,\"loss\":1,\"time\":105}\n";
+  write(tmp / "metrics.jsonl", lines);
+  write(tmp / "zeroshot_details.json",
+        "{\"step\":50,\"images\":2,\"acc1\":0.5,\"classes\":[\"a\",\"b\"],\"confusion\":[[0,0,1],[1,0,1]],\"examples\":[]}");
+  clip::write_report({tmp / "metrics.jsonl", tmp / "zeroshot_details.json", "", "went back"}, tmp / "r.html");
+  const std::string html = read(tmp / "r.html");
+  EXPECT_CONTAINS(html, "<b>30.00%</b> at step 30");
+  EXPECT_EQ(html.find("50.00%"), std::string::npos);
+  EXPECT_CONTAINS(html, "The last zero-shot evaluation (step 50) is of steps that the run went back on");
+  EXPECT_EQ(count_of(html, "<td class=\"cell\""), 0u);
+}
+
+// 100 classes: the heatmap keeps the 40 most involved in mistakes, the per-class table the worst and the best, and
+// a probability that was NaN (null in the file) reads n/a instead of losing the section.
+TEST(Report, ManyClassesStayReadable) {
+  TempDir tmp;
+  write(tmp / "metrics.jsonl", "{\"type\":\"train\",\"step\":1,\"loss\":2}\n");
+  nlohmann::json details = {{"step", 1}, {"images", 0}, {"acc1", 0.5}, {"classes", nlohmann::json::array()},
+                            {"confusion", nlohmann::json::array()}, {"examples", nlohmann::json::array()}};
+  for (int c = 0; c < 100; ++c) {
+    details["classes"].push_back("class <" + std::to_string(c) + ">");
+    details["confusion"].push_back({c, c, 10});
+    if (c % 2) details["confusion"].push_back({c, (c + 1) % 100, c});  // odd classes: mistakes growing with c
+  }
+  details["examples"].push_back({{"path", "missing.png"}, {"label", 99}, {"top", {0, 99}}, {"p", {nullptr, 0.5}}});
+  write(tmp / "zeroshot_details.json", details.dump());
+  clip::write_report({tmp / "metrics.jsonl", tmp / "zeroshot_details.json", "", "many"}, tmp / "r.html");
+  const std::string html = read(tmp / "r.html");
+  EXPECT_EQ(count_of(html, "<td class=\"cell\""), 40u * 40u);
+  EXPECT_CONTAINS(html, "The 40 of 100 classes most involved in mistakes are shown.");
+  EXPECT_CONTAINS(html, "class &lt;99&gt;") << "escaped";
+  EXPECT_CONTAINS(html, "classes in between");
+  EXPECT_EQ(count_of(html, "<figure class=\"example"), 1u);
+  EXPECT_CONTAINS(html, "<span class=\"p\">n/a</span>");
+  EXPECT_CONTAINS(html, "class=\"missing\"") << "an example whose image is gone says so";
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "clip/util/error.h"
 #include "clip/util/log.h"
+#include "util/process.h"
 
 namespace clip {
 namespace {
@@ -137,6 +138,10 @@ int run_local_workers(int nproc, const std::string& program, const std::vector<s
   ::sigemptyset(&forwarded);
   for (int sig : {SIGINT, SIGTERM, SIGUSR1}) ::sigaddset(&forwarded, sig);
   ::pthread_sigmask(SIG_BLOCK, &forwarded, nullptr);
+  // Workers that are this program again run under its own argv[0], so their command line (recorded in
+  // metrics.jsonl) is the one that was typed, not /proc/self/exe.
+  const std::vector<std::string> own = program == "/proc/self/exe" ? process_arguments() : std::vector<std::string>();
+  const std::string name = own.empty() ? program : own.front();
   std::vector<pid_t> children;
   for (int rank = 0; rank < nproc; ++rank) {
     const pid_t pid = ::fork();
@@ -149,7 +154,7 @@ int run_local_workers(int nproc, const std::string& program, const std::vector<s
       ::setenv("MASTER_ADDR", "127.0.0.1", 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
       std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(program.c_str()));
+      argv.push_back(const_cast<char*>(name.c_str()));
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
       ::execv(program.c_str(), argv.data());

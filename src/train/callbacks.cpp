@@ -10,6 +10,7 @@
 #include "clip/train/report.h"
 #include "clip/train/trainer.h"
 #include "clip/util/error.h"
+#include "clip/util/log.h"
 #include "clip/util/progress.h"
 #include "clip/zeroshot/evaluate.h"
 #include "util/atomic_file.h"
@@ -86,11 +87,7 @@ void MetricsFile::on_eval(const EvalEvent& e) {
                             {"classes", z.classes},
                             {"confusion", nlohmann::json::array()},
                             {"examples", nlohmann::json::array()}};
-  const size_t classes = z.classes.size();
-  for (size_t row = 0; row < classes && z.confusion.size() == classes * classes; ++row) {
-    details["confusion"].push_back(std::vector<int64_t>(z.confusion.begin() + std::ptrdiff_t(row * classes),
-                                                        z.confusion.begin() + std::ptrdiff_t((row + 1) * classes)));
-  }
+  for (const ConfusionCell& c : z.confusion) details["confusion"].push_back({c.truth, c.predicted, c.count});
   for (const ZeroShotExample& x : z.examples) {
     details["examples"].push_back({{"path", x.path}, {"label", x.label}, {"top", x.top}, {"p", x.probabilities}});
   }
@@ -159,7 +156,11 @@ void HtmlReport::write() const {
   sources.zeroshot_details = details_path_;
   sources.config_json = config_json_;
   sources.title = title_;
-  write_report(sources, html_path_);
+  try {
+    write_report(sources, html_path_);
+  } catch (const std::exception& e) {  // a report is for people: it never stops a run
+    log_warning("report not written: ", error_message(e));
+  }
 }
 
 }  // namespace clip

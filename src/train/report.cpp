@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -35,6 +36,16 @@ struct RunLog {
   bool timed = false;
 };
 
+std::string string_of(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+}
+
+int64_t int_of(const json& j, const char* key) {  // 0 when absent, not a number, or out of range
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return 0;
+  const double v = j[key].get<double>();
+  return std::isfinite(v) && std::abs(v) < 9e18 ? (j[key].is_number_integer() ? j[key].get<int64_t>() : int64_t(v)) : 0;
+}
+
 void add(Series& series, Point p) {
   while (!series.empty() && series.back().x >= p.x) series.pop_back();  // an interrupted invocation's later steps
   series.push_back(p);
@@ -53,13 +64,20 @@ RunLog read_log(const std::string& path) {
     const json j = parse_json_or_discarded(line);
     if (!j.is_object() || !j.contains("step") || !j["step"].is_number()) continue;  // a line cut by a crash
     const double time = j.contains("time") && j["time"].is_number() ? j["time"].get<double>() : NAN;
-    const std::string type = j.value("type", "");
+    const std::string type = string_of(j, "type");
     if (type == "start") {
+      // Steps past the checkpoint it resumes from were logged by an invocation whose work after it was lost.
+      const double from = j["step"].get<double>();
+      for (auto* series : {&log.train, &log.eval}) {
+        for (auto& [key, points] : *series) {
+          while (!points.empty() && points.back().x > from) points.pop_back();
+        }
+      }
       close_invocation();
       first = last = time;
       log.start = j;
       ++log.invocations;
-      const std::string command = j.value("command", "");
+      const std::string command = string_of(j, "command");
       if (!command.empty() && std::find(log.commands.begin(), log.commands.end(), command) == log.commands.end()) {
         log.commands.push_back(command);
       }
@@ -75,6 +93,9 @@ RunLog read_log(const std::string& path) {
     }
   }
   close_invocation();
+  for (auto* series : {&log.train, &log.eval}) {  // a resume may have taken every point of one
+    for (auto it = series->begin(); it != series->end();) it = it->second.empty() ? series->erase(it) : std::next(it);
+  }
   return log;
 }
 
@@ -142,14 +163,6 @@ std::string millions(int64_t n) {
   return buf;
 }
 
-std::string string_of(const json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
-}
-
-int64_t int_of(const json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<int64_t>() : 0;
-}
-
 std::string row(const std::string& name, const std::string& value) {
   return "<tr><th>" + name + "</th><td>" + value + "</td></tr>";
 }
@@ -199,8 +212,14 @@ std::string summary(const RunLog& log, const json& config) {
   for (const std::string& command : log.commands) html += row("command", "<code>" + html_escape(command) + "</code>");
   if (const std::string out = string_of(config, "output_dir"); !out.empty()) {
     const std::string again = (std::filesystem::path(out) / "config.json").string();
-    html += row("run it again", "<code>clip_train --config " + html_escape(again) +
-                                    " --output-dir NEW_FOLDER</code> (config.json holds every setting)");
+    // config.json is the last invocation's: one that resumed from a given checkpoint, or stopped early on purpose,
+    // would do so again.
+    const std::string resume = string_of(config, "resume");
+    const bool fresh = resume.empty() || resume == "latest" || resume == "auto";
+    html += row("run it again", "<code>clip_train --config " + html_escape(again) + " --output-dir NEW_FOLDER" +
+                                    (fresh ? "" : " --resume ''") +
+                                    (int_of(config, "stop_after") != 0 ? " --stop-after 0" : "") +
+                                    "</code> (config.json holds every setting)");
   }
   return html + "</table>";
 }
@@ -311,7 +330,11 @@ void write_report(const ReportSources& sources, const std::string& html_path) {
   html += summary(log, config) + "\n";
   html += training_charts(log, config) + "\n";
   html += evaluation(log) + "\n";
-  html += report::zeroshot_section(sources.zeroshot_details) + "\n";
+  int64_t last_step = 0;
+  for (const auto* series : {&log.train, &log.eval}) {
+    for (const auto& [key, points] : *series) last_step = std::max(last_step, int64_t(points.back().x));
+  }
+  html += report::zeroshot_section(sources.zeroshot_details, last_step) + "\n";
   if (!sources.config_json.empty()) html += "<h2>Settings</h2><pre>" + html_escape(sources.config_json) + "</pre>\n";
   html += "</body></html>\n";
   write_file_atomically(html_path, html);

@@ -29,38 +29,54 @@ struct Example {
   std::vector<double> p;
 };
 
+struct Cell {
+  size_t truth = 0, predicted = 0;
+  int64_t count = 0;
+};
+
 struct Details {
   int64_t step = 0, images = 0, skipped = 0;
   double acc1 = 0;
   std::vector<std::string> classes;
-  std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
+  std::vector<Cell> cells;            // the confusion matrix's non-zero cells
+  std::vector<int64_t> total, right;  // per true class: its images, and those predicted right
   std::vector<Example> examples;
 };
 
-// zeroshot_details.json read and checked against itself (indices in range, a square matrix).
+double number_or_nan(const nlohmann::json& j) {  // NaN is written as null (JSON has no NaN)
+  return j.is_null() ? NAN : j.get<double>();
+}
+
+// zeroshot_details.json read and checked against itself (classes and counts in range).
 Details parse_details(const std::string& path) {
   const nlohmann::json j = parse_json(read_file(path, "zero-shot details file"), path);
   Details d;
   d.step = j.at("step").get<int64_t>();
   d.images = j.at("images").get<int64_t>();
   d.skipped = j.value("skipped", int64_t(0));
-  d.acc1 = j.at("acc1").get<double>();
+  d.acc1 = number_or_nan(j.at("acc1"));
   d.classes = j.at("classes").get<std::vector<std::string>>();
-  d.confusion = j.at("confusion").get<std::vector<std::vector<int64_t>>>();
   const int64_t n = int64_t(d.classes.size());
-  if (n == 0 || int64_t(d.confusion.size()) != n)
-    fail("a confusion matrix of ", d.confusion.size(), " rows for ", n, " classes");
-  for (const auto& row : d.confusion) {
-    if (int64_t(row.size()) != n) fail("a confusion matrix row of ", row.size(), " counts for ", n, " classes");
-    for (const int64_t c : row) {
-      if (c < 0) fail("a negative count in the confusion matrix");
+  if (n == 0) fail("no classes");
+  d.total.assign(size_t(n), 0);
+  d.right.assign(size_t(n), 0);
+  for (const auto& cell : j.at("confusion")) {  // [truth, predicted, count]
+    const auto c = cell.get<std::vector<int64_t>>();
+    if (c.size() != 3 || c[0] < 0 || c[0] >= n || c[1] < 0 || c[1] >= n || c[2] < 0) {
+      fail("a confusion matrix cell that is not [true class, predicted class, count] of ", n, " classes: ", cell.dump());
     }
+    if (c[2] == 0) continue;
+    d.cells.push_back({size_t(c[0]), size_t(c[1]), c[2]});
+    d.total[size_t(c[0])] += c[2];
+    if (c[0] == c[1]) d.right[size_t(c[0])] += c[2];
   }
   for (const auto& e : j.at("examples")) {
     Example x{e.at("path").get<std::string>(), e.at("label").get<int64_t>(), e.at("top").get<std::vector<int64_t>>(),
-              e.at("p").get<std::vector<double>>()};
-    if (x.label < 0 || x.label >= n || x.top.empty() || x.top.size() != x.p.size())
+              {}};
+    for (const auto& p : e.at("p")) x.p.push_back(number_or_nan(p));
+    if (x.label < 0 || x.label >= n || x.top.empty() || x.top.size() != x.p.size()) {
       fail("an example that is not one: ", x.path);
+    }
     for (const int64_t t : x.top) {
       if (t < 0 || t >= n) fail("an example predicting class ", t, " of ", n, ": ", x.path);
     }
@@ -79,17 +95,13 @@ std::string short_percent(int64_t part, int64_t whole) {  // "11.7%": in a heatm
   return buf;
 }
 
-int64_t row_total(const Details& d, size_t c) {
-  return std::accumulate(d.confusion[c].begin(), d.confusion[c].end(), int64_t(0));
-}
-
 // Classes with images, ordered by accuracy (worst first; equal: by index).
 std::vector<size_t> by_accuracy(const Details& d) {
   std::vector<size_t> order;
   for (size_t c = 0; c < d.classes.size(); ++c) {
-    if (row_total(d, c) > 0) order.push_back(c);
+    if (d.total[c] > 0) order.push_back(c);
   }
-  auto accuracy = [&](size_t c) { return double(d.confusion[c][c]) / double(row_total(d, c)); };
+  auto accuracy = [&](size_t c) { return double(d.right[c]) / double(d.total[c]); };
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return accuracy(a) < accuracy(b); });
   return order;
 }
@@ -108,7 +120,7 @@ std::string per_class_table(const Details& d) {
       i = order.size() - tail;
     }
     const size_t c = order[i];
-    const int64_t total = row_total(d, c), right = d.confusion[c][c];
+    const int64_t total = d.total[c], right = d.right[c];
     char width[16];
     std::snprintf(width, sizeof width, "%.1f", 100.0 * double(right) / double(total));
     html += "<tr><td>" + html_escape(d.classes[c]) +
@@ -129,10 +141,8 @@ std::vector<size_t> heatmap_classes(const Details& d) {
   std::iota(all.begin(), all.end(), size_t(0));
   if (all.size() <= kHeatmapClasses) return all;
   std::vector<int64_t> mistakes(all.size(), 0);
-  for (size_t t = 0; t < all.size(); ++t) {
-    for (size_t p = 0; p < all.size(); ++p) {
-      if (t != p) mistakes[t] += d.confusion[t][p], mistakes[p] += d.confusion[t][p];
-    }
+  for (const Cell& c : d.cells) {
+    if (c.truth != c.predicted) mistakes[c.truth] += c.count, mistakes[c.predicted] += c.count;
   }
   std::stable_sort(all.begin(), all.end(), [&](size_t a, size_t b) { return mistakes[a] > mistakes[b]; });
   all.resize(kHeatmapClasses);
@@ -155,11 +165,19 @@ std::string heatmap(const Details& d) {
   html += "</p><div class=\"cmwrap\"><table class=\"cm\"><tr><th class=\"corner\">true \\ predicted</th>";
   for (const size_t c : shown) html += "<th class=\"col\"><span>" + html_escape(d.classes[c]) + "</span></th>";
   html += "</tr>";
+  std::vector<size_t> position(d.classes.size(), shown.size());  // shown.size(): not shown
+  for (size_t i = 0; i < shown.size(); ++i) position[shown[i]] = i;
+  std::vector<int64_t> counts(shown.size() * shown.size(), 0);
+  for (const Cell& c : d.cells) {
+    if (position[c.truth] < shown.size() && position[c.predicted] < shown.size()) {
+      counts[position[c.truth] * shown.size() + position[c.predicted]] = c.count;
+    }
+  }
   for (const size_t t : shown) {
-    const int64_t total = row_total(d, t);
+    const int64_t total = d.total[t];
     html += "<tr><th class=\"row\">" + html_escape(d.classes[t]) + "</th>";
     for (const size_t p : shown) {
-      const int64_t n = d.confusion[t][p];
+      const int64_t n = counts[position[t] * shown.size() + position[p]];
       const double share = total > 0 ? double(n) / double(total) : 0;
       const double alpha = std::sqrt(share);  // small shares stay visible
       char style[96];
@@ -176,26 +194,20 @@ std::string heatmap(const Details& d) {
 }
 
 std::string confused_pairs(const Details& d) {
-  struct Pair {
-    size_t t, p;
-    int64_t n;
-  };
-  std::vector<Pair> pairs;
-  for (size_t t = 0; t < d.classes.size(); ++t) {
-    for (size_t p = 0; p < d.classes.size(); ++p) {
-      if (t != p && d.confusion[t][p] > 0) pairs.push_back({t, p, d.confusion[t][p]});
-    }
+  std::vector<Cell> pairs;
+  for (const Cell& c : d.cells) {
+    if (c.truth != c.predicted) pairs.push_back(c);
   }
   if (pairs.empty()) return "";
-  std::stable_sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.n > b.n; });
+  std::stable_sort(pairs.begin(), pairs.end(), [](const Cell& a, const Cell& b) { return a.count > b.count; });
   if (pairs.size() > 10) pairs.resize(10);
   std::string html =
       "<h3>Most confused</h3><table class=\"pairs\"><tr><th>true class</th><th>predicted as</th>"
       "<th>images</th><th>of the true class</th></tr>";
-  for (const Pair& x : pairs) {
-    html += "<tr><td>" + html_escape(d.classes[x.t]) + "</td><td>" + html_escape(d.classes[x.p]) +
-            "</td><td class=\"n\">" + format_count(x.n) + "</td><td class=\"n\">" + percent(x.n, row_total(d, x.t)) +
-            "</td></tr>";
+  for (const Cell& x : pairs) {
+    html += "<tr><td>" + html_escape(d.classes[x.truth]) + "</td><td>" + html_escape(d.classes[x.predicted]) +
+            "</td><td class=\"n\">" + format_count(x.count) + "</td><td class=\"n\">" +
+            percent(x.count, d.total[x.truth]) + "</td></tr>";
   }
   return html + "</table>";
 }
@@ -247,7 +259,7 @@ std::string examples(const Details& d) {
 
 }  // namespace
 
-std::string zeroshot_section(const std::string& details_path) {
+std::string zeroshot_section(const std::string& details_path, int64_t last_step) {
   std::error_code ec;
   if (details_path.empty() || !std::filesystem::exists(details_path, ec)) return "";
   Details d;
@@ -257,8 +269,12 @@ std::string zeroshot_section(const std::string& details_path) {
     return "<h2>Zero-shot classification</h2><p class=\"problem\">" + html_escape(details_path) +
            ": not shown, the file does not hold a zero-shot evaluation (" + html_escape(error_message(e)) + ")</p>";
   }
-  int64_t total = 0;
-  for (size_t c = 0; c < d.classes.size(); ++c) total += row_total(d, c);
+  if (d.step > last_step) {
+    return "<h2>Zero-shot classification</h2><p class=\"note\">The last zero-shot evaluation (step " +
+           format_count(d.step) + ") is of steps that the run went back on when it resumed from an earlier "
+           "checkpoint; its next evaluation replaces it.</p>";
+  }
+  const int64_t total = std::accumulate(d.total.begin(), d.total.end(), int64_t(0));
   std::string html = "<h2 id=\"zeroshot\">Zero-shot classification at step " + format_count(d.step) +
                      "</h2><p>Top-1 <b>" + format_value(d.acc1, true) + "</b> on " + format_count(total) +
                      " images of " + format_count(int64_t(d.classes.size())) + " classes";

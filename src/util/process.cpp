@@ -25,7 +25,7 @@ std::string shell_command(const std::vector<std::string>& arguments) {
   return command;
 }
 
-std::string process_command_line() {
+std::vector<std::string> process_arguments() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<std::string> arguments;
@@ -37,7 +37,9 @@ std::string process_command_line() {
     }
   }
   if (start < bytes.size()) arguments.push_back(bytes.substr(start));
-  return shell_command(arguments);
+  return arguments;
 }
+
+std::string process_command_line() { return shell_command(process_arguments()); }
 
 }  // namespace clip

@@ -12,7 +12,10 @@ std::string shell_quote(const std::string& word);
 /// The arguments joined with spaces, each shell_quote()d.
 std::string shell_command(const std::vector<std::string>& arguments);
 
-/// This process's arguments (Linux's /proc/self/cmdline) as shell_command; "" when they cannot be read.
+/// This process's arguments, argv[0] first (Linux's /proc/self/cmdline); empty when they cannot be read.
+std::vector<std::string> process_arguments();
+
+/// process_arguments() as shell_command; "" when they cannot be read.
 std::string process_command_line();
 
 }  // namespace clip

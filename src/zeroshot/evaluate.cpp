@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -72,13 +73,16 @@ class PredictionWriter {
 };
 
 void write_confusion(const std::string& path, const std::vector<std::string>& classes,
-                     const std::vector<int64_t>& counts) {
+                     const std::vector<ConfusionCell>& cells) {
   std::string text = "true\\predicted";
   for (const auto& c : classes) text += "," + csv_field(c);
   text += "\n";
+  auto cell = cells.begin();  // sorted by (truth, predicted)
   for (size_t i = 0; i < classes.size(); ++i) {
+    std::vector<int64_t> row(classes.size(), 0);
+    for (; cell != cells.end() && cell->truth == int64_t(i); ++cell) row[size_t(cell->predicted)] = cell->count;
     text += csv_field(classes[i]);
-    for (size_t j = 0; j < classes.size(); ++j) text += "," + std::to_string(counts[i * classes.size() + j]);
+    for (const int64_t n : row) text += "," + std::to_string(n);
     text += "\n";
   }
   AtomicFile file(path);
@@ -106,7 +110,7 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
 
   PredictionWriter writer(options.output, s.labeled, s.k);
   s.classes = classifier.classes();
-  if (s.labeled) s.confusion.assign(size_t(classes * classes), 0);
+  std::map<std::pair<int64_t, int64_t>, int64_t> confusion;  // (truth, predicted) -> images
   // Per class, the first examples_per_class right and wrong (by item: batches may come out of order).
   std::vector<std::vector<std::pair<int64_t, ZeroShotExample>>> right(size_t(s.labeled ? classes : 0)), wrong = right;
   auto keep = [&](std::vector<std::pair<int64_t, ZeroShotExample>>& kept, int64_t item, ZeroShotExample example) {
@@ -145,7 +149,7 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
           label = &classifier.classes()[size_t(truth)];
           for (int64_t j = 0; j < s.k; ++j) correctk += idx[int64_t(row)][j] == truth;
           targets.push_back(truth);
-          ++s.confusion[size_t(truth * classes + idx[int64_t(row)][0])];
+          ++confusion[{truth, idx[int64_t(row)][0]}];
           if (options.examples_per_class > 0) {
             ZeroShotExample example{folder.paths[size_t(item)], truth, {}, {}};
             for (int64_t j = 0; j < s.k; ++j) {
@@ -172,6 +176,7 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
     s.top1 = s.metrics.acc1;
     s.topk = double(correctk) / double(s.images);
     s.mean_per_class = s.metrics.mean_per_class_recall;
+    for (const auto& [cell, n] : confusion) s.confusion.push_back({cell.first, cell.second, n});
     if (!options.confusion.empty()) write_confusion(options.confusion, s.classes, s.confusion);
     for (size_t c = 0; c < right.size(); ++c) {
       for (auto* kept : {&right[c], &wrong[c]}) {

@@ -155,7 +155,8 @@ class ProgressLine : public TrainCallback {
 
 /// report.html from a MetricsFile's metrics.jsonl and zeroshot_details.json (write_report, clip/train/report.h),
 /// written again at every checkpoint and evaluation, so a run in progress can be looked at, and at the end. Add it
-/// after the MetricsFile (callbacks are called in the order added: the files are then current).
+/// after the MetricsFile (callbacks are called in the order added: the files are then current). A report that
+/// cannot be written is a warning on stderr, never the end of the run.
 class HtmlReport : public TrainCallback {
  public:
   HtmlReport(const MetricsFile& metrics, std::string html_path)

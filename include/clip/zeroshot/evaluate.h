@@ -34,6 +34,11 @@ struct ZeroShotRunOptions {
   int64_t examples_per_class = 0;
 };
 
+/// `count` images of class `truth` whose top-1 prediction was `predicted`.
+struct ConfusionCell {
+  int64_t truth = 0, predicted = 0, count = 0;
+};
+
 /// One image's prediction, kept as an example.
 struct ZeroShotExample {
   std::string path;
@@ -52,8 +57,9 @@ struct ZeroShotSummary {
   ClassificationMetrics metrics;  ///< labeled folders: CLIP_benchmark's acc1, acc5, mean_per_class_recall
   int64_t k = 0;                                   ///< the k of topk
   std::vector<std::string> classes;                ///< the classifier's
-  /// labeled folders: [classes x classes] counts, row-major; row: the true class, column: the top-1 prediction
-  std::vector<int64_t> confusion;
+  /// labeled folders: the confusion matrix's non-zero cells, by true class then prediction (kept sparse: a dense
+  /// matrix of 21,000 classes would not fit in memory)
+  std::vector<ConfusionCell> confusion;
   /// labeled folders: ZeroShotRunOptions::examples_per_class of each class right and wrong, by class, in folder order
   std::vector<ZeroShotExample> examples;
   double seconds = 0;         ///< wall time, folder in to predictions out
