@@ -276,6 +276,16 @@ TEST(RetrievalSet, GroupsImagesAndCaptions) {
   EXPECT_EQ(set.matches, (std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {1, 0}, {0, 1}, {2, 2}}));
 }
 
+TEST(LabeledCsv, AMissingLabelColumnNamesTheLabelFlag) {
+  clip::test::TempDir tmp;
+  std::ofstream(tmp / "l.tsv") << "filepath\ttitle\na.png\tcat\n";
+  const std::string error =
+      clip::test::error_of([&] { clip::read_labeled_csv(tmp / "l.tsv", "filepath", "label", "\t"); });
+  EXPECT_CONTAINS(error, "l.tsv: no column 'label' (--csv-label-key)");
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::read_caption_csv(tmp / "l.tsv", "filepath", "caption", "\t"); }),
+                  "(--csv-caption-key)");
+}
+
 // ---- clip_eval -------------------------------------------------------------------------------------------------
 
 #if CLIP_TEST_TOOLS

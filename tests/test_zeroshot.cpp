@@ -166,6 +166,7 @@ TEST(ClipZeroshot, LabeledFolderEndToEnd) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("7 classified, 2 skipped"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("top-1 accuracy"), std::string::npos);
+  EXPECT_NE(r.output.find("top-2 accuracy: 100.00%"), std::string::npos) << "two classes: always in the top 2";
   EXPECT_NE(r.output.find("truncated.jpg"), std::string::npos) << "the corrupt file is reported";
   EXPECT_NE(r.output.find("notes.png"), std::string::npos) << "the fake image is reported";
   EXPECT_EQ(r.output.find(".hidden.png"), std::string::npos) << "hidden files are ignored";

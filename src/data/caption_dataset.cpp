@@ -72,7 +72,7 @@ std::string CaptionDataset::caption(size_t index, uint64_t seed) const {
 }
 
 CaptionDataset read_caption_csv(const std::string& path, const std::string& image_key, const std::string& caption_key,
-                                const std::string& separator) {
+                                const std::string& separator, const std::string& caption_flag) {
   std::string sep = separator == "\\t" ? "\t" : separator;
   if (sep.size() != 1) fail("--csv-separator '", separator, "': expected one character (a tab by default)");
   require_regular_file(path, "CSV file");
@@ -83,7 +83,7 @@ CaptionDataset read_caption_csv(const std::string& path, const std::string& imag
   std::vector<std::string> fields;
   int64_t line = 0;
   if (!read_record(in, sep[0], fields, line, path)) fail(path, ": empty file; a CSV needs a header row");
-  auto column = [&](const std::string& key, const char* flag) {
+  auto column = [&](const std::string& key, const std::string& flag) {
     auto it = std::find(fields.begin(), fields.end(), key);
     if (it == fields.end()) {
       std::string header;
@@ -94,7 +94,7 @@ CaptionDataset read_caption_csv(const std::string& path, const std::string& imag
     return static_cast<size_t>(it - fields.begin());
   };
   const size_t image_col = column(image_key, "--csv-img-key");
-  const size_t caption_col = column(caption_key, "--csv-caption-key");
+  const size_t caption_col = column(caption_key, caption_flag);
   const size_t width = fields.size();
   const fs::path base = fs::path(path).parent_path();
   while (read_record(in, sep[0], fields, line, path)) {

@@ -45,15 +45,7 @@ std::vector<std::pair<std::string, double>> retrieval_result_metrics(const Capti
 
 ImageFolder read_labeled_csv(const std::string& path, const std::string& image_key, const std::string& label_key,
                              const std::string& separator) {
-  CaptionDataset rows;
-  try {
-    rows = read_caption_csv(path, image_key, label_key, separator);
-  } catch (const Error& e) {  // the reader names its own flag for the second column; here it is the label's
-    std::string message = e.what();
-    const std::string flag = "--csv-caption-key";
-    if (const size_t at = message.find(flag); at != std::string::npos) message.replace(at, flag.size(), "--csv-label-key");
-    throw Error(message);
-  }
+  const CaptionDataset rows = read_caption_csv(path, image_key, label_key, separator, "--csv-label-key");
   if (rows.paths.empty()) fail(path, ": no rows");
   ImageFolder out;
   out.root = path;  // names the list in errors (its paths are resolved already)

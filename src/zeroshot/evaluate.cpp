@@ -118,7 +118,6 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
     std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     if (int64_t(kept.size()) > options.examples_per_class) kept.pop_back();
   };
-  int64_t correctk = 0;
   std::vector<at::Tensor> ranks;  // per batch: [n, max(k, min(5, C))] ranked classes of the labeled images
   std::vector<int64_t> targets;
   const int64_t ranked = std::max<int64_t>(s.k, std::min<int64_t>(5, classes));
@@ -147,7 +146,6 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
         if (s.labeled) {
           const int64_t truth = folder.labels[size_t(item)];
           label = &classifier.classes()[size_t(truth)];
-          for (int64_t j = 0; j < s.k; ++j) correctk += idx[int64_t(row)][j] == truth;
           targets.push_back(truth);
           ++confusion[{truth, idx[int64_t(row)][0]}];
           if (options.examples_per_class > 0) {
@@ -172,9 +170,10 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
   s.cpu = stream.cpu_split();
   if (s.images == 0) fail(folder.root, ": none of its ", stream.size(), " images could be read");
   if (s.labeled) {
-    s.metrics = classification_metrics_from_ranks(at::cat(ranks), at::tensor(targets, at::kLong), classes);
+    const at::Tensor ranked_classes = at::cat(ranks), truth = at::tensor(targets, at::kLong);
+    s.metrics = classification_metrics_from_ranks(ranked_classes, truth, classes);
     s.top1 = s.metrics.acc1;
-    s.topk = double(correctk) / double(s.images);
+    s.topk = ranked_classes.narrow(1, 0, s.k).eq(truth.unsqueeze(1)).any(1).to(at::kDouble).mean().item<double>();
     s.mean_per_class = s.metrics.mean_per_class_recall;
     for (const auto& [cell, n] : confusion) s.confusion.push_back({cell.first, cell.second, n});
     if (!options.confusion.empty()) write_confusion(options.confusion, s.classes, s.confusion);

@@ -29,11 +29,12 @@ struct CaptionDataset {
   std::string caption(size_t index, uint64_t seed) const;
 };
 
-/// Reads a CSV/TSV with a header row (RFC 4180 quoting). Errors name the file, the line and the missing column. A
+/// Reads a CSV/TSV with a header row (RFC 4180 quoting). Errors name the file, the line and the missing column
+/// (with the flag that names it: `caption_flag` for the second column, which a labeled list uses for its labels). A
 /// row whose caption is not UTF-8 is left out, listed in `skipped` and logged (clip/util/log.h), like an
 /// unreadable image: one bad row does not stop a job.
 CaptionDataset read_caption_csv(const std::string& path, const std::string& image_key, const std::string& caption_key,
-                                const std::string& separator);
+                                const std::string& separator, const std::string& caption_flag = "--csv-caption-key");
 
 /// A labeled folder (scan_labeled_folder) with caption templates; `class_names` (optional) maps subfolders to
 /// display names (map_class_names).
