@@ -156,6 +156,8 @@ struct DynamicBatcher::State {
         error = error_message(e);
       }
       record.seconds = seconds_since(start);
+      // Recorded before its requests are answered: whoever reads the metrics after an answer sees its batch.
+      if (options.on_batch()) options.on_batch()(record);
 
       lock.lock();
       int64_t row = 0;
@@ -176,11 +178,6 @@ struct DynamicBatcher::State {
         row += p.count;
       }
       done.notify_all();
-      if (options.on_batch()) {
-        lock.unlock();
-        options.on_batch()(record);
-        lock.lock();
-      }
     }
   }
 };

@@ -76,7 +76,7 @@ def main():
             expected[tag] = [(l["step"], l[key]) for l in train]
         for l in evals:
             for key, value in l.items():
-                if key not in ("type", "step", "epoch"):
+                if key not in ("type", "step", "epoch", "time"):  # time stamps the line; it is not a metric
                     expected.setdefault("val/" + key, []).append((l["step"], value))
         if not any(t.startswith("val/") for t in expected):
             failures.append("no evaluation ran (no eval lines in metrics.jsonl)")

@@ -50,7 +50,7 @@ struct BatcherOptions {
   /// few milliseconds.
   TORCH_ARG(double, max_wait_ms) = 0.0;
   TORCH_ARG(int64_t, max_queue) = 1024;    ///< rows waiting, both kinds together; embed() refuses beyond (queue_full)
-  /// Called after every forward pass (metrics); must not block or throw.
+  /// Called after every forward pass, before its requests are answered (metrics); must not block or throw.
   TORCH_ARG(std::function<void(const BatchRecord&)>, on_batch) = nullptr;
 };
 
