@@ -148,13 +148,15 @@ ZeroShotSummary classify_folder(CLIPImpl& model, const ZeroShotClassifier& class
           label = &classifier.classes()[size_t(truth)];
           targets.push_back(truth);
           ++confusion[{truth, idx[int64_t(row)][0]}];
-          if (options.examples_per_class > 0) {
+          auto& kept = (idx[int64_t(row)][0] == truth ? right : wrong)[size_t(truth)];
+          // Built only when it is among the first so far (in folder order, all but the first few are not).
+          if (int64_t(kept.size()) < options.examples_per_class || (!kept.empty() && item < kept.back().first)) {
             ZeroShotExample example{folder.paths[size_t(item)], truth, {}, {}};
             for (int64_t j = 0; j < s.k; ++j) {
               example.top.push_back(idx[int64_t(row)][j]);
               example.probabilities.push_back(prob[int64_t(row)][j]);
             }
-            keep((idx[int64_t(row)][0] == truth ? right : wrong)[size_t(truth)], item, std::move(example));
+            keep(kept, item, std::move(example));
           }
         }
         writer.row(folder.paths[size_t(item)], label, top);
