@@ -102,7 +102,7 @@ std::vector<Spec> specs(TrainConfig& c) {
                                        "a fresh start) or a checkpoint path"},
       {"overwrite", &c.checkpoint.overwrite,
        "start afresh in an --output-dir that holds another run, deleting its checkpoints and metrics"},
-      {"report", &c.checkpoint.report, "write report.html at the end"},
+      {"report", &c.checkpoint.report, "write report.html (at each checkpoint and evaluation, and at the end)"},
       {"tensorboard", &c.checkpoint.tensorboard, "also write TensorBoard event files to OUTPUT_DIR/tensorboard"},
       {"requeue_on_preempt", &c.checkpoint.requeue_on_preempt,
        "after SIGTERM/SIGUSR1 and the checkpoint, rank 0 runs 'scontrol requeue $SLURM_JOB_ID' (under Slurm)"},

@@ -113,7 +113,7 @@ struct CheckpointOptions {
   bool overwrite = false;          ///< start afresh in an output_dir that holds another run, deleting its files
   int64_t stop_after = 0;          ///< end this invocation after this many steps, checkpointed (0: off)
   int64_t log_every = 10;          ///< steps between metric lines (MetricsEvent)
-  bool report = true;              ///< write report.html at the end (clip::train's standard callbacks)
+  bool report = true;              ///< write report.html at each checkpoint and evaluation and at the end (clip::train)
   bool tensorboard = false;        ///< also write TensorBoard event files to output_dir/tensorboard
   bool requeue_on_preempt = false; ///< clip_train, stopped by a signal under Slurm: `scontrol requeue $SLURM_JOB_ID`
 };
