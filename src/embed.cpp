@@ -87,8 +87,9 @@ TensorMap embed_tensors(CLIPImpl& model, const TensorMap& inputs, const EmbedOpt
                                    [&](const at::Tensor& x) { return model.encode_text(x); });
   }
   if (image != inputs.end() && text != inputs.end()) {
+    const at::Tensor bias = model.logit_bias.defined() ? model.logit_bias.to(at::kCPU, at::kFloat) : at::Tensor();
     ClipOutput logits = compute_logits(out["image_features"], out["text_features"],
-                                       model.logit_scale.to(at::kCPU, at::kFloat));
+                                       model.logit_scale.to(at::kCPU, at::kFloat), bias);
     out["logits_per_image"] = logits.logits_per_image;
     out["logits_per_text"] = logits.logits_per_text.contiguous();
   }

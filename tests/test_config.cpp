@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "clip/model/checkpoint.h"
 #include "clip/model/clip_model.h"
 #include "clip/model/config.h"
+#include "clip/model/model_tokenizer.h"
 #include "clip/util/error.h"
 #include "test_util.h"
 
@@ -137,10 +139,22 @@ TEST(ModelConfig, RejectsWrongTypes) {
 }
 
 TEST(ModelConfig, RejectsUnsupportedArchitectures) {
-  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 32, "ls_init_value": 0.1})"),
-               {"vision_cfg.ls_init_value", "0.1", "not supported"});
+  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 32, "attentional_pool": true})"),
+               {"vision_cfg.attentional_pool", "true", "not supported"});
   expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 32, "timm_model_name": "x"})"),
-               {"timm_model_name", "not supported"});
+               {"vision_cfg.timm_model_name 'x'", "not a timm model libclip builds", "vit_base_patch16_siglip_224"});
+  expect_error(with_vision(R"({"image_size": 256, "timm_model_name": "vit_base_patch16_siglip_224"})"),
+               {"image_size 256", "vit_base_patch16_siglip_224's 224"});
+  expect_error(with_vision(R"({"image_size": 224, "timm_model_name": "vit_base_patch16_siglip_gap_224",
+                               "timm_pool": "map"})"),
+               {"timm_pool 'map'", "pools by 'avg'"});
+  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 32, "timm_pool": "map"})"),
+               {"vision_cfg.timm_pool needs vision_cfg.timm_model_name"});
+  expect_error(with_vision(R"({"layers": [1, 1, 1, 1], "width": 64, "image_size": 64, "ls_init_value": 0.1})"),
+               {"apply to ViTs, not the ModifiedResNet"});
+  expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 32,
+                               "act_kwargs": {"approximate": "sigmoid"}})"),
+               {"vision_cfg.act_kwargs.approximate", "sigmoid"});
   expect_error(with_vision(R"({"layers": 1, "width": 64, "patch_size": 16, "image_size": 30})"),
                {"image_size 30", "patch_size 16"});
 }
@@ -170,6 +184,63 @@ TEST(ModelConfig, AbsurdSizesAreRefused) {
                                       R"("width": 16384, "layers": 256)"), "huge.json");
   const std::string message = clip::test::error_of([&] { clip::CLIP model(huge); });
   EXPECT_CONTAINS(message, "GB in fp32, more than this machine's");
+}
+
+// Every config shipped in configs/models (OpenAI's releases, open_clip's plain-CLIP ViTs, SigLIP and SigLIP 2,
+// MetaCLIP 2's worldwide towers) parses and round-trips through to_json unchanged.
+TEST(ModelConfig, EveryShippedConfigParsesAndRoundTrips) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(CLIP_CONFIG_DIR) + "/models")) {
+    if (entry.path().extension() != ".json") continue;
+    const clip::ModelConfig config = clip::load_model_config(entry.path().string());
+    const clip::ModelConfig again = clip::parse_model_config(clip::to_json(config), "round trip");
+    EXPECT_EQ(clip::to_json(again), clip::to_json(config)) << entry.path();
+    EXPECT_TRUE(clip::config_differences(again, config).empty()) << entry.path();
+    ++count;
+  }
+  std::printf("[ measured ] %d model configs in configs/models parse and round-trip\n", count);
+  EXPECT_GE(count, 70);
+}
+
+// open_clip's SigLIP configs name a timm tower and a bidirectional text tower; the parser resolves both as open_clip
+// and timm 1.0.31 build them.
+TEST(ModelConfig, SigLipConfigsResolveAsOpenClipBuildsThem) {
+  const clip::ModelConfig siglip = clip::load_model_config(clip::test::config("ViT-B-16-SigLIP"));
+  EXPECT_TRUE(siglip.custom_text);
+  EXPECT_TRUE(siglip.vision.is_timm());
+  EXPECT_EQ(siglip.vision.width, 768);
+  EXPECT_EQ(siglip.vision.layers, 12);
+  EXPECT_EQ(siglip.vision.heads(), 12);
+  EXPECT_EQ(siglip.vision.patch_size, 16);
+  EXPECT_FALSE(siglip.vision.class_token);
+  EXPECT_FALSE(siglip.vision.gelu_tanh);
+  EXPECT_EQ(siglip.vision.timm_pool, "map");
+  EXPECT_EQ(siglip.vision.timm_proj, "none");
+  EXPECT_EQ(siglip.vision.layer_norm_eps, 1e-6);
+  EXPECT_FALSE(siglip.text.causal);
+  EXPECT_EQ(siglip.text.pool, clip::TextPool::last);
+  EXPECT_TRUE(siglip.text.proj_bias);
+  EXPECT_EQ(siglip.text.layer_norm_eps, 1e-6);
+  EXPECT_FALSE(siglip.text.gelu_tanh);
+  EXPECT_EQ(siglip.text.hf_tokenizer_name, "timm/ViT-B-16-SigLIP");
+  EXPECT_EQ(siglip.init_logit_bias, -10.0);
+  const clip::ModelConfig siglip2 = clip::load_model_config(clip::test::config("ViT-B-16-SigLIP2"));
+  EXPECT_TRUE(siglip2.text.gelu_tanh);
+  EXPECT_EQ(siglip2.text.vocab_size, 256000);
+  EXPECT_FALSE(siglip2.vision.gelu_tanh);  // timm's vit_base_patch16_siglip_224 keeps exact GELU
+  const clip::ModelConfig so400m = clip::load_model_config(clip::test::config("ViT-SO400M-16-SigLIP2-256"));
+  EXPECT_TRUE(so400m.vision.gelu_tanh);
+  EXPECT_EQ(so400m.vision.mlp_ratio, 3.7362);
+  EXPECT_EQ(so400m.vision.heads(), 16);
+  const clip::ModelConfig i18n = clip::load_model_config(clip::test::config("ViT-SO400M-16-SigLIP-i18n-256"));
+  EXPECT_FALSE(i18n.text.projection);
+  // MetaCLIP 2: open_clip's eos_id is the pooling token.
+  const clip::ModelConfig worldwide = clip::load_model_config(clip::test::config("ViT-H-14-worldwide"));
+  EXPECT_EQ(worldwide.text.pool, clip::TextPool::first_eos);
+  EXPECT_EQ(worldwide.text.eos_token_id, 2);
+  // Their hub tokenizers are not libclip's: refused, not replaced by the CLIP BPE.
+  EXPECT_CONTAINS(clip::test::error_of([&] { clip::load_tokenizer(siglip2.text); }),
+                  "Hugging Face tokenizer 'timm/ViT-B-16-SigLIP2'");
 }
 
 TEST(ModelConfig, MissingFileIsAClearError) {

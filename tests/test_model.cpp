@@ -2,6 +2,9 @@
 // tiny ViT and ResNet fixtures, fp32, eval mode, within the fixtures' stated tolerance of 1e-4 relative.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <map>
+
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/nn/module.h>
@@ -60,6 +63,78 @@ TEST(Model, ParameterNamesAreTheReferenceStateDictKeys) {
     const clip::StateDictMismatch m = clip::compare_state_dict(*model, reference);
     EXPECT_TRUE(m.empty()) << name << ": " << m.missing.size() << " missing, " << m.unexpected.size()
                            << " unexpected, " << m.wrong_shape.size() << " wrong shape";
+  }
+}
+
+// The other families' layouts: libclip's named_parameters() of a model built from open_clip's config, against the
+// state-dict keys and shapes open_clip 3.3 gives the same model (tests/data/NAME.keys.txt, make_family_keys.py).
+TEST(Model, FamilyParameterNamesAreOpenClipsStateDictKeys) {
+  for (const std::string name : {"ViT-B-16-SigLIP", "ViT-B-16-SigLIP2"}) {
+    std::map<std::string, std::string> expected;
+    std::ifstream in(clip::test::data(name + ".keys.txt"));
+    ASSERT_TRUE(in) << name;
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      const size_t space = line.find(' ');
+      expected[line.substr(0, space)] = line.substr(space + 1);
+    }
+    clip::CLIP model(clip::load_model_config(clip::test::config(name)));
+    std::map<std::string, std::string> ours;
+    for (const auto& p : model->named_parameters()) {
+      std::string shape;
+      for (const int64_t s : p.value().sizes()) shape += (shape.empty() ? "" : ",") + std::to_string(s);
+      ours[p.key()] = shape;
+    }
+    for (const auto& [key, shape] : expected) {
+      EXPECT_TRUE(ours.count(key)) << name << ": open_clip's " << key << " is missing";
+      if (ours.count(key)) {
+        EXPECT_EQ(ours[key], shape) << name << ": " << key;
+      }
+    }
+    for (const auto& [key, shape] : ours) EXPECT_TRUE(expected.count(key)) << name << ": " << key << " is not open_clip's";
+    std::printf("[ measured ] %s: %zu parameters, open_clip's state dict %zu keys\n", name.c_str(), ours.size(),
+                expected.size());
+  }
+}
+
+// A SigLIP model saved and loaded again computes the same bits; its logits carry the learned bias.
+TEST(Model, SigLipSavesLoadsAndAddsTheLogitBias) {
+  clip::CLIP model(clip::load_model_config(clip::test::config("ViT-B-16-SigLIP")));
+  model->eval();
+  {
+    torch::NoGradGuard no_grad;
+    model->logit_bias.fill_(-3.5);
+  }
+  clip::test::TempDir dir;
+  clip::save_model(*model, dir / "siglip.safetensors");
+  clip::CLIP loaded = clip::load_model(dir / "siglip.safetensors");
+  const at::Tensor images = at::randn({2, 3, 224, 224}, at::TensorOptions().dtype(at::kFloat));
+  const at::Tensor ids = at::randint(0, 32000, {3, 64}, at::TensorOptions().dtype(at::kLong));
+  torch::NoGradGuard no_grad;
+  const clip::ClipOutput a = model->forward(images, ids);
+  const clip::ClipOutput b = loaded->forward(images, ids);
+  EXPECT_TRUE(at::equal(a.image_features, b.image_features));
+  EXPECT_TRUE(at::equal(a.text_features, b.text_features));
+  const at::Tensor cosine = at::matmul(clip::l2_normalize(a.image_features), clip::l2_normalize(a.text_features).t());
+  EXPECT_LT(clip::test::report("siglip logits", a.logits_per_image, model->logit_scale.exp() * cosine - 3.5), 1e-6);
+}
+
+// no_causal_mask: every position sees every token. Pooled at the first position, a bidirectional tower's feature
+// changes with the last token and a causal one's does not.
+TEST(Model, BidirectionalTextSeesLaterTokens) {
+  for (const bool bidirectional : {true, false}) {
+    const std::string json = std::string(R"({"embed_dim": 16, "custom_text": true,
+      "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
+      "text_cfg": {"context_length": 8, "vocab_size": 10, "width": 16, "heads": 1, "layers": 1, "pool_type": "first",
+                   "proj_bias": true, "no_causal_mask": )") + (bidirectional ? "true" : "false") + "}}";
+    clip::CLIP model(clip::parse_model_config(json, "inline"));
+    torch::NoGradGuard no_grad;
+    const at::Tensor ids = at::randint(0, 10, {2, 8}, at::TensorOptions().dtype(at::kLong));
+    at::Tensor changed = ids.clone();
+    changed.select(1, 7).fill_(9);
+    changed.select(1, 7).masked_fill_(ids.select(1, 7).eq(9), 8);
+    EXPECT_EQ(at::equal(model->encode_text(ids), model->encode_text(changed)), !bidirectional) << bidirectional;
+    EXPECT_TRUE(model->named_parameters().contains("text.text_projection.bias"));
   }
 }
 

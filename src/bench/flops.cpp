@@ -64,8 +64,26 @@ void add_resnet(std::vector<FlopTerm>& terms, const ModelConfig& config, AttnPoo
   terms.push_back({"visual.attnpool c_proj", matmul(queries, c, out)});
 }
 
+// timm's ViT (SigLIP's towers): no class token unless the model has one, and the MAP head (one latent query over
+// the patch tokens: kv for every token, q, attention and proj for one, then its MLP) or a mean, then `head.proj`.
+void add_timm_vit(std::vector<FlopTerm>& terms, const ModelConfig& config) {
+  const VisionConfig& v = config.vision;
+  const int64_t grid = v.image_size / v.patch_size, w = v.width;
+  const double d = double(w), patches = double(grid * grid);
+  terms.push_back({"visual.trunk.patch_embed", conv(3, w, v.patch_size, grid)});
+  add_transformer(terms, "visual.trunk.", grid * grid + (v.class_token ? 1 : 0), w, v.layers, v.mlp_ratio);
+  if (v.timm_pool == "map") {
+    terms.push_back({"visual.trunk.attn_pool kv", matmul(patches, d, 2 * d)});
+    terms.push_back({"visual.trunk.attn_pool q, q k^T + attn v, proj", matmul(1, d, d) + 2 * matmul(1, d, patches) +
+                                                                          matmul(1, d, d)});
+    terms.push_back({"visual.trunk.attn_pool mlp", 2 * matmul(1, d, double(mlp_hidden(w, v.mlp_ratio)))});
+  }
+  if (v.timm_proj == "linear") terms.push_back({"visual.head.proj", matmul(1, d, double(config.embed_dim))});
+}
+
 void add_vit(std::vector<FlopTerm>& terms, const ModelConfig& config) {
   const VisionConfig& v = config.vision;
+  if (v.is_timm()) return add_timm_vit(terms, config);
   const int64_t grid = v.image_size / v.patch_size, w = v.width;
   terms.push_back({"visual.conv1 (patch embedding)", conv(3, w, v.patch_size, grid)});
   add_transformer(terms, "visual.", grid * grid + 1, w, v.layers, v.mlp_ratio);
@@ -92,7 +110,9 @@ std::vector<FlopTerm> text_tower_flop_terms(const ModelConfig& config) {
   std::vector<FlopTerm> terms;
   // token_embedding and positional_embedding are lookups and adds: no FLOPs.
   add_transformer(terms, "", t.context_length, t.width, t.layers, t.mlp_ratio);
-  terms.push_back({"text_projection (pooled token)", matmul(1, double(t.width), double(config.embed_dim))});
+  if (t.projection) {
+    terms.push_back({"text_projection (pooled token)", matmul(1, double(t.width), double(config.embed_dim))});
+  }
   return terms;
 }
 

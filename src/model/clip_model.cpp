@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include "clip/model/modified_resnet.h"
+#include "clip/model/timm_vit.h"
 #include "clip/model/vision_transformer.h"
 
 namespace clip {
@@ -20,11 +21,27 @@ std::shared_ptr<VisionTowerImpl> make_vision_tower(const ModelConfig& c, Activat
     return std::make_shared<ModifiedResNetImpl>(
         ModifiedResNetOptions(v.resnet_layers, c.embed_dim, v.heads(), v.image_size, v.width));
   }
+  if (v.is_timm()) {
+    // timm's towers use their own activation whatever quick_gelu says (open_clip's note in _build_vision_tower).
+    const TimmPool pool = v.timm_pool == "map" ? TimmPool::map : v.timm_pool == "token" ? TimmPool::token : TimmPool::avg;
+    return std::make_shared<TimmVisionTransformerImpl>(
+        TimmVisionTransformerOptions(v.image_size, v.patch_size, v.width, v.layers, v.heads(), c.embed_dim)
+            .mlp_ratio(v.mlp_ratio)
+            .activation(v.gelu_tanh ? Activation::gelu_tanh : Activation::gelu)
+            .layer_norm_eps(v.layer_norm_eps.value_or(1e-6))
+            .class_token(v.class_token)
+            .pool(pool)
+            .fc_norm(v.fc_norm)
+            .projection(v.timm_proj == "linear")
+            .projection_bias(v.timm_proj_bias)
+            .layer_scale(v.ls_init_value));
+  }
   return std::make_shared<VisionTransformerImpl>(
       VisionTransformerOptions(v.image_size, v.patch_size, v.width, v.layers, v.heads(), c.embed_dim)
           .mlp_ratio(v.mlp_ratio)
-          .activation(act)
-          .layer_norm_eps(c.layer_norm_eps));
+          .activation(v.gelu_tanh ? Activation::gelu_tanh : act)
+          .layer_norm_eps(v.layer_norm_eps.value_or(c.layer_norm_eps))
+          .layer_scale(v.ls_init_value));
 }
 
 }  // namespace
@@ -76,13 +93,21 @@ CLIPImpl::CLIPImpl(ModelConfig config) : config_(std::move(config)) {
   visual = register_module("visual", VisionTower(make_vision_tower(config_, act)));
   text = TextTransformer(
       TextTransformerOptions(config_.text, config_.embed_dim).activation(act).layer_norm_eps(config_.layer_norm_eps));
-  // The reference keeps the text tower's parts at the top level; register the same modules and tensors here
-  // (shared, not copied) so that named_parameters() is the checkpoint layout.
-  register_module("token_embedding", text->token_embedding);
-  register_parameter("positional_embedding", text->positional_embedding);
-  register_module("transformer", text->transformer);
-  register_module("ln_final", text->ln_final);
-  register_parameter("text_projection", text->text_projection);
+  if (config_.custom_text) {
+    register_module("text", text);  // open_clip's CustomTextCLIP: `text.token_embedding.weight`, ...
+  } else {
+    // The reference keeps the text tower's parts at the top level; register the same modules and tensors here
+    // (shared, not copied) so that named_parameters() is the checkpoint layout.
+    register_module("token_embedding", text->token_embedding);
+    register_parameter("positional_embedding", text->positional_embedding);
+    register_module("transformer", text->transformer);
+    register_module("ln_final", text->ln_final);
+    if (text->text_projection_linear) {
+      register_module("text_projection", text->text_projection_linear);
+    } else if (text->text_projection.defined()) {
+      register_parameter("text_projection", text->text_projection);
+    }
+  }
   // Each tower initializes itself as the reference does; only the temperature is left.
   logit_scale = register_parameter("logit_scale", torch::full({}, config_.init_logit_scale));
   if (config_.init_logit_bias) logit_bias = register_parameter("logit_bias", torch::full({}, *config_.init_logit_bias));
@@ -119,16 +144,17 @@ torch::Tensor CLIPImpl::encode_text(const torch::Tensor& ids, bool normalize) {
 }
 
 ClipOutput CLIPImpl::forward(const torch::Tensor& images, const torch::Tensor& ids) {
-  return compute_logits(encode_image(images), encode_text(ids), logit_scale);
+  return compute_logits(encode_image(images), encode_text(ids), logit_scale, logit_bias);
 }
 
 ClipOutput compute_logits(const torch::Tensor& image_features, const torch::Tensor& text_features,
-                          const torch::Tensor& logit_scale) {
+                          const torch::Tensor& logit_scale, const torch::Tensor& logit_bias) {
   ClipOutput out;
   out.image_features = image_features;
   out.text_features = text_features;
   out.logits_per_image =
       logit_scale.exp() * at::matmul(l2_normalize(image_features), l2_normalize(text_features).t());
+  if (logit_bias.defined()) out.logits_per_image = out.logits_per_image + logit_bias;
   out.logits_per_text = out.logits_per_image.t();
   return out;
 }

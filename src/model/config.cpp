@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "clip/util/error.h"
+#include "model/timm_models.h"
 #include "util/json.h"
 #include "util/file.h"
 
@@ -140,11 +141,93 @@ void require_positive(const ObjectReader& r, const std::string& key, double valu
   if (!(value > 0 && value <= max)) r.bad_type(key, value, str("a positive number of at most ", int64_t(max)));
 }
 
+// open_clip's per-tower options that libclip implements: `ls_init_value` (layer scale), `act_kwargs` (only GELU's
+// `approximate`), `norm_kwargs` (only LayerNorm's `eps`).
+void parse_tower_options(ObjectReader& r, const std::string& source, std::optional<double>& ls_init_value,
+                         bool& gelu_tanh, std::optional<double>& layer_norm_eps) {
+  if (r.is_null("ls_init_value")) {
+    r.ignore("ls_init_value");
+  } else if (r.has("ls_init_value")) {
+    ls_init_value = r.number("ls_init_value", 0.0);
+    if (!std::isfinite(*ls_init_value)) r.bad_type("ls_init_value", *ls_init_value, "a finite number");
+  }
+  if (const json* act = r.object("act_kwargs")) {
+    ObjectReader a(*act, source, r.where("act_kwargs"));
+    gelu_tanh = a.text("approximate", "none", {"none", "tanh"}) == "tanh";
+    a.finish();
+  } else {
+    r.ignore("act_kwargs");  // null
+  }
+  if (const json* norm = r.object("norm_kwargs")) {
+    ObjectReader n(*norm, source, r.where("norm_kwargs"));
+    if (n.has("eps")) {
+      layer_norm_eps = n.number("eps", 0.0);
+      if (!(*layer_norm_eps > 0 && *layer_norm_eps < 1)) n.bad_type("eps", *layer_norm_eps, "a number in (0, 1)");
+    }
+    n.finish();
+  } else {
+    r.ignore("norm_kwargs");
+  }
+}
+
+// A timm tower: its shape from libclip's table of timm's model functions, its pooling and projection from the keys
+// (open_clip's TimmModel builds timm.create_model(name) and adds `head`).
+void parse_timm(ObjectReader& r, const std::string& source, VisionConfig& v) {
+  const detail::TimmVitShape* shape = detail::find_timm_vit(v.timm_model_name);
+  if (shape == nullptr) {
+    fail(source, ": vision_cfg.timm_model_name '", v.timm_model_name, "' is not a timm model libclip builds (it builds ",
+         detail::timm_vit_names(), ")");
+  }
+  if (v.image_size != shape->image_size) {
+    fail(source, ": vision_cfg.image_size ", v.image_size, " differs from ", v.timm_model_name, "'s ", shape->image_size,
+         " (timm builds the tower at its own size; set image_size to ", shape->image_size, ")");
+  }
+  v.patch_size = shape->patch_size;
+  v.width = shape->width;
+  v.layers = shape->layers;
+  v.head_width = shape->width / shape->heads;
+  v.mlp_ratio = shape->mlp_ratio;
+  v.gelu_tanh = shape->gelu_tanh;
+  v.layer_norm_eps = 1e-6;  // timm's LayerNorm
+  v.ls_init_value.reset();  // open_clip passes neither ls_init_value nor act/norm kwargs to timm
+  v.class_token = shape->class_token;
+  v.timm_pool = r.text("timm_pool", "avg", {"map", "avg", "token"});
+  v.timm_proj = r.text("timm_proj", "linear", {"linear", "none"});
+  v.timm_proj_bias = r.boolean("timm_proj_bias", false);
+  if (v.timm_pool == "map" && std::string(shape->pool) != "map") {
+    fail(source, ": vision_cfg.timm_pool 'map' needs a model built with an attention pool; ", v.timm_model_name,
+         " pools by '", shape->pool, "'");
+  }
+  if (v.timm_pool == "token" && !v.class_token) {
+    fail(source, ": vision_cfg.timm_pool 'token' needs a class token; ", v.timm_model_name, " has none");
+  }
+  // timm puts the final norm after the pool (fc_norm) when the model is built for mean pooling and does not say
+  // otherwise; open_clip builds it with timm_pool when there is no projection, else with the model's own pool.
+  const std::string built_pool = v.timm_proj == "none" ? v.timm_pool : shape->pool;
+  v.fc_norm = !shape->fc_norm_false && built_pool == "avg" && v.timm_pool == "avg";
+  r.ignore("timm_model_pretrained");  // ImageNet weights to start from; the checkpoint's weights replace them
+  r.unsupported_unless("timm_drop", 0.0);
+  r.unsupported_unless("timm_drop_path", nullptr);
+  r.unsupported_unless("timm_model_kwargs", nullptr);
+  // open_clip ignores these for timm towers; the name decides.
+  for (const char* key : {"layers", "width", "patch_size", "head_width", "mlp_ratio"}) r.ignore(key);
+}
+
 VisionConfig parse_vision(const json& j, const std::string& source) {
   ObjectReader r(j, source, "vision_cfg");
   VisionConfig v;
   v.image_size = r.integer("image_size", v.image_size);
-  if (const json* layers = r.raw("layers")) {
+  if (r.is_null("timm_model_name")) {
+    r.ignore("timm_model_name");
+  } else {
+    v.timm_model_name = r.text("timm_model_name", "", {});
+  }
+  parse_tower_options(r, source, v.ls_init_value, v.gelu_tanh, v.layer_norm_eps);
+  v.timm_layout = !v.timm_model_name.empty() || r.boolean("timm_layout", false);
+  if (!v.timm_model_name.empty()) {
+    require_positive(r, "image_size", double(v.image_size), kMaxImageSize);
+    parse_timm(r, source, v);
+  } else if (const json* layers = r.raw("layers")) {
     if (layers->is_number_integer()) {
       v.layers = layers->get<int64_t>();
     } else if (layers->is_array() && layers->size() == 4) {
@@ -156,14 +239,27 @@ VisionConfig parse_vision(const json& j, const std::string& source) {
       r.bad_type("layers", *layers, "an integer (ViT) or a list of 4 integers (ResNet)");
     }
   }
-  v.width = r.integer("width", v.width);
-  v.head_width = r.integer("head_width", v.head_width);
-  v.mlp_ratio = r.number("mlp_ratio", v.mlp_ratio);
+  if (v.timm_model_name.empty()) {
+    v.width = r.integer("width", v.width);
+    v.head_width = r.integer("head_width", v.head_width);
+    v.mlp_ratio = r.number("mlp_ratio", v.mlp_ratio);
+  }
   // open_clip's ResNet configs write "patch_size": null, which a ResNet never reads.
   if (v.is_resnet() && r.is_null("patch_size")) {
     r.ignore("patch_size");
-  } else {
+  } else if (v.timm_model_name.empty()) {
     v.patch_size = r.integer("patch_size", v.patch_size);
+  }
+  if (v.is_timm() && v.timm_model_name.empty()) {
+    // libclip's unnamed timm layout: the tower's own keys say what a name would.
+    if (v.is_resnet()) fail(source, ": vision_cfg.timm_layout describes a ViT; 'layers' must be one integer");
+    v.timm_pool = r.text("timm_pool", "map", {"map", "avg", "token"});
+    v.timm_proj = r.text("timm_proj", "none", {"linear", "none"});
+    v.timm_proj_bias = r.boolean("timm_proj_bias", false);
+    v.class_token = r.boolean("class_token", false);
+    v.fc_norm = r.boolean("fc_norm", false);
+    if (!v.layer_norm_eps) v.layer_norm_eps = 1e-6;
+    if (v.timm_pool == "token" && !v.class_token) fail(source, ": vision_cfg.timm_pool 'token' needs class_token");
   }
   for (const auto& [key, value, max] : {std::tuple<const char*, double, double>{"image_size", double(v.image_size), kMaxImageSize},
                                         {"width", double(v.width), kMaxWidth},
@@ -174,7 +270,8 @@ VisionConfig parse_vision(const json& j, const std::string& source) {
   }
   if (!v.is_resnet()) require_positive(r, "layers", double(v.layers), kMaxLayers);
   for (const int64_t n : v.resnet_layers) require_positive(r, "layers", double(n), kMaxLayers);
-  if (!v.is_resnet() && v.image_size % v.patch_size != 0) {
+  // timm's patch embedding floors the grid (vit_so400m_patch14_siglip_384: 27 x 27 patches, 6 pixels unused).
+  if (!v.is_resnet() && !v.is_timm() && v.image_size % v.patch_size != 0) {
     fail(source, ": vision_cfg.image_size ", v.image_size, " is not a multiple of patch_size ", v.patch_size);
   }
   if (v.is_resnet() && v.image_size % 32 != 0) {
@@ -183,7 +280,16 @@ VisionConfig parse_vision(const json& j, const std::string& source) {
   if (!v.is_resnet() && v.width % v.head_width != 0) {
     fail(source, ": vision_cfg.width ", v.width, " is not a multiple of head_width ", v.head_width);
   }
-  r.unsupported_unless("ls_init_value", nullptr);
+  if (v.is_resnet() && (v.ls_init_value || v.gelu_tanh || v.layer_norm_eps)) {
+    fail(source, ": vision_cfg.ls_init_value, act_kwargs and norm_kwargs apply to ViTs, not the ModifiedResNet");
+  }
+  for (const char* key : {"timm_pool", "timm_proj", "timm_proj_bias", "timm_model_pretrained", "timm_drop",
+                          "timm_drop_path", "timm_model_kwargs"}) {
+    if (!v.is_timm() && r.has(key)) {
+      fail(source, ": vision_cfg.", key, " needs vision_cfg.timm_model_name (or libclip's timm_layout)");
+    }
+    r.ignore(key);
+  }
   r.unsupported_unless("patch_dropout", 0.0);
   r.unsupported_unless("attentional_pool", false);
   r.unsupported_unless("no_ln_pre", false);
@@ -192,9 +298,6 @@ VisionConfig parse_vision(const json& j, const std::string& source) {
   r.unsupported_unless("pool_type", "tok");
   r.unsupported_unless("input_patchnorm", false);
   r.unsupported_unless("global_average_pool", false);
-  r.unsupported_unless("timm_model_name", nullptr);
-  r.unsupported_unless("act_kwargs", nullptr);
-  r.unsupported_unless("norm_kwargs", nullptr);
   r.ignore("output_tokens");
   r.ignore("attn_pooler_queries");  // only read when attentional_pool is true
   r.ignore("attn_pooler_heads");
@@ -219,11 +322,16 @@ TextConfig parse_text(const json& j, const std::string& source) {
   }
   // The CLIP BPE's end token is its largest id, so its models pool at argmax(ids); other vocabularies pool at
   // the first end token.
-  const std::string pool = r.text("pool_type", clip_bpe ? "argmax" : "eos", {"argmax", "eos"});
-  t.pool = pool == "eos" ? TextPool::first_eos : TextPool::argmax;
-  if (!clip_bpe && t.pool == TextPool::first_eos && !r.has("eos_token_id")) {
+  const std::string pool = r.text("pool_type", clip_bpe ? "argmax" : "eos", {"argmax", "eos", "last", "first"});
+  t.pool = pool == "eos" ? TextPool::first_eos : pool == "last" ? TextPool::last : pool == "first" ? TextPool::first
+                                                                                                   : TextPool::argmax;
+  if (!clip_bpe && t.pool == TextPool::first_eos && !r.has("eos_token_id") && !r.has("eos_id")) {
     fail(source, ": text_cfg.tokenizer names a SentencePiece model; set text_cfg.eos_token_id to its end id (3 for ",
          "models trained by clip_tokenize train)");
+  }
+  if (r.has("eos_id")) {  // open_clip's name for it (MetaCLIP 2's configs)
+    if (r.has("eos_token_id")) fail(source, ": text_cfg sets both eos_id and eos_token_id; keep one");
+    t.eos_token_id = r.integer("eos_id", t.eos_token_id);
   }
   t.eos_token_id = r.integer("eos_token_id", t.eos_token_id);
   for (const auto& [key, value, max] : {std::tuple<const char*, double, double>{"context_length", double(t.context_length), kMaxContext},
@@ -236,24 +344,30 @@ TextConfig parse_text(const json& j, const std::string& source) {
   }
   if (t.width % t.heads != 0) fail(source, ": text_cfg.width ", t.width, " is not a multiple of heads ", t.heads);
   if (t.eos_token_id < 0 || t.eos_token_id >= t.vocab_size) {
-    if (t.pool == TextPool::first_eos || r.has("eos_token_id")) {
+    if (t.pool == TextPool::first_eos || r.has("eos_token_id") || r.has("eos_id")) {
       fail(source, ": text_cfg.eos_token_id ", t.eos_token_id, " is outside the vocabulary [0, ", t.vocab_size, ")");
     }
     t.eos_token_id = t.vocab_size - 1;  // the CLIP BPE's layout: the end token is the last id
   }
-  r.unsupported_unless("ls_init_value", nullptr);
+  t.pad_id = r.integer("pad_id", t.pad_id);
+  if (t.pad_id < 0 || t.pad_id >= t.vocab_size) {
+    fail(source, ": text_cfg.pad_id ", t.pad_id, " is outside the vocabulary [0, ", t.vocab_size, ")");
+  }
+  t.causal = !r.boolean("no_causal_mask", false);
+  t.proj_bias = r.boolean("proj_bias", false);
+  parse_tower_options(r, source, t.ls_init_value, t.gelu_tanh, t.layer_norm_eps);
   r.unsupported_unless("embed_cls", false);
-  r.unsupported_unless("pad_id", 0);
-  r.unsupported_unless("no_causal_mask", false);
+  r.unsupported_unless("use_pad_mask", false);
   r.unsupported_unless("final_ln_after_pool", false);
-  r.unsupported_unless("proj_bias", false);
-  r.unsupported_unless("proj_type", "linear");
+  t.projection = r.text("proj_type", "linear", {"linear", "none"}) == "linear";
   r.unsupported_unless("hf_model_name", nullptr);
-  r.unsupported_unless("act_kwargs", nullptr);
-  r.unsupported_unless("norm_kwargs", nullptr);
   r.ignore("output_tokens");
-  r.ignore("hf_tokenizer_name");  // tokenizer choice, read by the tokenizer loader
-  r.ignore("tokenizer_kwargs");
+  if (r.is_null("hf_tokenizer_name")) {
+    r.ignore("hf_tokenizer_name");
+  } else {
+    t.hf_tokenizer_name = r.text("hf_tokenizer_name", "", {});
+  }
+  r.ignore("tokenizer_kwargs");  // the hub tokenizer's settings
   r.finish();
   return t;
 }
@@ -307,9 +421,12 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   if (vision == nullptr || text == nullptr) fail(source, ": 'vision_cfg' and 'text_cfg' are both required");
   c.vision = parse_vision(*vision, source);
   c.text = parse_text(*text, source);
+  if (!c.text.projection && c.text.width != c.embed_dim) {
+    fail(source, ": text_cfg.proj_type \"none\" gives width ", c.text.width, " features, not embed_dim ", c.embed_dim);
+  }
   if (const json* pre = r.object("preprocess_cfg")) c.preprocess = parse_preprocess(*pre, source);
   c.preprocess.size = c.vision.image_size;
-  r.unsupported_unless("custom_text", false);
+  c.custom_text = r.boolean("custom_text", false);
   r.unsupported_unless("multimodal_cfg", nullptr);
   r.ignore("cast_dtype");  // a precision request, not an architecture; the loader picks the dtype
   r.finish();
@@ -353,7 +470,10 @@ json architecture(const ModelConfig& c) {
   j.erase("preprocess_cfg");
   j.erase("init_logit_scale");
   if (j.contains("init_logit_bias")) j["init_logit_bias"] = "a learned bias";  // its presence, not its start
-  for (const char* key : {"tokenizer", "pool_type", "eos_token_id"}) j["text_cfg"].erase(key);
+  // The end-token rules (argmax, first EOS) agree for the CLIP vocabulary; a fixed position does not.
+  const json pool = j["text_cfg"].value("pool_type", json("argmax"));
+  if (pool == "argmax" || pool == "eos") j["text_cfg"].erase("pool_type");
+  for (const char* key : {"tokenizer", "eos_token_id", "pad_id", "hf_tokenizer_name"}) j["text_cfg"].erase(key);
   return j;
 }
 
@@ -365,26 +485,61 @@ std::vector<std::string> config_differences(const ModelConfig& a, const ModelCon
   return out;
 }
 
+namespace {
+
+void tower_options_json(json& tower, const std::optional<double>& ls_init_value, bool gelu_tanh,
+                        const std::optional<double>& layer_norm_eps) {
+  if (ls_init_value) tower["ls_init_value"] = *ls_init_value;
+  if (gelu_tanh) tower["act_kwargs"] = {{"approximate", "tanh"}};
+  if (layer_norm_eps) tower["norm_kwargs"] = {{"eps", *layer_norm_eps}};
+}
+
+}  // namespace
+
 std::string to_json(const ModelConfig& c) {
+  const VisionConfig& v = c.vision;
   json vision;
-  vision["image_size"] = c.vision.image_size;
-  if (c.vision.is_resnet()) {
-    vision["layers"] = c.vision.resnet_layers;
-  } else {
-    vision["layers"] = c.vision.layers;
-    vision["patch_size"] = c.vision.patch_size;
-    vision["mlp_ratio"] = c.vision.mlp_ratio;
+  vision["image_size"] = v.image_size;
+  if (v.is_timm()) {
+    vision["timm_pool"] = v.timm_pool;
+    vision["timm_proj"] = v.timm_proj;
+    if (v.timm_proj_bias) vision["timm_proj_bias"] = true;
   }
-  vision["width"] = c.vision.width;
-  vision["head_width"] = c.vision.head_width;
+  if (!v.timm_model_name.empty()) {
+    vision["timm_model_name"] = v.timm_model_name;  // the name decides the shape, activation and norms
+  } else {
+    if (v.is_timm()) {
+      vision["timm_layout"] = true;
+      vision["class_token"] = v.class_token;
+      vision["fc_norm"] = v.fc_norm;
+    }
+    if (v.is_resnet()) {
+      vision["layers"] = v.resnet_layers;
+    } else {
+      vision["layers"] = v.layers;
+      vision["patch_size"] = v.patch_size;
+      vision["mlp_ratio"] = v.mlp_ratio;
+    }
+    vision["width"] = v.width;
+    vision["head_width"] = v.head_width;
+    tower_options_json(vision, v.ls_init_value, v.gelu_tanh, v.layer_norm_eps);
+  }
   json text = {{"context_length", c.text.context_length}, {"vocab_size", c.text.vocab_size},
                {"width", c.text.width},                   {"heads", c.text.heads},
                {"layers", c.text.layers},                 {"mlp_ratio", c.text.mlp_ratio}};
+  if (!c.text.causal) text["no_causal_mask"] = true;
+  if (!c.text.hf_tokenizer_name.empty()) text["hf_tokenizer_name"] = c.text.hf_tokenizer_name;
+  if (c.text.proj_bias) text["proj_bias"] = true;
+  if (!c.text.projection) text["proj_type"] = "none";
+  if (c.text.pad_id != 0) text["pad_id"] = c.text.pad_id;
+  tower_options_json(text, c.text.ls_init_value, c.text.gelu_tanh, c.text.layer_norm_eps);
   const bool clip_bpe = c.text.tokenizer == TextConfig::kClipBpe;
   if (!clip_bpe) text["tokenizer"] = c.text.tokenizer;
   if (c.text.pool == TextPool::first_eos) {
     text["pool_type"] = "eos";
     text["eos_token_id"] = c.text.eos_token_id;
+  } else if (c.text.pool == TextPool::last || c.text.pool == TextPool::first) {
+    text["pool_type"] = c.text.pool == TextPool::last ? "last" : "first";
   } else if (!clip_bpe) {
     text["pool_type"] = "argmax";  // not the default for this tokenizer
   }
@@ -395,6 +550,7 @@ std::string to_json(const ModelConfig& c) {
   json out = {{"embed_dim", c.embed_dim}, {"quick_gelu", c.quick_gelu},       {"init_logit_scale", c.init_logit_scale},
               {"vision_cfg", vision},     {"text_cfg", text},                 {"preprocess_cfg", pre}};
   if (c.init_logit_bias) out["init_logit_bias"] = *c.init_logit_bias;
+  if (c.custom_text) out["custom_text"] = true;
   if (c.layer_norm_eps != ModelConfig{}.layer_norm_eps) out["layer_norm_eps"] = c.layer_norm_eps;
   return out.dump(2);
 }

@@ -19,12 +19,12 @@ at::Tensor scaled_randn(at::IntArrayRef shape, double scale) {
 
 // Without initialization: the module built at its smallest (its draws cost nothing), then given its real options
 // and parameters of the real shapes (set_data keeps the registered parameter and the member one tensor).
-torch::nn::Linear linear(int64_t in, int64_t out) {
-  if (initializing) return torch::nn::Linear(in, out);
-  torch::nn::Linear m(1, 1);
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
+  if (initializing) return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+  torch::nn::Linear m(torch::nn::LinearOptions(1, 1).bias(bias));
   m->options.in_features(in).out_features(out);
   m->weight.set_data(at::empty({out, in}));
-  m->bias.set_data(at::empty({out}));
+  if (bias) m->bias.set_data(at::empty({out}));
   return m;
 }
 

@@ -29,7 +29,7 @@ at::Tensor scaled_randn(at::IntArrayRef shape, double scale);
 
 /// torch::nn::Linear / Conv2d as LibTorch builds them (its own initialization, the same random draws); under
 /// SkipWeightInitialization the same modules with uninitialized weights (LibTorch's constructors always draw).
-torch::nn::Linear linear(int64_t in, int64_t out);
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias = true);
 torch::nn::Conv2d conv2d(const torch::nn::Conv2dOptions& options);
 
 }  // namespace clip::detail

@@ -10,6 +10,12 @@ namespace clip {
 
 std::unique_ptr<Tokenizer> load_tokenizer(const TextConfig& text, const std::string& config_dir) {
   std::unique_ptr<Tokenizer> tokenizer;
+  if (!text.hf_tokenizer_name.empty() && text.tokenizer == TextConfig::kClipBpe) {
+    // The CLIP BPE would give ids of another vocabulary: silently wrong embeddings.
+    fail("the model's tokenizer is the Hugging Face tokenizer '", text.hf_tokenizer_name,
+         "' (text_cfg.hf_tokenizer_name), which libclip cannot load yet; give the model token ids made by that ",
+         "tokenizer (clip_embed --inputs), or set text_cfg.tokenizer to an equivalent SentencePiece .model file");
+  }
   if (text.tokenizer == TextConfig::kClipBpe) {
     tokenizer = std::make_unique<ClipBpeTokenizer>();
   } else {

@@ -15,8 +15,13 @@
 namespace clip {
 
 torch::Tensor activate(const torch::Tensor& x, Activation activation) {
-  // QuickGELU is what OpenAI trained with; exact GELU (erf) is nn.GELU's default.
-  return activation == Activation::quick_gelu ? x * at::sigmoid(1.702 * x) : at::gelu(x);
+  // QuickGELU is what OpenAI trained with; exact GELU (erf) is nn.GELU's default; SigLIP 2 uses the tanh form.
+  switch (activation) {
+    case Activation::quick_gelu: return x * at::sigmoid(1.702 * x);
+    case Activation::gelu_tanh: return at::gelu(x, "tanh");
+    case Activation::gelu: break;
+  }
+  return at::gelu(x);
 }
 
 LayerNormImpl::LayerNormImpl(int64_t width, double eps) : width_(width), eps_(eps) {
@@ -33,12 +38,20 @@ torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
       .to(x.scalar_type());
 }
 
-MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width, int64_t heads)
+MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width, int64_t heads, BlockNames names)
     : heads_(heads), packed_(std::make_shared<PackedLinears>()) {
   TORCH_CHECK(width % heads == 0, "attention width ", width, " is not a multiple of heads ", heads);
-  in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
-  in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
-  out_proj = register_module("out_proj", detail::linear(width, width));
+  if (names == BlockNames::timm) {
+    // timm's Attention: the same fused [3D, D] projection as a Linear named `qkv`, and `proj`.
+    torch::nn::Linear qkv = register_module("qkv", detail::linear(width, 3 * width));
+    in_proj_weight = qkv->weight;
+    in_proj_bias = qkv->bias;
+    out_proj = register_module("proj", detail::linear(width, width));
+  } else {
+    in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
+    in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
+    out_proj = register_module("out_proj", detail::linear(width, width));
+  }
   // torch.nn.MultiheadAttention's own initialization.
   if (detail::initializing_weights()) {
     torch::NoGradGuard no_grad;
@@ -56,10 +69,11 @@ torch::Tensor MultiheadAttentionImpl::forward(const torch::Tensor& x, bool causa
   return (*packed_)(1, out.transpose(1, 2).reshape({n, l, d}), out_proj->weight, out_proj->bias);
 }
 
-MlpImpl::MlpImpl(int64_t width, int64_t hidden, Activation activation)
+MlpImpl::MlpImpl(int64_t width, int64_t hidden, Activation activation, BlockNames names)
     : activation_(activation), packed_(std::make_shared<PackedLinears>()) {
-  c_fc = register_module("c_fc", detail::linear(width, hidden));
-  c_proj = register_module("c_proj", detail::linear(hidden, width));
+  const bool timm = names == BlockNames::timm;
+  c_fc = register_module(timm ? "fc1" : "c_fc", detail::linear(width, hidden));
+  c_proj = register_module(timm ? "fc2" : "c_proj", detail::linear(hidden, width));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
@@ -87,11 +101,21 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 }
 
 ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(const TransformerOptions& o) {
-  ln_1 = register_module("ln_1", LayerNorm(o.width(), o.layer_norm_eps()));
-  attn = register_module("attn", MultiheadAttention(o.width(), o.heads()));
-  ln_2 = register_module("ln_2", LayerNorm(o.width(), o.layer_norm_eps()));
+  const bool timm = o.names() == BlockNames::timm;
+  ln_1 = register_module(timm ? "norm1" : "ln_1", LayerNorm(o.width(), o.layer_norm_eps()));
+  attn = register_module("attn", MultiheadAttention(o.width(), o.heads(), o.names()));
+  ln_2 = register_module(timm ? "norm2" : "ln_2", LayerNorm(o.width(), o.layer_norm_eps()));
   const auto hidden = static_cast<int64_t>(static_cast<double>(o.width()) * o.mlp_ratio());  // Python int()
-  mlp = register_module("mlp", Mlp(o.width(), hidden, o.activation()));
+  mlp = register_module("mlp", Mlp(o.width(), hidden, o.activation(), o.names()));
+  if (o.layer_scale()) {
+    // LayerScale modules holding one `gamma` each, as both references name them.
+    const auto scale = [&](const char* name) {
+      auto holder = register_module(name, std::make_shared<torch::nn::Module>());
+      return holder->register_parameter("gamma", torch::full({o.width()}, *o.layer_scale()));
+    };
+    ls_1 = scale(timm ? "ls1" : "ls_1");
+    ls_2 = scale(timm ? "ls2" : "ls_2");
+  }
 }
 
 torch::Tensor ResidualAttentionBlockImpl::forward(const torch::Tensor& x, bool causal) {
@@ -103,8 +127,12 @@ torch::Tensor ResidualAttentionBlockImpl::forward(const torch::Tensor& x, bool c
     }
     return stream + branch;
   };
-  torch::Tensor y = residual(x, attn(ln_1(x), causal));
-  return residual(y, mlp(ln_2(y)));
+  const auto scaled = [](at::Tensor branch, const at::Tensor& gamma) {
+    if (!gamma.defined()) return branch;
+    return at::GradMode::is_enabled() ? branch * gamma : branch.mul_(gamma);
+  };
+  torch::Tensor y = residual(x, scaled(attn(ln_1(x), causal), ls_1));
+  return residual(y, scaled(mlp(ln_2(y)), ls_2));
 }
 
 namespace {
@@ -143,8 +171,10 @@ class CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
 }  // namespace
 
 TransformerImpl::TransformerImpl(const TransformerOptions& options) : options_(options) {
-  resblocks = register_module("resblocks", torch::nn::ModuleList());
+  resblocks = torch::nn::ModuleList();
   for (int64_t i = 0; i < options.layers(); ++i) resblocks->push_back(ResidualAttentionBlock(options));
+  // timm's blocks sit at the ViT's top level; the tower that owns them registers the list there.
+  if (options.names() == BlockNames::open_clip) register_module("resblocks", resblocks);
 }
 
 torch::Tensor TransformerImpl::forward(torch::Tensor x, bool causal) {

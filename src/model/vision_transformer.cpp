@@ -25,7 +25,8 @@ VisionTransformerImpl::VisionTransformerImpl(const VisionTransformerOptions& o)
   transformer = register_module("transformer", Transformer(TransformerOptions(o.width(), o.layers(), o.heads())
                                                                .mlp_ratio(o.mlp_ratio())
                                                                .activation(o.activation())
-                                                               .layer_norm_eps(o.layer_norm_eps())));
+                                                               .layer_norm_eps(o.layer_norm_eps())
+                                                               .layer_scale(o.layer_scale())));
   ln_post = register_module("ln_post", LayerNorm(o.width(), o.layer_norm_eps()));
   proj = register_parameter("proj", detail::scaled_randn({o.width(), o.output_dim()}, scale));
 }

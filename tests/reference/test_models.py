@@ -8,10 +8,15 @@ ViT-L-14, ViT-L-14-336), in open_clip's GELU form and its "-quickgelu" form (Ope
   3. a small batch: random normalized images at the model's resolution, and texts tokenized by open_clip;
   4. clip_embed --inputs (libclip) and open_clip (encode_image, encode_text, the scaled cosine logits);
   5. image features, text features and logits must agree within 1e-4, relative to the largest reference value.
+Then the other families open_clip builds, same steps (texts as random token ids where the model's tokenizer is a
+hub download): SigLIP (ViT-B-16-SigLIP: timm's ViT with the MAP head as `visual.trunk`, a bidirectional text tower
+pooled at its last position with a biased projection, `logit_bias` added to the logits) and SigLIP 2
+(ViT-B-16-SigLIP2: the same with a 256k vocabulary and tanh-GELU text MLPs).
 Then HF transformers: CLIPModel with random weights (seeded) in two shapes, ViT-B/32 (HF's default config, text
 pooled at the first end token, eos_token_id 49407) and ViT-L/14 (eos_token_id 2: HF's legacy argmax pooling, as
-the hub's openai checkpoints), written with save_pretrained and loaded by clip_embed from the folder: normalized
-image and text embeddings and logits within the same bound.
+the hub's openai checkpoints), and SiglipModel in two shapes (transformers' defaults, which are
+google/siglip-base-patch16-224's, and a small one), written with save_pretrained and loaded by clip_embed from the
+folder: normalized image and text embeddings and logits (SigLIP's with its bias) within the same bound.
 The measured differences are printed. Nothing is committed: weights and inputs are made here, in a temporary
 folder, one model at a time. Exits 1 if any difference is over the bound.
 
@@ -32,6 +37,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 ARCHITECTURES = ["RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336"]
+FAMILIES = ["ViT-B-16-SigLIP", "ViT-B-16-SigLIP2"]
 TEXTS = ["a photo of a dog.", "a diagram of a café in Zürich, drawn in 1920", ""]
 TOLERANCE = 1e-4
 
@@ -54,7 +60,14 @@ def check(name, embed, folder, threads, seed):
         json.dump(config, f)
     size = config["vision_cfg"]["image_size"]
     image = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed + 1))
-    text = open_clip.get_tokenizer(name)(TEXTS)
+    text_cfg = config["text_cfg"]
+    if text_cfg.get("hf_tokenizer_name"):
+        # The tokenizer is a hub download: random ids at the full context length (and one all-padding row).
+        text = torch.randint(0, text_cfg["vocab_size"], (len(TEXTS), text_cfg["context_length"]),
+                             generator=torch.Generator().manual_seed(seed + 2))
+        text[-1] = 0
+    else:
+        text = open_clip.get_tokenizer(name)(TEXTS)
     save_file({"image": image, "text": text}, inputs)
     start = time.time()
     with torch.no_grad():
@@ -62,6 +75,8 @@ def check(name, embed, folder, threads, seed):
         text_features = model.encode_text(text)
         logits = model.logit_scale.exp() * torch.nn.functional.normalize(image_features, dim=-1) @ \
             torch.nn.functional.normalize(text_features, dim=-1).T
+        if getattr(model, "logit_bias", None) is not None:
+            logits = logits + model.logit_bias
     ref_seconds = time.time() - start
     del model
     start = time.time()
@@ -82,25 +97,18 @@ def check(name, embed, folder, threads, seed):
     return diffs, ref_seconds, ours_seconds
 
 
-def check_hf(label, config_kwargs, embed, folder, threads, seed):
-    from transformers import CLIPConfig, CLIPModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-    torch.manual_seed(seed)
-    model = CLIPModel(CLIPConfig(**config_kwargs)).eval()
+def compare_hf_folder(label, model, text, embed, folder, threads, seed):
+    """Saves an HF model with save_pretrained, runs 2 random images and `text` through it and through clip_embed
+    reading the folder; the differences of the normalized embeddings and of the logits (SigLIP's include its bias)."""
     hf_folder = os.path.join(folder, "hf")
     model.save_pretrained(hf_folder)
     size = model.config.vision_config.image_size
     image = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed + 1))
-    text = open_clip.get_tokenizer("ViT-B-32")(TEXTS)
     inputs = os.path.join(folder, "inputs.safetensors")
     output = os.path.join(folder, "outputs.safetensors")
     save_file({"image": image, "text": text}, inputs)
     with torch.no_grad():
         out = model(input_ids=text, pixel_values=image)
-    del model
     p = subprocess.run([embed, "--checkpoint", hf_folder, "--inputs", inputs, "--output", output,
                         "--threads", str(threads)], capture_output=True, text=True)
     if p.returncode != 0:
@@ -117,6 +125,45 @@ def check_hf(label, config_kwargs, embed, folder, threads, seed):
     return diffs
 
 
+def quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def check_hf(label, config_kwargs, embed, folder, threads, seed):
+    """HF transformers' CLIPModel (random weights, seeded), texts by the CLIP tokenizer."""
+    from transformers import CLIPConfig, CLIPModel
+
+    quiet_transformers()
+    torch.manual_seed(seed)
+    model = CLIPModel(CLIPConfig(**config_kwargs)).eval()
+    return compare_hf_folder(label, model, open_clip.get_tokenizer("ViT-B-32")(TEXTS), embed, folder, threads, seed)
+
+
+def check_hf_siglip(label, config_kwargs, embed, folder, threads, seed):
+    """HF transformers' SiglipModel (random weights, seeded), texts as random ids at the full context length."""
+    from transformers import SiglipConfig, SiglipModel
+
+    quiet_transformers()
+    torch.manual_seed(seed)
+    model = SiglipModel(SiglipConfig(**config_kwargs)).eval()
+    text_cfg = model.config.text_config
+    text = torch.randint(0, text_cfg.vocab_size, (len(TEXTS), text_cfg.max_position_embeddings),
+                         generator=torch.Generator().manual_seed(seed + 2))
+    return compare_hf_folder(label, model, text, embed, folder, threads, seed)
+
+
+HF_SIGLIP_MODELS = [
+    ("HF SiglipModel base", {}),  # transformers' defaults: google/siglip-base-patch16-224's shape
+    ("HF SiglipModel small 64px", {
+        "text_config": {"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2, "num_hidden_layers": 2,
+                        "vocab_size": 1000, "max_position_embeddings": 16},
+        "vision_config": {"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2,
+                          "num_hidden_layers": 2, "image_size": 64, "patch_size": 16}}),
+]
+
 HF_MODELS = [
     ("HF CLIPModel ViT-B/32", {}),
     ("HF CLIPModel ViT-L/14 eos 2", {
@@ -131,7 +178,7 @@ HF_MODELS = [
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--embed", required=True, help="clip_embed")
-    ap.add_argument("--only", nargs="*", help="architectures (default: all nine)")
+    ap.add_argument("--only", nargs="*", help="architectures (default: all nine and the other families)")
     ap.add_argument("--no-quickgelu", action="store_true", help="only open_clip's GELU forms")
     ap.add_argument("--no-hf", action="store_true", help="leave out the HF transformers models")
     ap.add_argument("--threads", type=int, default=0, help="threads for both sides (0: LibTorch's default)")
@@ -140,9 +187,9 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     names = []
-    for arch in args.only or ARCHITECTURES:
+    for arch in args.only or ARCHITECTURES + FAMILIES:
         names.append(arch)
-        if not args.no_quickgelu:
+        if not args.no_quickgelu and arch in ARCHITECTURES:
             names.append(arch + "-quickgelu")
     failures = 0
     start = time.time()
@@ -162,8 +209,10 @@ def main():
                   "with loading)" % (name, "FAIL" if bad else "ok  ", diffs["image_features"], diffs["text_features"],
                                      diffs["logits"], ref_s, ours_s))
             sys.stdout.flush()
-        for i, (label, kwargs) in enumerate([] if args.no_hf else HF_MODELS):
-            diffs = check_hf(label, kwargs, args.embed, folder, args.threads, seed=2000 + i)
+        hf = [] if args.no_hf else [(check_hf, label, kwargs) for label, kwargs in HF_MODELS] + \
+            [(check_hf_siglip, label, kwargs) for label, kwargs in HF_SIGLIP_MODELS]
+        for i, (checker, label, kwargs) in enumerate(hf):
+            diffs = checker(label, kwargs, args.embed, folder, args.threads, seed=2000 + i)
             names.append(label)
             if diffs is None:
                 failures += 1

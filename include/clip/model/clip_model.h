@@ -6,7 +6,8 @@
 ///   auto out = model->forward(images, ids);   // out.logits_per_image: [N_images, N_texts]
 ///
 /// named_parameters() is the reference's state-dict layout: `visual.*`, `token_embedding.weight`,
-/// `positional_embedding`, `transformer.resblocks.*`, `ln_final.*`, `text_projection`, `logit_scale`.
+/// `positional_embedding`, `transformer.resblocks.*`, `ln_final.*`, `text_projection`, `logit_scale`; with
+/// custom_text (SigLIP and other open_clip CustomTextCLIP configs) the text tower's under `text.`.
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
@@ -24,7 +25,7 @@ namespace clip {
 struct ClipOutput {
   torch::Tensor image_features;    ///< [N_images, embed_dim], projected, not normalized
   torch::Tensor text_features;     ///< [N_texts, embed_dim], projected, not normalized
-  torch::Tensor logits_per_image;  ///< [N_images, N_texts] = exp(logit_scale) * cosine similarity
+  torch::Tensor logits_per_image;  ///< [N_images, N_texts] = exp(logit_scale) * cosine similarity (+ logit_bias)
   torch::Tensor logits_per_text;   ///< its transpose
 };
 
@@ -70,9 +71,10 @@ TORCH_MODULE(CLIP);
 /// keepdim=True)`). The one normalization every path uses: encode_*(normalize), the loss, zero-shot, retrieval.
 torch::Tensor l2_normalize(const torch::Tensor& x);
 
-/// exp(logit_scale) * normalize(image_features) @ normalize(text_features)^T and its transpose.
+/// exp(logit_scale) * normalize(image_features) @ normalize(text_features)^T (+ logit_bias, SigLIP's, when
+/// defined) and its transpose.
 ClipOutput compute_logits(const torch::Tensor& image_features, const torch::Tensor& text_features,
-                          const torch::Tensor& logit_scale);
+                          const torch::Tensor& logit_scale, const torch::Tensor& logit_bias = {});
 
 /// Moves every parameter and buffer to `device` and converts the floating-point ones to `dtype`, leaving
 /// integer buffers (BatchNorm's num_batches_tracked) as they are, like Python's Module.to.

@@ -3,10 +3,12 @@
 ///
 ///   clip::ModelConfig cfg = clip::load_model_config("configs/models/ViT-B-32.json");
 ///
-/// Keys: `embed_dim`, `quick_gelu`, `init_logit_scale`, `vision_cfg{image_size, layers, width, patch_size,
-/// head_width, mlp_ratio}` (`layers` a list of four selects the ModifiedResNet), `text_cfg{context_length,
-/// vocab_size, width, heads, layers, mlp_ratio, pool_type, eos_token_id, tokenizer}`, `preprocess_cfg{mean, std,
-/// interpolation, resize_mode}`. open_clip keys that libclip does not implement are accepted only at their
+/// Keys: `embed_dim`, `quick_gelu`, `init_logit_scale`, `init_logit_bias`, `custom_text`, `vision_cfg{image_size,
+/// layers, width, patch_size, head_width, mlp_ratio, ls_init_value, act_kwargs, norm_kwargs, timm_model_name,
+/// timm_pool, timm_proj, timm_proj_bias}` (`layers` a list of four selects the ModifiedResNet; a timm name selects
+/// timm's ViT), `text_cfg{context_length, vocab_size, width, heads, layers, mlp_ratio, ls_init_value, pool_type,
+/// eos_token_id, pad_id, no_causal_mask, proj_bias, act_kwargs, norm_kwargs, tokenizer}`, `preprocess_cfg{mean,
+/// std, interpolation, resize_mode}`. open_clip keys that libclip does not implement are accepted only at their
 /// default value; any other key, or a value of the wrong type, is an error naming the file, key and value.
 #include <array>
 #include <cstdint>
@@ -19,7 +21,8 @@
 
 namespace clip {
 
-/// The image tower: a ViT when `resnet_layers` is empty, else OpenAI's ModifiedResNet.
+/// The image tower: OpenAI's ModifiedResNet when `resnet_layers` is set, timm's ViT when `timm_model_name` is, else
+/// OpenAI's ViT.
 struct VisionConfig {
   int64_t image_size = 224;
   int64_t layers = 12;                 ///< ViT depth
@@ -28,13 +31,31 @@ struct VisionConfig {
   int64_t head_width = 64;
   double mlp_ratio = 4.0;
   int64_t patch_size = 16;
+  std::optional<double> ls_init_value;   ///< layer scale (`ls_1.gamma`, `ls_2.gamma`) and its initial value
+  bool gelu_tanh = false;                ///< GELU's tanh form (`act_kwargs: {"approximate": "tanh"}`)
+  std::optional<double> layer_norm_eps;  ///< `norm_kwargs: {"eps": ...}`; unset: ModelConfig::layer_norm_eps
+
+  /// open_clip's timm tower (`visual.trunk`, `visual.head`): a timm ViT name that libclip knows (the SigLIP and
+  /// SigLIP 2 towers). The parser sets layers, width, patch_size, head_width, mlp_ratio, gelu_tanh and
+  /// layer_norm_eps from the name, as timm does, and the settings below from the name and these keys.
+  std::string timm_model_name;
+  /// The timm layout without a name (libclip's key `timm_layout`: HF SigLIP folders, whose sizes need not be a
+  /// timm model's): the shape comes from the usual keys, class_token and fc_norm from their own. Set for every
+  /// timm tower, named or not.
+  bool timm_layout = false;
+  std::string timm_pool = "avg";     ///< "map" (SigLIP's attention pool), "avg" or "token"
+  std::string timm_proj = "linear";  ///< "linear" (`visual.head.proj`, width -> embed_dim) or "none"
+  bool timm_proj_bias = false;
+  bool class_token = true;  ///< timm: the model has a class token (SigLIP's towers have none)
+  bool fc_norm = false;     ///< timm: the final norm comes after mean pooling (`fc_norm`), not before (`norm`)
 
   bool is_resnet() const { return !resnet_layers.empty(); }
+  bool is_timm() const { return timm_layout; }
   /// Attention heads: width / head_width for a ViT; (32 * width) / head_width for the ResNet's attention pool.
   int64_t heads() const;
 };
 
-/// The text tower: a causal Transformer over token ids.
+/// The text tower: a Transformer over token ids, causal unless `causal` is false (SigLIP's).
 struct TextConfig {
   static constexpr const char* kClipBpe = "clip_bpe";
   int64_t context_length = 77;
@@ -45,9 +66,19 @@ struct TextConfig {
   double mlp_ratio = 4.0;
   TextPool pool = TextPool::argmax;
   int64_t eos_token_id = 49407;  ///< used by TextPool::first_eos
+  int64_t pad_id = 0;            ///< the id that fills a text up to context_length (the tokenizer's)
+  bool causal = true;            ///< false: open_clip's `no_causal_mask` (every token sees every other)
+  bool proj_bias = false;        ///< `text_projection` is a Linear with bias (`.weight` [E, W], `.bias`)
+  bool projection = true;        ///< false: open_clip's `proj_type: none` (the pooled token is the feature)
+  std::optional<double> ls_init_value;
+  bool gelu_tanh = false;                ///< `act_kwargs: {"approximate": "tanh"}` (SigLIP 2)
+  std::optional<double> layer_norm_eps;  ///< `norm_kwargs: {"eps": ...}`; unset: ModelConfig::layer_norm_eps
   /// `tokenizer`: "clip_bpe" (openai/CLIP's BPE), or the path of a SentencePiece `.model` (relative to the
   /// config's folder), which makes `pool_type` default to "eos" and needs `eos_token_id`. See load_tokenizer.
   std::string tokenizer = kClipBpe;
+  /// open_clip's `hf_tokenizer_name` (SigLIP's, MetaCLIP 2's: a tokenizer on the Hugging Face hub). libclip does not
+  /// load these yet: load_tokenizer refuses such a config unless `tokenizer` names a file.
+  std::string hf_tokenizer_name;
 };
 
 /// A whole CLIP model.
@@ -59,7 +90,10 @@ struct ModelConfig {
   /// SigLIP: the model has a learned logit bias (state dict key `logit_bias`) starting at this value (open_clip's
   /// `init_logit_bias`; -10 in the paper). Unset: CLIP, no bias.
   std::optional<double> init_logit_bias;
-  double layer_norm_eps = 1e-5;
+  double layer_norm_eps = 1e-5;  ///< of every LayerNorm a tower does not set (norm_kwargs) itself
+  /// open_clip's CustomTextCLIP layout: the text tower's parameters under `text.` (`text.token_embedding.weight`,
+  /// ...) instead of at the top level. Every config with a timm image tower or a SigLIP text tower uses it.
+  bool custom_text = false;
   VisionConfig vision;
   TextConfig text;
   /// How images become this model's input (open_clip's `preprocess_cfg`; OpenAI CLIP's by default). Its size

@@ -14,7 +14,8 @@ namespace clip {
 /// The tokenizer a model config names (`text_cfg.tokenizer`): the CLIP BPE with its default vocabulary, or a
 /// SentencePiece model (a relative path is taken relative to `config_dir`). Checks that its ids fit the
 /// model: vocab_size within `text.vocab_size`, and with TextPool::first_eos, its end id equal to
-/// `text.eos_token_id`.
+/// `text.eos_token_id`. A config whose tokenizer is a Hugging Face hub tokenizer (`hf_tokenizer_name`: SigLIP's,
+/// MetaCLIP 2's) and names no SentencePiece file is refused: libclip does not load those tokenizers yet.
 std::unique_ptr<Tokenizer> load_tokenizer(const TextConfig& text, const std::string& config_dir = "");
 
 }  // namespace clip

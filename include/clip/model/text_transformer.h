@@ -4,9 +4,10 @@
 ///   clip::TextTransformer text(clip::TextTransformerOptions(cfg.text, /*output_dim=*/512));
 ///   torch::Tensor features = text(ids);   // [N, 77] int64 -> [N, 512]
 ///
-/// `token_embedding` + `positional_embedding` -> causal `transformer` -> `ln_final` -> the token at the pooling
-/// position (argmax of the ids for the CLIP BPE, whose end token has the largest id; or the first EOS) ->
-/// @ `text_projection`. Inside CLIP these parameters sit at the top level of the state dict, as the reference.
+/// `token_embedding` + `positional_embedding` -> `transformer` (causal unless the config says otherwise) ->
+/// `ln_final` -> the token at the pooling position (argmax of the ids for the CLIP BPE, whose end token has the
+/// largest id; the first EOS; or a fixed position) -> @ `text_projection` (or a Linear with bias, SigLIP's). Inside
+/// CLIP these parameters sit at the top level of the state dict, as the reference, or under `text.` (custom_text).
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/pimpl.h>
 
@@ -24,7 +25,7 @@ struct TextTransformerOptions {
   TORCH_ARG(double, layer_norm_eps) = 1e-5;
 };
 
-/// Causal text Transformer with end-of-text pooling.
+/// Text Transformer with end-of-text (or fixed-position) pooling.
 class TextTransformerImpl : public torch::nn::Module {
  public:
   explicit TextTransformerImpl(const TextTransformerOptions& options);
@@ -40,7 +41,8 @@ class TextTransformerImpl : public torch::nn::Module {
   torch::Tensor positional_embedding;  ///< [context_length, width]
   Transformer transformer{nullptr};
   LayerNorm ln_final{nullptr};
-  torch::Tensor text_projection;  ///< [width, output_dim]
+  torch::Tensor text_projection;  ///< [width, output_dim]; with proj_bias, the transpose of text_projection_linear's
+  torch::nn::Linear text_projection_linear{nullptr};  ///< `text_projection` as a Linear with bias (proj_bias)
 
  private:
   TextTransformerOptions options_;

@@ -34,6 +34,8 @@ struct VisionTransformerOptions {
   TORCH_ARG(double, mlp_ratio) = 4.0;
   TORCH_ARG(Activation, activation) = Activation::gelu;
   TORCH_ARG(double, layer_norm_eps) = 1e-5;
+  /// open_clip's `ls_init_value`: layer scale in every block, at this initial value
+  TORCH_ARG(std::optional<double>, layer_scale) = std::nullopt;
 };
 
 /// Vision Transformer image encoder.
