@@ -12,10 +12,12 @@
 #   NCCL        c10d's NCCL backend (GPU collectives): a CUDA LibTorch built with it and nccl.h
 #   FAISS       the image index (clip_index, clip_search, clip::ImageIndex): faiss (Debian: libfaiss-dev)
 #   HTTP        the HTTP server (clip_serve, clip::Server): cpp-httplib (Debian: libcpp-httplib-dev)
+#   HUB         downloading models from the Hugging Face hub into its cache: libcurl (Debian: libcurl4-openssl-dev);
+#               without it, models already in the cache are still found
 #
 # Needs cmake/Torch.cmake first (GLOO and NCCL look at the LibTorch found there).
 
-set(CLIP_FEATURES JPEG PNG LIBDEFLATE OPENCV SHARDS GLOO NCCL FAISS HTTP)
+set(CLIP_FEATURES JPEG PNG LIBDEFLATE OPENCV SHARDS GLOO NCCL FAISS HTTP HUB)
 set(clip_feature_doc_JPEG "JPEG decoding and encoding with libjpeg(-turbo)")
 set(clip_feature_doc_PNG "PNG decoding and encoding with libpng")
 set(clip_feature_doc_LIBDEFLATE "libdeflate for PNG image data (faster than zlib)")
@@ -25,6 +27,7 @@ set(clip_feature_doc_GLOO "c10d's Gloo backend (LibTorch's, with gloo's headers)
 set(clip_feature_doc_NCCL "c10d's NCCL backend (a CUDA LibTorch's, with nccl.h)")
 set(clip_feature_doc_FAISS "the image index (clip_index, clip_search) on faiss")
 set(clip_feature_doc_HTTP "the HTTP server (clip_serve) on cpp-httplib")
+set(clip_feature_doc_HUB "downloads from the Hugging Face hub with libcurl")
 
 foreach(name IN LISTS CLIP_FEATURES)
   set(CLIP_WITH_${name} AUTO CACHE STRING "${clip_feature_doc_${name}}: AUTO, ON or OFF")
@@ -196,6 +199,14 @@ if(NOT clip_want_HTTP STREQUAL "OFF")
   endif()
 endif()
 clip_feature_found(HTTP "${clip_found}" "${clip_why}")
+
+# libcurl: the hub downloads (src/io/hf_hub_fetch.cpp); 7.85 or later (CURLOPT_PROTOCOLS_STR).
+set(clip_found FALSE)
+if(NOT clip_want_HUB STREQUAL "OFF")
+  find_package(CURL 7.85 QUIET)
+  set(clip_found ${CURL_FOUND})
+endif()
+clip_feature_found(HUB "${clip_found}" "libcurl 7.85 or later was not found (Debian: libcurl4-openssl-dev)")
 
 # One status line: what is in, and why each of the others is not.
 set(clip_in "")

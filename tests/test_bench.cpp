@@ -28,11 +28,15 @@ struct Profile {
 };
 
 // open_clip's docs/model_profile.csv (torch.utils.flop_counter, 2 FLOPs per multiply-add, batch 1): image_gflops
-// and text_gflops of the nine OpenAI architectures.
+// and text_gflops of the nine OpenAI architectures, the SigLIP towers (timm's ViT with the MAP head; SO400M/14 at
+// 384 px floors its grid to 27 x 27) and DFN's ViT-H at 378 px.
 const Profile kOpenClipProfile[] = {
     {"RN50", 12.22, 5.96},         {"RN101", 19.54, 5.96},    {"RN50x4", 42.56, 9.27},
     {"RN50x16", 149.39, 13.30},    {"RN50x64", 529.11, 23.55}, {"ViT-B-32", 8.82, 5.96},
     {"ViT-B-16", 35.13, 5.96},     {"ViT-L-14", 162.03, 13.30}, {"ViT-L-14-336", 381.92, 13.30},
+    {"ViT-B-16-SigLIP", 35.42, 11.02}, {"ViT-B-16-SigLIP-384", 112.13, 11.02}, {"ViT-L-16-SigLIP-256", 162.56, 39.06},
+    {"ViT-SO400M-14-SigLIP", 220.35, 13.19}, {"ViT-SO400M-14-SigLIP-384", 670.35, 53.13},
+    {"ViT-H-14-378-quickgelu", 1006.96, 47.09},
 };
 
 void PrintTo(const Profile& p, std::ostream* os) { *os << p.model; }

@@ -134,6 +134,40 @@ TEST_P(Reduced, EmbeddingsStayWithinTheBoundsOfFp32) {
   EXPECT_TRUE(at::equal(model->encode_image(images), image_fp32));
 }
 
+// SigLIP's towers (timm's ViT blocks and MAP head, the bidirectional text tower with its biased projection) run
+// the same prepared linear layers: open_clip's ViT-B-16-SigLIP at full size, its own initialization, on the
+// project's photographs (squashed to 224 px, mean and std 0.5) and random ids at the full context length.
+TEST(Precision, SigLipEmbeddingsStayWithinTheBoundsOfFp32) {
+  clip::CLIP model(clip::load_model_config(clip::test::config("ViT-B-16-SigLIP")));
+  model->eval();
+  std::vector<at::Tensor> images;
+  for (const auto& entry : fs::directory_iterator(clip::test::data("preprocess/images"))) {
+    const std::string path = entry.path().string();
+    if (path.find("truncated") == std::string::npos && clip::test::decodes(path) && images.size() < 8) {
+      images.push_back(clip::preprocess(clip::decode_image(path), model->config().preprocess).unsqueeze(0));
+    }
+  }
+  const at::Tensor batch = at::cat(images);
+  at::Generator gen = at::detail::createCPUGenerator(9);
+  const at::Tensor texts = clip::synthetic_texts(model->config().text, 8, gen);
+  c10::InferenceMode inference;
+  const at::Tensor image_fp32 = model->encode_image(batch), text_fp32 = model->encode_text(texts);
+  for (const auto precision : reduced_precisions()) {
+    model->set_inference_precision(precision);
+    const Cosines image = cosines(model->encode_image(batch), image_fp32);
+    const Cosines text = cosines(model->encode_text(texts), text_fp32);
+    std::printf("[ measured ] ViT-B-16-SigLIP %s vs fp32: image cosine mean %.6f worst %.6f (%lld photos), text mean "
+                "%.6f worst %.6f (%lld texts)\n",
+                clip::to_string(precision), image.mean, image.worst, static_cast<long long>(batch.size(0)), text.mean,
+                text.worst, static_cast<long long>(texts.size(0)));
+    EXPECT_GE(image.mean, kMeanCosine);
+    EXPECT_GE(image.worst, kWorstCosine);
+    EXPECT_GE(text.mean, kMeanCosine);
+    EXPECT_GE(text.worst, kWorstCosine);
+    EXPECT_LT(image.mean, 1.0 - 1e-9) << "the reduced path did not run";
+  }
+}
+
 TEST_P(Reduced, TrainingIsUnaffectedAndWeightChangesAreFollowed) {
   const std::string name = GetParam();
   clip::CLIP model = clip::load_model(clip::test::data(name + ".safetensors"),

@@ -2,6 +2,8 @@
 // clip_zeroshot and clip_embed end to end on a generated folder with corrupt, hidden and nested files.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
@@ -87,6 +89,49 @@ TEST(Classifier, EnsemblesPromptsAsTheReference) {
   EXPECT_EQ(loaded.classes(), classes);
   EXPECT_EQ(loaded.templates(), templates);
   EXPECT_THROW(clip::ZeroShotClassifier::load(clip::test::data("vit_tiny.safetensors")), clip::Error);
+}
+
+// A model trained with the sigmoid loss (a logit bias: SigLIP, or clip_train --loss siglip) scores each class on its
+// own: sigmoid(exp(logit_scale) * cosine + logit_bias), with the model's learned values; the ranking is the softmax
+// classifier's.
+TEST(Classifier, SigmoidModelsScoreEachClassOnItsOwn) {
+  clip::ModelConfig config = clip::load_model_config(clip::test::data("vit_tiny.json"));
+  config.init_logit_bias = -10.0;
+  clip::CLIP model(config);
+  clip::LoadStateDictOptions keep_bias;
+  keep_bias.allow_missing = true;  // logit_bias: the fixture is a CLIP model
+  clip::load_state_dict(*model, clip::read_safetensors(clip::test::data("vit_tiny.safetensors")).tensors,
+                        "vit_tiny.safetensors", keep_bias);
+  {
+    torch::NoGradGuard no_grad;
+    model->logit_scale.fill_(std::log(20.0));
+    model->logit_bias.fill_(-2.0);
+  }
+  model->eval();
+  const HashTokenizer tokenizer;
+  const std::vector<std::string> classes = {"cat", "dog", "bird"};
+  const std::vector<std::string> templates = {"a photo of a {}.", "a drawing of a {}."};
+  const auto sigmoid = clip::ZeroShotClassifier::build(*model, tokenizer, classes, templates);
+  ASSERT_TRUE(sigmoid.sigmoid());
+  EXPECT_NEAR(sigmoid.scale(), 20.0, 1e-5);  // exp of the fp32 logit_scale
+  EXPECT_EQ(*sigmoid.bias(), -2.0);
+  const clip::ZeroShotClassifier softmax(sigmoid.weights(), classes, templates);  // the same weights, softmax
+  torch::NoGradGuard no_grad;
+  const clip::TensorMap io = clip::read_safetensors(clip::test::data("vit_tiny.io.safetensors")).tensors;
+  const at::Tensor features = model->encode_image(io.at("image"));
+  const at::Tensor cosine = at::matmul(clip::l2_normalize(features), sigmoid.weights().t());
+  const clip::Prediction p = sigmoid.classify(features, 3);
+  EXPECT_LT(clip::test::report("sigmoid probabilities vs direct", p.probabilities, at::sigmoid(20.0 * cosine - 2.0)),
+            1e-6);
+  EXPECT_GT(p.probabilities.sum(1).sub(1).abs().max().item<double>(), 1e-3);  // not a distribution over the classes
+  EXPECT_TRUE(at::equal(p.top_indices, softmax.classify(features, 3).top_indices));
+  TempDir tmp;
+  sigmoid.save(tmp / "sigmoid.safetensors");
+  const auto loaded = clip::ZeroShotClassifier::load(tmp / "sigmoid.safetensors");
+  ASSERT_TRUE(loaded.sigmoid());
+  EXPECT_EQ(*loaded.bias(), -2.0);
+  EXPECT_EQ(loaded.scale(), sigmoid.scale());
+  EXPECT_TRUE(at::equal(loaded.classify(features, 3).probabilities, p.probabilities));
 }
 
 TEST(Prompts, SetsFilesAndClassNames) {

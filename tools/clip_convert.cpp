@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "clip/model/checkpoint.h"
+#include "clip/model/pretrained.h"
 #include "clip/model/hf.h"
 #include "clip/util/error.h"
 #include "tool_main.h"
@@ -49,7 +50,11 @@ int main(int argc, char** argv) {
   CLI::App app{"clip_convert: convert a CLIP checkpoint.\n"
                "Reads OpenAI .pt releases, torch.save/open_clip checkpoints, safetensors, HF and open_clip folders;\n"
                "writes safetensors with the config in its metadata (loads without a config), or an HF folder."};
-  app.add_option("--input", p.input, "checkpoint file or folder")->required()->check(CLI::ExistingPath);
+  app.add_option("--input", p.input, "checkpoint file or folder, or a Hugging Face hub name (hf-hub:org/name)")
+      ->required()
+      ->check([](const std::string& input) {
+        return clip::is_hub_model_name(input) ? std::string() : CLI::ExistingPath(input);
+      });
   p.model.add_to(app, /*with_verify=*/true);
   app.add_option("--output", p.output, "output .safetensors file, or folder with --format hf")->required();
   app.add_option("--format", p.format, "safetensors | hf")

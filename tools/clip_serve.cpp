@@ -65,7 +65,14 @@ int serve(const Params& p, const sigset_t& signals) {
   } else {
     model = clip::load_model(p.checkpoint, p.model.options().device(clip::tools::resolve_device(p.device, p.model.precision)));
   }
-  const std::unique_ptr<clip::Tokenizer> tokenizer = clip::load_tokenizer(model->config().text);
+  std::unique_ptr<clip::Tokenizer> tokenizer;
+  try {
+    tokenizer = clip::load_tokenizer(model->config().text);
+  } catch (const clip::Error& e) {
+    // A model whose tokenizer libclip cannot load yet (SigLIP's, MetaCLIP 2's): images are served, texts refused.
+    std::fprintf(stderr, "clip_serve: warning: text requests will be refused: %s\n", e.what());
+    tokenizer = clip::unavailable_tokenizer(model->config().text, e.what());
+  }
 
   clip::ServeOptions options;
   options.host(p.host)

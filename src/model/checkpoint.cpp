@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "clip/model/hf.h"
+#include "clip/model/pretrained.h"
 #include "clip/io/safetensors.h"
 #include "clip/model/registry.h"
 #include "clip/util/error.h"
@@ -154,6 +155,12 @@ TensorMap strip_common_prefixes(TensorMap sd) {
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
+  if (is_hub_model_name(path)) {
+    // A model on the Hugging Face hub: its files in the local cache (fetched when missing), read as a folder.
+    Checkpoint c = read_checkpoint(fetch_pretrained(path));
+    if (c.config) c.config->name = fs::path(path.substr(0, path.find('@'))).filename().string();
+    return c;
+  }
   const CheckpointFormat format = detect_format(path);
   switch (format) {
     case CheckpointFormat::hf_folder: return read_hf_folder(path);

@@ -197,7 +197,7 @@ ModelConfig parse_hf_siglip_config(const json& j, const std::string& source) {
   t.proj_bias = true;
   t.pad_id = get<int64_t>(text, "pad_token_id", 1, source, "text_config.");
   t.hf_tokenizer_name = get<std::string>(j, "_name_or_path", "", source, "");
-  if (t.hf_tokenizer_name.empty()) t.hf_tokenizer_name = "the folder's SigLIP tokenizer";
+  if (t.hf_tokenizer_name.empty()) t.hf_tokenizer_name = "SigLIP's SentencePiece tokenizer (spiece.model)";
   const int64_t projection = get<int64_t>(text, "projection_size", t.width, source, "text_config.");
   if (projection != c.embed_dim) {
     fail(source, ": text_config.projection_size ", projection, " differs from vision_config.hidden_size ", c.embed_dim,

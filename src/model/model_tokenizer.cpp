@@ -38,4 +38,28 @@ std::unique_ptr<Tokenizer> load_tokenizer(const TextConfig& text, const std::str
   return tokenizer;
 }
 
+namespace {
+
+class UnavailableTokenizer : public Tokenizer {
+ public:
+  UnavailableTokenizer(const TextConfig& text, std::string reason) : text_(text), reason_(std::move(reason)) {}
+  void encode(std::string_view, std::vector<int64_t>&) const override { fail(reason_); }
+  std::string decode(const std::vector<int64_t>&) const override { fail(reason_); }
+  int64_t start_id() const override { return text_.eos_token_id; }
+  int64_t end_id() const override { return text_.eos_token_id; }
+  int64_t pad_id() const override { return text_.pad_id; }
+  int64_t vocab_size() const override { return text_.vocab_size; }
+  TextPool pool() const override { return text_.pool; }
+
+ private:
+  TextConfig text_;
+  std::string reason_;
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> unavailable_tokenizer(const TextConfig& text, std::string reason) {
+  return std::make_unique<UnavailableTokenizer>(text, std::move(reason));
+}
+
 }  // namespace clip

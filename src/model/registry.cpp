@@ -39,6 +39,10 @@ ModelConfig registered_config(const std::string& name) {
     if (!std::filesystem::exists(name)) fail(name, ": no such model config file");
     return load_model_config(name);
   }
+  if (name.rfind("hf-hub:", 0) == 0) {
+    fail("'", name, "' is a Hugging Face hub model: pass it as the checkpoint (--checkpoint ", name,
+         "), which brings its own config");
+  }
   if (name.empty() || name.find('/') != std::string::npos || name.find("..") != std::string::npos) {
     fail("'", name, "' is not a model name (known names are in configs/models; a config file must end in .json)");
   }

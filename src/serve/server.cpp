@@ -465,8 +465,9 @@ struct Server::State {
       reject(400, "the prompt \"" + utf8_excerpt(all.at(e.index())) + "\" (class '" +
                       utf8_excerpt(classes.at(e.index() / templates.size())) + "'): " + e.reason());
     }
-    auto classifier = std::make_shared<const ZeroShotClassifier>(
-        ZeroShotClassifier::from_prompt_embeddings(run_in_pieces(BatchKind::text, ids, deadline), classes, templates));
+    const auto [scale, bias] = ZeroShotClassifier::scoring_of(model);  // sigmoid scores for a SigLIP-trained model
+    auto classifier = std::make_shared<const ZeroShotClassifier>(ZeroShotClassifier::from_prompt_embeddings(
+        run_in_pieces(BatchKind::text, ids, deadline), classes, templates, scale, bias));
     {
       std::lock_guard<std::mutex> m(metrics_mutex);
       ++cache_misses;

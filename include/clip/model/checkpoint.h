@@ -11,7 +11,9 @@
 ///   `module.` prefix is stripped);
 /// - safetensors with the reference's key names (a config in `__metadata__["config"]` is used);
 /// - HF transformers folders (`config.json` + `model.safetensors` or `pytorch_model.bin`, or a sharded index);
-/// - open_clip hub folders (`open_clip_config.json` + `open_clip_model.safetensors` or `..._pytorch_model.bin`).
+/// - open_clip hub folders (`open_clip_config.json` + `open_clip_model.safetensors` or `..._pytorch_model.bin`);
+/// - a Hugging Face hub name, `hf-hub:org/name` or `org/name` (clip/model/pretrained.h): one of those folders,
+///   fetched into the local hub cache when missing.
 /// The architecture comes from, in order: an explicit config (file or registry name), a config stored with the
 /// checkpoint, or the reference's inference rules applied to the state dict (infer_model_config).
 #include <ATen/core/ScalarType.h>

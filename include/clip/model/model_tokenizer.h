@@ -18,4 +18,8 @@ namespace clip {
 /// MetaCLIP 2's) and names no SentencePiece file is refused: libclip does not load those tokenizers yet.
 std::unique_ptr<Tokenizer> load_tokenizer(const TextConfig& text, const std::string& config_dir = "");
 
+/// A stand-in for a tokenizer that cannot be loaded (`reason`: load_tokenizer's message): encode throws clip::Error
+/// with it, so that an application serving images (clip_serve) still says why a text request fails.
+std::unique_ptr<Tokenizer> unavailable_tokenizer(const TextConfig& text, std::string reason);
+
 }  // namespace clip

@@ -18,6 +18,7 @@ struct Features {
   bool nccl = false;        ///< c10d's NCCL backend (GPU collectives)
   bool faiss = false;       ///< the image index (clip::ImageIndex, clip_index, clip_search)
   bool http = false;        ///< the HTTP server (clip::Server, clip_serve; cpp-httplib)
+  bool hub = false;         ///< downloads from the Hugging Face hub (clip::fetch_hub_file; libcurl)
 };
 
 /// This build's features.

@@ -1,0 +1,80 @@
+#include "clip/model/pretrained.h"
+
+#include <filesystem>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "clip/util/error.h"
+#include "util/file.h"
+#include "util/json.h"
+
+namespace fs = std::filesystem;
+
+namespace clip {
+namespace {
+
+constexpr const char* kPrefix = "hf-hub:";
+
+// "org/name@revision" -> ("org/name", "revision").
+std::pair<std::string, std::string> split_revision(const std::string& name) {
+  const size_t at = name.find('@');
+  if (at == std::string::npos) return {name, ""};
+  return {name.substr(0, at), name.substr(at + 1)};
+}
+
+bool looks_like_repo(const std::string& name) {
+  try {
+    parse_hub_repo(split_revision(name).first);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+bool is_hub_model_name(const std::string& name) {
+  if (name.rfind(kPrefix, 0) == 0) return true;
+  std::error_code ec;
+  if (fs::exists(name, ec)) return false;
+  const std::string ext = fs::path(split_revision(name).first).extension().string();
+  for (const char* file_ext : {".pt", ".pth", ".bin", ".safetensors", ".json", ".ckpt"}) {
+    if (ext == file_ext) return false;  // a checkpoint file that is missing, not a repo
+  }
+  return looks_like_repo(name);
+}
+
+std::string fetch_pretrained(const std::string& name, HubOptions options) {
+  auto [repo, revision] = split_revision(name.rfind(kPrefix, 0) == 0 ? name.substr(7) : name);
+  repo = parse_hub_repo(repo);
+  if (!revision.empty()) options.revision = revision;
+  const auto fetch = [&](const std::string& file, bool optional) { return fetch_hub_file(repo, file, options, optional); };
+  std::string config = fetch("open_clip_config.json", true);
+  if (!config.empty()) {
+    if (fetch("open_clip_model.safetensors", true).empty()) fetch("open_clip_pytorch_model.bin", false);
+    return fs::path(config).parent_path().string();
+  }
+  config = fetch("config.json", true);
+  if (config.empty()) {
+    fail(repo, ": the repo has neither open_clip_config.json (open_clip) nor config.json (HF transformers); it is not a "
+               "model libclip reads");
+  }
+  if (fetch("model.safetensors", true).empty()) {
+    const std::string index = fetch("model.safetensors.index.json", true);
+    if (index.empty()) {
+      fetch("pytorch_model.bin", false);
+    } else {
+      const nlohmann::json j = parse_json(read_file(index), index);
+      if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) fail(index, ": has no 'weight_map'");
+      std::set<std::string> shards;
+      for (const auto& item : j["weight_map"].items()) {
+        if (item.value().is_string()) shards.insert(item.value().get<std::string>());
+      }
+      for (const std::string& shard : shards) fetch(shard, false);
+    }
+  }
+  return fs::path(config).parent_path().string();
+}
+
+}  // namespace clip
