@@ -27,16 +27,18 @@ at::ScalarType parse_dtype(const std::string& name) {
 }
 
 int run(const Params& p) {
-  const clip::CheckpointFormat format = clip::detect_format(p.input);
-  clip::CLIP model = clip::load_model(
-      p.input, p.model.options());
+  // A hub name is fetched (or found in the cache) first; the model keeps the repo's name.
+  const std::string local = clip::is_hub_model_name(p.input) ? clip::fetch_pretrained(p.input) : p.input;
+  const clip::CheckpointFormat format = clip::detect_format(local);
+  clip::CLIP model = clip::load_model(p.input, p.model.options());
   const at::ScalarType dtype = parse_dtype(p.dtype);
   if (p.format == "hf") {
     clip::save_hf_folder(*model, p.output, dtype);
   } else {
     clip::save_model(*model, p.output, dtype);
   }
-  std::cerr << "clip_convert: read " << p.input << " (" << clip::format_name(format) << "), "
+  std::cerr << "clip_convert: read " << p.input << (local == p.input ? "" : " (" + local + ")") << " ("
+            << clip::format_name(format) << "), "
             << clip::count_parameters(*model) << " parameters, " << (model->config().quick_gelu ? "QuickGELU" : "GELU")
             << "; wrote " << p.output << " (" << (p.format == "hf" ? "HF folder" : "safetensors") << ", " << p.dtype
             << ")\n";

@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", p.checkpoint,
                  "model weights: OpenAI .pt, torch.save/open_clip .pt, safetensors, or an HF/open_clip folder")
       ->required()
-      ->check(CLI::ExistingPath);
+      ->check(clip::tools::kCheckpointPath);
   p.model.add_to(app, /*with_verify=*/true);
   p.model.add_precision(app);
   auto* inputs = app.add_option("--inputs", p.inputs, "safetensors file with 'image' and/or 'text'")->check(CLI::ExistingFile);

@@ -59,9 +59,9 @@ std::string stem(const std::string& path) {
 }
 
 void add_common(CLI::App& app, Common& c) {
-  app.add_option("--checkpoint", c.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder")
+  app.add_option("--checkpoint", c.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder, or hf-hub:org/name")
       ->required()
-      ->check(CLI::ExistingPath);
+      ->check(clip::tools::kCheckpointPath);
   c.model.add_to(app, /*with_verify=*/false);
   c.model.add_precision(app);
   app.add_option("--output", c.output, "the result as CLIP_benchmark's JSON (also printed on stdout)");

@@ -166,9 +166,9 @@ int main(int argc, char** argv) {
                "Search it with clip_search."};
   app.require_subcommand(1);
   CLI::App* b = app.add_subcommand("build", "embed every image of a folder into a new index");
-  b->add_option("--checkpoint", p.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder")
+  b->add_option("--checkpoint", p.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder, or hf-hub:org/name")
       ->required()
-      ->check(CLI::ExistingPath);
+      ->check(clip::tools::kCheckpointPath);
   b->add_option("--images", p.images, "the folder of images (searched recursively)")->required();
   b->add_option("--index", p.index, "the index folder to write")->required();
   add_embedding_flags(*b, p);
@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
       "update", "embed new and changed files, drop deleted ones, keep the rest (equals a fresh build)");
   u->add_option("--index", p.index, "the index folder")->required()->check(CLI::ExistingDirectory);
   u->add_option("--checkpoint", p.checkpoint, "model (default: the one the index was made with)")
-      ->check(CLI::ExistingPath);
+      ->check(clip::tools::kCheckpointPath);
   u->add_option("--images", p.images, "the folder of images (default: the index's, as it was built)");
   add_embedding_flags(*u, p);
 

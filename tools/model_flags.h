@@ -5,8 +5,14 @@
 #include <string>
 
 #include "clip/model/checkpoint.h"
+#include "clip/model/pretrained.h"
 
 namespace clip::tools {
+
+/// --checkpoint's check: a file or folder that exists, or a Hugging Face hub name (hf-hub:org/name).
+inline const CLI::Validator kCheckpointPath(
+    [](std::string& value) { return clip::is_hub_model_name(value) ? std::string() : CLI::ExistingPath(value); },
+    "PATH or hf-hub:ORG/NAME");
 
 struct ModelFlags {
   std::string config, model;

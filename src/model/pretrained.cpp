@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "clip/util/error.h"
+#include "clip/util/features.h"
+#include "io/hf_hub_cache.h"
 #include "util/file.h"
 #include "util/json.h"
 
@@ -57,6 +59,13 @@ std::string fetch_pretrained(const std::string& name, HubOptions options) {
   }
   config = fetch("config.json", true);
   if (config.empty()) {
+    // Offline, or a build without downloads, with nothing cached: say so, not that the repo lacks the files.
+    const HubOptions resolved = detail::resolve_hub_options(options);
+    if (*resolved.offline || !features().hub) {
+      fail(repo, ": neither open_clip_config.json nor config.json is in the cache ", resolved.cache_dir, " and ",
+           *resolved.offline ? "HF_HUB_OFFLINE is set; fetch the model once online"
+                             : "this libclip cannot download (built without libcurl: CLIP_WITH_HUB=OFF)");
+    }
     fail(repo, ": the repo has neither open_clip_config.json (open_clip) nor config.json (HF transformers); it is not a "
                "model libclip reads");
   }

@@ -1,6 +1,10 @@
 #include "clip/model/registry.h"
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 #include "clip/util/error.h"
 #include "clip/util/log.h"
@@ -8,6 +12,30 @@
 #include "clip/util/sha256.h"
 
 namespace clip {
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Levenshtein distance.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
 
 const std::vector<RegisteredModel>& registered_models() {
   static const std::vector<RegisteredModel> models = {
@@ -49,11 +77,19 @@ ModelConfig registered_config(const std::string& name) {
   const std::string dir = resource_path("configs/models");
   const std::string path = dir + "/" + name + ".json";
   if (!std::filesystem::exists(path)) {
-    std::string names;
+    // The three closest names (edit distance, case-insensitive), not all of them: there are dozens.
+    std::vector<std::pair<size_t, std::string>> names;
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-      if (entry.path().extension() == ".json") names += (names.empty() ? "" : " ") + entry.path().stem().string();
+      if (entry.path().extension() == ".json") {
+        const std::string stem = entry.path().stem().string();
+        names.emplace_back(edit_distance(lower(name), lower(stem)), stem);
+      }
     }
-    fail("unknown model '", name, "' (configs in ", dir, ": ", names, ")");
+    std::sort(names.begin(), names.end());
+    std::string closest;
+    for (size_t i = 0; i < names.size() && i < 3; ++i) closest += (i ? ", " : "") + names[i].second;
+    fail("unknown model '", name, "' (closest of the ", names.size(), " configs in ", dir, ": ", closest,
+         "; or a config file ending in .json, or a hub model as --checkpoint hf-hub:org/name)");
   }
   return load_model_config(path);
 }
