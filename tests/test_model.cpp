@@ -97,7 +97,7 @@ TEST(Model, FamilyParameterNamesAreOpenClipsStateDictKeys) {
   }
 }
 
-// A SigLIP model saved and loaded again computes the same bits; its logits carry the learned bias.
+// A SigLIP model saved and loaded again computes the same outputs; its logits carry the learned bias.
 TEST(Model, SigLipSavesLoadsAndAddsTheLogitBias) {
   clip::CLIP model(clip::load_model_config(clip::test::config("ViT-B-16-SigLIP")));
   model->eval();
@@ -113,8 +113,10 @@ TEST(Model, SigLipSavesLoadsAndAddsTheLogitBias) {
   torch::NoGradGuard no_grad;
   const clip::ClipOutput a = model->forward(images, ids);
   const clip::ClipOutput b = loaded->forward(images, ids);
-  EXPECT_TRUE(at::equal(a.image_features, b.image_features));
-  EXPECT_TRUE(at::equal(a.text_features, b.text_features));
+  // Equal up to the kernels' rounding: the loaded weights view the file's mapping, whose alignment can pick another
+  // vectorized path in LibTorch 2.x's convolution (measured 0 on 1.13).
+  EXPECT_LT(clip::test::report("siglip image features, saved and loaded", b.image_features, a.image_features), 1e-6);
+  EXPECT_LT(clip::test::report("siglip text features, saved and loaded", b.text_features, a.text_features), 1e-6);
   const at::Tensor cosine = at::matmul(clip::l2_normalize(a.image_features), clip::l2_normalize(a.text_features).t());
   EXPECT_LT(clip::test::report("siglip logits", a.logits_per_image, model->logit_scale.exp() * cosine - 3.5), 1e-6);
 }
