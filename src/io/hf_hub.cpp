@@ -25,7 +25,10 @@ bool truthy(const std::string& value) {
 }
 
 std::string hf_home() {
-  if (const std::string home = env("HF_HOME"); !home.empty()) return home;
+  if (std::string home = env("HF_HOME"); !home.empty()) {
+    if (home.rfind("~/", 0) == 0) home = env("HOME") + home.substr(1);
+    return home;
+  }
   const std::string xdg = env("XDG_CACHE_HOME");
   if (!xdg.empty()) return xdg + "/huggingface";
   return env("HOME") + "/.cache/huggingface";
@@ -43,7 +46,9 @@ std::string trim(std::string s) {
 HubOptions resolve_hub_options(const HubOptions& options) {
   HubOptions o = options;
   if (o.cache_dir.empty()) o.cache_dir = env("HF_HUB_CACHE");
+  if (o.cache_dir.empty()) o.cache_dir = env("HUGGINGFACE_HUB_CACHE");  // the older name, still read by Python
   if (o.cache_dir.empty()) o.cache_dir = hf_home() + "/hub";
+  if (o.cache_dir.rfind("~/", 0) == 0) o.cache_dir = env("HOME") + o.cache_dir.substr(1);  // as os.path.expanduser
   if (o.endpoint.empty()) o.endpoint = env("HF_ENDPOINT");
   if (o.endpoint.empty()) o.endpoint = "https://huggingface.co";
   while (!o.endpoint.empty() && o.endpoint.back() == '/') o.endpoint.pop_back();
@@ -56,6 +61,12 @@ HubOptions resolve_hub_options(const HubOptions& options) {
   }
   if (!o.offline) o.offline = truthy(env("HF_HUB_OFFLINE"));
   if (o.revision.empty()) o.revision = "main";
+  // A branch, tag or commit names a file under refs/: nothing that leaves it.
+  const bool bad = o.revision.find("..") != std::string::npos || o.revision.front() == '/' ||
+                   o.revision.back() == '/' || o.revision.find("//") != std::string::npos ||
+                   o.revision.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/") !=
+                       std::string::npos;
+  if (bad) fail("revision '", o.revision, "' is not a branch, tag or commit name");
   return o;
 }
 

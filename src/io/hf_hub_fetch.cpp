@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "clip/io/hf_hub.h"
 #include "clip/util/error.h"
@@ -85,10 +86,11 @@ bool is_sha256(const std::string& s) {
   return true;
 }
 
-std::string escape_path(const std::string& path) {
+std::string escape_path(const std::string& path, bool keep_slash = true) {
   std::string out;
   for (const char c : path) {
-    if (std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
+    if (std::isalnum(static_cast<unsigned char>(c)) || (c == '/' && keep_slash) || c == '-' || c == '_' || c == '.' ||
+        c == '~') {
       out += c;
     } else {
       char buf[4];
@@ -124,7 +126,10 @@ class Request {
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_slist* list = curl_slist_append(nullptr, "Accept-Encoding: identity");  // sizes and hashes of the bytes
-    if (!o.token.empty()) list = curl_slist_append(list, ("Authorization: Bearer " + o.token).c_str());
+    // The token goes to the hub only, never to the CDN an LFS file redirects to (as huggingface_hub).
+    if (!o.token.empty() && origin_of(url) == origin_of(o.endpoint)) {
+      list = curl_slist_append(list, ("Authorization: Bearer " + o.token).c_str());
+    }
     headers_.reset(list);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
   }
@@ -167,7 +172,8 @@ struct Metadata {
 // What the hub says of a file; nullopt when the repo has no such file. Throws for every other answer.
 std::optional<Metadata> file_metadata(const std::string& repo, const std::string& file, const HubOptions& o,
                                       bool& unreachable, std::string& unreachable_why) {
-  std::string url = o.endpoint + "/" + repo + "/resolve/" + escape_path(o.revision) + "/" + escape_path(file);
+  std::string url = o.endpoint + "/" + repo + "/resolve/" + escape_path(o.revision, /*keep_slash=*/false) + "/" +
+                    escape_path(file);
   Response r;
   for (int redirects = 0;; ++redirects) {
     Request request(url, o);
@@ -188,6 +194,11 @@ std::optional<Metadata> file_metadata(const std::string& repo, const std::string
   }
   const std::string code = header(r, "x-error-code");
   const std::string where = repo + " (" + o.endpoint + ")";
+  if (r.status >= 500 || r.status == 429) {  // the hub is down or busy: the cached file will do, as in Python
+    unreachable = true;
+    unreachable_why = "HTTP " + std::to_string(r.status);
+    return std::nullopt;
+  }
   if (code == "EntryNotFound" || (r.status == 404 && code.empty())) return std::nullopt;
   if (code == "GatedRepo") {
     fail(where, " is gated: ", o.token.empty() ? "accept its conditions on the hub, then set HF_TOKEN to a token of that account"
@@ -219,9 +230,16 @@ class FileLock {
  public:
   explicit FileLock(const fs::path& path) {
     fs::create_directories(path.parent_path());
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0664);  // a cache shared by a group, as Python's
     if (fd_ < 0) fail(path.string(), ": cannot create the download lock");
-    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    int rc;
+    while ((rc = ::flock(fd_, LOCK_EX)) != 0 && errno == EINTR) {
+    }
+    if (rc != 0) {
+      const int error = errno;
+      ::close(fd_);
+      fd_ = -1;
+      fail(path.string(), ": cannot lock it (", std::strerror(error), "); the cache's file system must support flock");
     }
   }
   ~FileLock() {
@@ -266,10 +284,14 @@ void download(const Metadata& m, const fs::path& incomplete, const std::string& 
     }
   };
   std::string last_error;
+  bool complete = false;
   for (int attempt = 1; attempt <= std::max(1, o.attempts); ++attempt) {
     std::error_code ec;
     const int64_t have = fs::exists(incomplete, ec) ? static_cast<int64_t>(fs::file_size(incomplete, ec)) : 0;
-    if (m.size >= 0 && have == m.size) break;
+    if (m.size >= 0 && have == m.size) {
+      complete = true;
+      break;
+    }
     std::unique_ptr<std::FILE, FileDeleter> out(std::fopen(incomplete.c_str(), have > 0 ? "ab" : "wb"));
     if (!out) fail(incomplete.string(), ": cannot write the download (", std::strerror(errno), ")");
     Transfer transfer{out.get(), &progress, have, m.size};
@@ -299,13 +321,16 @@ void download(const Metadata& m, const fs::path& incomplete, const std::string& 
       continue;
     }
     if (r.code == CURLE_HTTP_RETURNED_ERROR) fail("download ", label, ": the server answered HTTP ", r.status);
-    if (r.code == CURLE_OK && (m.size < 0 || static_cast<int64_t>(fs::file_size(incomplete, ec)) == m.size)) break;
+    if (r.code == CURLE_OK && (m.size < 0 || static_cast<int64_t>(fs::file_size(incomplete, ec)) == m.size)) {
+      complete = true;
+      break;
+    }
     last_error = r.code == CURLE_OK ? "the transfer ended early" : r.error;
     log_warning("download ", label, ": ", last_error, "; resuming (attempt ", attempt + 1, " of ", o.attempts, ")");
   }
   if (bar) bar->finish();
   std::error_code ec;
-  if (m.size >= 0 && (!fs::exists(incomplete, ec) || static_cast<int64_t>(fs::file_size(incomplete, ec)) != m.size)) {
+  if (!complete) {
     fail("download ", label, ": failed after ", o.attempts, " attempts (", last_error,
          "); run the command again to resume from ", incomplete.string());
   }
@@ -319,12 +344,16 @@ void link_snapshot(const fs::path& repo_dir, const std::string& commit, const st
   for (const char c : file) {
     if (c == '/') target = "../" + target;
   }
-  const fs::path temp = link.string() + ".link." + std::to_string(::getpid());
+  const fs::path temp = link.string() + ".link." + std::to_string(::getpid()) + "." +
+                        std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id()));
   std::error_code ec;
   fs::remove(temp, ec);
   fs::create_symlink(target, temp);
   fs::rename(temp, link);
 }
+
+std::string store(const std::string& repo, const std::string& file, const Metadata& meta, const fs::path& dir,
+                  const HubOptions& o);
 
 }  // namespace
 
@@ -357,9 +386,29 @@ std::string fetch_hub_file(const std::string& name, const std::string& file, con
     fail(repo, " (", o.endpoint, ") has no file '", file, "' at revision '", o.revision, "'");
   }
   const fs::path dir = detail::hub_repo_dir(o, repo);
-  fs::create_directories(dir / "blobs");
-  fs::create_directories(dir / "refs");
-  if (o.revision != m->commit) write_file_atomically((dir / "refs" / o.revision).string(), m->commit);
+  try {
+    const fs::path ref = dir / "refs" / o.revision;
+    if (o.revision != m->commit && detail::cached_commit(dir, o.revision) != m->commit) {
+      fs::create_directories(ref.parent_path());  // refs/pr/1
+      write_file_atomically(ref.string(), m->commit);
+    }
+    // The snapshot already has it (the usual case once fetched): nothing is written, so a read-only cache works.
+    const fs::path snapshot = dir / "snapshots" / m->commit / file;
+    std::error_code exists;
+    if (fs::is_regular_file(snapshot, exists) && fs::exists(dir / "blobs" / m->etag, exists)) return snapshot.string();
+    fs::create_directories(dir / "blobs");
+    return store(repo, file, *m, dir, o);
+  } catch (const fs::filesystem_error& e) {
+    fail(repo, ": ", file, ": ", e.what(), " (in the cache ", o.cache_dir, ")");
+  }
+}
+
+namespace {
+
+// Downloads (unless the blob is there), verifies, moves into blobs/ and links from snapshots/.
+std::string store(const std::string& repo, const std::string& file, const Metadata& meta, const fs::path& dir,
+                  const HubOptions& o) {
+  const Metadata* m = &meta;
   const fs::path blob = dir / "blobs" / m->etag;
   {
     FileLock lock(fs::path(o.cache_dir) / ".locks" / dir.filename() / (m->etag + ".lock"));
@@ -382,4 +431,5 @@ std::string fetch_hub_file(const std::string& name, const std::string& file, con
   return (dir / "snapshots" / m->commit / file).string();
 }
 
+}  // namespace
 }  // namespace clip

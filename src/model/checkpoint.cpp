@@ -123,8 +123,14 @@ CheckpointFormat detect_format(const std::string& path) {
   const fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) fail(path, ": no such file or folder");
   if (fs::is_directory(status)) {
-    if (fs::exists(fs::path(path) / "config.json")) return CheckpointFormat::hf_folder;
-    if (fs::exists(fs::path(path) / "open_clip_config.json")) return CheckpointFormat::open_clip_folder;
+    // Many hub repos hold both layouts; an open_clip one with its weights wins (what fetch_pretrained fetches).
+    const fs::path dir(path);
+    if (fs::exists(dir / "open_clip_config.json") &&
+        (fs::exists(dir / "open_clip_model.safetensors") || fs::exists(dir / "open_clip_pytorch_model.bin"))) {
+      return CheckpointFormat::open_clip_folder;
+    }
+    if (fs::exists(dir / "config.json")) return CheckpointFormat::hf_folder;
+    if (fs::exists(dir / "open_clip_config.json")) return CheckpointFormat::open_clip_folder;
     fail(path, ": a folder without config.json (HF transformers) or open_clip_config.json (open_clip)");
   }
   require_regular_file(path);  // a FIFO or a device is refused here, before any reader opens it
@@ -157,7 +163,14 @@ TensorMap strip_common_prefixes(TensorMap sd) {
 Checkpoint read_checkpoint(const std::string& path) {
   if (is_hub_model_name(path)) {
     // A model on the Hugging Face hub: its files in the local cache (fetched when missing), read as a folder.
-    Checkpoint c = read_checkpoint(fetch_pretrained(path));
+    std::string folder;
+    try {
+      folder = fetch_pretrained(path);
+    } catch (const Error& e) {
+      if (path.rfind("hf-hub:", 0) == 0) throw;
+      fail(e.what(), " (no file or folder '", path, "' exists here either, so it was taken as a hub model)");
+    }
+    Checkpoint c = read_checkpoint(folder);
     if (c.config) c.config->name = fs::path(path.substr(0, path.find('@'))).filename().string();
     return c;
   }

@@ -260,6 +260,7 @@ VisionConfig parse_vision(const json& j, const std::string& source) {
     v.fc_norm = r.boolean("fc_norm", false);
     if (!v.layer_norm_eps) v.layer_norm_eps = 1e-6;
     if (v.timm_pool == "token" && !v.class_token) fail(source, ": vision_cfg.timm_pool 'token' needs class_token");
+    if (v.fc_norm && v.timm_pool != "avg") fail(source, ": vision_cfg.fc_norm goes with timm_pool 'avg' only");
   }
   for (const auto& [key, value, max] : {std::tuple<const char*, double, double>{"image_size", double(v.image_size), kMaxImageSize},
                                         {"width", double(v.width), kMaxWidth},

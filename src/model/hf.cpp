@@ -143,6 +143,17 @@ bool is_quick_gelu(const std::string& act, const std::string& source, const std:
   fail(source, ": '", where, "hidden_act' = \"", act, "\" is not supported (libclip has quick_gelu and gelu)");
 }
 
+// The mlp_ratio whose int(width * ratio) (open_clip's rule for the hidden size) is `hidden`: hidden / width, nudged up
+// by the last place where the division rounds down (176 / 240 * 240 = 175.99...).
+double mlp_ratio_for(int64_t hidden, int64_t width) {
+  if (width <= 0) return 4.0;  // the config check reports the width
+  double ratio = double(hidden) / double(width);
+  for (int i = 0; i < 8 && static_cast<int64_t>(double(width) * ratio) < hidden; ++i) {
+    ratio = std::nextafter(ratio, 2 * ratio + 1);
+  }
+  return ratio;
+}
+
 // The activation HF names: SigLIP's towers use the tanh form.
 bool is_gelu_tanh(const std::string& act, const std::string& source, const std::string& where) {
   if (act == "gelu_pytorch_tanh" || act == "gelu_new" || act == "gelu_fast") return true;
@@ -174,7 +185,7 @@ ModelConfig parse_hf_siglip_config(const json& j, const std::string& source) {
     fail(source, ": vision_config.hidden_size ", v.width, " is not a multiple of num_attention_heads ", heads);
   }
   v.head_width = v.width / heads;
-  v.mlp_ratio = double(get<int64_t>(vision, "intermediate_size", 3072, source, "vision_config.")) / double(v.width);
+  v.mlp_ratio = mlp_ratio_for(get<int64_t>(vision, "intermediate_size", 3072, source, "vision_config."), v.width);
   v.gelu_tanh = is_gelu_tanh(get<std::string>(vision, "hidden_act", "gelu_pytorch_tanh", source, "vision_config."),
                              source, "vision_config.");
   v.layer_norm_eps = get<double>(vision, "layer_norm_eps", 1e-6, source, "vision_config.");
@@ -188,7 +199,7 @@ ModelConfig parse_hf_siglip_config(const json& j, const std::string& source) {
   t.heads = get<int64_t>(text, "num_attention_heads", 12, source, "text_config.");
   t.layers = get<int64_t>(text, "num_hidden_layers", 12, source, "text_config.");
   t.context_length = get<int64_t>(text, "max_position_embeddings", 64, source, "text_config.");
-  t.mlp_ratio = double(get<int64_t>(text, "intermediate_size", 3072, source, "text_config.")) / double(t.width);
+  t.mlp_ratio = mlp_ratio_for(get<int64_t>(text, "intermediate_size", 3072, source, "text_config."), t.width);
   t.gelu_tanh = is_gelu_tanh(get<std::string>(text, "hidden_act", "gelu_pytorch_tanh", source, "text_config."),
                              source, "text_config.");
   t.layer_norm_eps = get<double>(text, "layer_norm_eps", 1e-6, source, "text_config.");
@@ -235,7 +246,7 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   c.text.heads = get<int64_t>(text, "num_attention_heads", 8, source, "text_config.");
   c.text.layers = get<int64_t>(text, "num_hidden_layers", 12, source, "text_config.");
   c.text.context_length = get<int64_t>(text, "max_position_embeddings", 77, source, "text_config.");
-  c.text.mlp_ratio = double(get<int64_t>(text, "intermediate_size", 2048, source, "text_config.")) / double(c.text.width);
+  c.text.mlp_ratio = mlp_ratio_for(get<int64_t>(text, "intermediate_size", 2048, source, "text_config."), c.text.width);
   const int64_t eos = get<int64_t>(text, "eos_token_id", 2, source, "text_config.");
   // HF: eos_token_id 2 is the legacy configuration that pools at argmax(ids); otherwise the first EOS.
   c.text.pool = eos == 2 ? TextPool::argmax : TextPool::first_eos;
@@ -248,7 +259,7 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   const int64_t vision_heads = get<int64_t>(vision, "num_attention_heads", 12, source, "vision_config.");
   c.vision.layers = get<int64_t>(vision, "num_hidden_layers", 12, source, "vision_config.");
   c.vision.mlp_ratio =
-      double(get<int64_t>(vision, "intermediate_size", 3072, source, "vision_config.")) / double(c.vision.width);
+      mlp_ratio_for(get<int64_t>(vision, "intermediate_size", 3072, source, "vision_config."), c.vision.width);
   if (vision_heads <= 0 || c.vision.width % vision_heads != 0) {
     fail(source, ": vision_config.hidden_size ", c.vision.width, " is not a multiple of num_attention_heads ", vision_heads);
   }

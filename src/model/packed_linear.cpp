@@ -125,7 +125,8 @@ at::Tensor PackedLinears::run(size_t slot, const at::Tensor& x, const at::Tensor
       const at::Tensor b = !bias.defined() ? at::Tensor() : scale ? bias.detach() * out_scale : bias.detach();
       switch (precision) {
         case InferencePrecision::int8: {
-          const Int8Bits bits = int8_bits(*preferred_int8_engine());
+          const std::optional<at::QEngine> engine = preferred_int8_engine();
+          const Int8Bits bits = engine ? int8_bits(*engine) : Int8Bits{};  // no engine: pack_int8 says so
           p.int8 = std::make_shared<Int8Weights>(Int8Weights{pack_int8(w, b, bits.weight_levels), bits.reduce_range});
           break;
         }

@@ -51,10 +51,27 @@ std::string fetch_pretrained(const std::string& name, HubOptions options) {
   auto [repo, revision] = split_revision(name.rfind(kPrefix, 0) == 0 ? name.substr(7) : name);
   repo = parse_hub_repo(repo);
   if (!revision.empty()) options.revision = revision;
-  const auto fetch = [&](const std::string& file, bool optional) { return fetch_hub_file(repo, file, options, optional); };
-  std::string config = fetch("open_clip_config.json", true);
+  const auto fetch = [&](const std::string& file, bool optional) {
+    const std::string path = fetch_hub_file(repo, file, options, optional);
+    // Every later file from the same commit, even if the branch moves meanwhile (files at the repo's top level).
+    if (!path.empty() && file.find('/') == std::string::npos) options.revision = fs::path(path).parent_path().filename().string();
+    return path;
+  };
+  // A file the repo may lack, asked of the hub; when the hub cannot answer but the cache has the file that would be
+  // used instead (`otherwise`), the cache decides, as huggingface_hub's .no_exist markers let it.
+  const auto probe = [&](const std::string& file, const std::string& otherwise) {
+    try {
+      return fetch(file, true);
+    } catch (const Error&) {
+      if (cached_hub_file(repo, otherwise, options).empty()) throw;
+      return std::string();
+    }
+  };
+  std::string config = probe("open_clip_config.json", "config.json");
   if (!config.empty()) {
-    if (fetch("open_clip_model.safetensors", true).empty()) fetch("open_clip_pytorch_model.bin", false);
+    if (probe("open_clip_model.safetensors", "open_clip_pytorch_model.bin").empty()) {
+      fetch("open_clip_pytorch_model.bin", false);
+    }
     return fs::path(config).parent_path().string();
   }
   config = fetch("config.json", true);
@@ -69,8 +86,8 @@ std::string fetch_pretrained(const std::string& name, HubOptions options) {
     fail(repo, ": the repo has neither open_clip_config.json (open_clip) nor config.json (HF transformers); it is not a "
                "model libclip reads");
   }
-  if (fetch("model.safetensors", true).empty()) {
-    const std::string index = fetch("model.safetensors.index.json", true);
+  if (probe("model.safetensors", "pytorch_model.bin").empty()) {
+    const std::string index = probe("model.safetensors.index.json", "pytorch_model.bin");
     if (index.empty()) {
       fetch("pytorch_model.bin", false);
     } else {
