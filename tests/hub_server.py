@@ -104,22 +104,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.dispatch(True)
 
     def dispatch(self, body):
-        self._status, self._dropped = None, None
+        self._status, self._logged = None, False
         try:
             self.route(body)
         except (ConnectionError, BrokenPipeError):
             self.close_connection = True
         finally:
-            if args.log:
-                line = "%s %s Range: %s Authorization: %s %s" % (
-                    self.command, self.path, self.headers.get("Range") or "-",
-                    "yes" if self.headers.get("Authorization") else "no", self._status)
-                if self._dropped is not None:
-                    line += " dropped=%d" % self._dropped
-                with lock, open(args.log, "a") as f:
-                    f.write(line + "\n")
+            self.log_request_line(None)
+
+    def log_request_line(self, dropped):
+        # Written before the answer goes out, so that a client that has its answer finds the line in the log.
+        if not args.log or self._logged:
+            return
+        self._logged = True
+        line = "%s %s Range: %s Authorization: %s %s" % (
+            self.command, self.path, self.headers.get("Range") or "-",
+            "yes" if self.headers.get("Authorization") else "no", self._status)
+        if dropped is not None:
+            line += " dropped=%d" % dropped
+        with lock, open(args.log, "a") as f:
+            f.write(line + "\n")
 
     def reply(self, code, headers, data, body, cut=None):
+        self._status = code
+        self.log_request_line(cut if body and cut is not None and cut < len(data) else None)
         self.send_response(code)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -129,7 +137,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # Fault injection: full length announced, `cut` bytes sent, then FIN (the client sees a short body).
             self.wfile.write(data[:cut])
             self.wfile.flush()
-            self._dropped, self.close_connection = cut, True
+            self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
