@@ -243,3 +243,57 @@ TEST(TokenizerConfig, TextCfgTokenizerNamesTheVocabulary) {
   EXPECT_CONTAINS(error_of([&] { clip::load_tokenizer(spm.text, "/nonexistent"); }),
                   "/nonexistent/vocab.model: no such SentencePiece model");
 }
+
+// Hugging Face framings (tests/reference/test_hf_tokenizers.py holds them against transformers itself): no start
+// token, left padding, pieces named by the folder's tokenizer_config.json and special_tokens_map.json.
+TEST(SentencePiece, HfFoldersFrameAsTheirConfigSays) {
+  // The trained model's layout: pad 0, unk 1, start 2, end 3.
+  const fs::path dir = fs::path(temp_dir()) / "hf_folder";
+  fs::create_directories(dir);
+  fs::copy_file(model_path(), dir / "tokenizer.model", fs::copy_options::overwrite_existing);
+  auto write = [&](const char* name, const std::string& text) { std::ofstream(dir / name) << text; };
+  write("tokenizer_config.json", R"({"tokenizer_class": "GemmaTokenizerFast", "add_bos_token": false,
+                                     "add_eos_token": true, "padding_side": "left", "bos_token": "<s>",
+                                     "eos_token": "</s>", "pad_token": "<pad>"})");
+  const clip::SentencePieceOptions options = clip::hf_sentencepiece_options(dir.string());
+  EXPECT_FALSE(options.add_start());
+  EXPECT_TRUE(options.add_end());
+  EXPECT_TRUE(options.pad_left());
+  const clip::SentencePieceTokenizer spm(options);
+  const Ids text = spm.encode("a photo of a cat");
+  ASSERT_FALSE(text.empty());
+  const at::Tensor row = spm.tokenize({"a photo of a cat"}, 16);
+  Ids expected(16 - text.size() - 1, 0);  // left padding, then the text and its end token
+  expected.insert(expected.end(), text.begin(), text.end());
+  expected.push_back(3);
+  EXPECT_EQ(Ids(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + 16), expected);
+  // Truncation keeps the end token; the text is what is cut.
+  const Ids cut = spm.frame(text, 3, /*truncate=*/true);
+  EXPECT_EQ(cut, (Ids{text[0], text[1], 3}));
+  EXPECT_CONTAINS(error_of([&] { spm.frame(text, 3, false); }), "more than the context length 3");
+
+  // The special tokens map wins over the config, as in transformers.
+  write("special_tokens_map.json", R"({"eos_token": {"content": "<s>", "lstrip": false}})");
+  EXPECT_EQ(clip::SentencePieceTokenizer(clip::hf_sentencepiece_options(dir.string())).end_id(), 2);
+  fs::remove(dir / "special_tokens_map.json");
+
+  write("tokenizer_config.json", R"({"tokenizer_class": "BertTokenizer"})");
+  EXPECT_CONTAINS(error_of([&] { clip::hf_sentencepiece_options(dir.string()); }),
+                  "tokenizer_class 'BertTokenizer' is not one libclip runs");
+  // Gemma's "<bos>" is not in this model: no matter while the framing leaves it out.
+  write("tokenizer_config.json", R"({"tokenizer_class": "GemmaTokenizer", "eos_token": "</s>"})");
+  EXPECT_EQ(clip::SentencePieceTokenizer(clip::hf_sentencepiece_options(dir.string())).framing().start, false);
+  write("tokenizer_config.json", R"({"tokenizer_class": "GemmaTokenizer", "add_bos_token": true})");
+  EXPECT_CONTAINS(error_of([&] { clip::SentencePieceTokenizer t(clip::hf_sentencepiece_options(dir.string())); }),
+                  "the model has no piece '<bos>' for the start (bos) token");
+  write("tokenizer_config.json", R"({"tokenizer_class": "T5Tokenizer", "eos_token": "<nope>"})");
+  EXPECT_CONTAINS(error_of([&] { clip::SentencePieceTokenizer t(clip::hf_sentencepiece_options(dir.string())); }),
+                  "the model has no piece '<nope>' for the end (eos) token");
+  write("tokenizer_config.json", R"({"tokenizer_class": "GemmaTokenizer", "padding_side": "middle"})");
+  EXPECT_CONTAINS(error_of([&] { clip::hf_sentencepiece_options(dir.string()); }), "padding_side 'middle'");
+  write("tokenizer_config.json", "{not json");
+  EXPECT_CONTAINS(error_of([&] { clip::hf_sentencepiece_options(dir.string()); }), "tokenizer_config.json");
+  fs::remove(dir / "tokenizer.model");
+  EXPECT_CONTAINS(error_of([&] { clip::hf_sentencepiece_options(dir.string()); }),
+                  "no SentencePiece model (spiece.model or tokenizer.model)");
+}

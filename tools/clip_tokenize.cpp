@@ -21,6 +21,9 @@ namespace {
 struct Params {
   std::string vocab;
   std::string spm;
+  std::string hf_folder;
+  std::string clean;
+  bool pad = false;
   bool lowercase = false;
   int64_t context_length = 77;
   bool truncate = false;
@@ -47,8 +50,13 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::unique_ptr<clip::Tokenizer> make_tokenizer(const Params& p) {
-  if (!p.spm.empty())
-    return std::make_unique<clip::SentencePieceTokenizer>(clip::SentencePieceOptions(p.spm).lowercase(p.lowercase));
+  if (!p.spm.empty() || !p.hf_folder.empty()) {
+    clip::SentencePieceOptions options =
+        p.hf_folder.empty() ? clip::SentencePieceOptions(p.spm) : clip::hf_sentencepiece_options(p.hf_folder);
+    // open_clip's clean runs before the HF tokenizer (SiglipTokenizer canonicalizes again after it).
+    if (!p.clean.empty()) options.clean(clip::parse_text_clean(p.clean));
+    return std::make_unique<clip::SentencePieceTokenizer>(options.lowercase(p.lowercase));
+  }
   clip::ClipBpeOptions options;
   options.vocab_path = p.vocab;
   options.fix_text = !p.no_fix_text;
@@ -100,7 +108,12 @@ int tokenize_stream(const Params& p) {
       bpe = tokenizer->encode_batch(texts);
       out.clear();
       for (size_t i = 0; i < texts.size(); ++i) {
-        const std::vector<int64_t> ids = tokenizer->frame(bpe[i], p.context_length, p.truncate, i);
+        std::vector<int64_t> ids = tokenizer->frame(bpe[i], p.context_length, p.truncate, i);
+        if (p.pad) {
+          std::vector<int64_t> row(static_cast<size_t>(p.context_length));
+          tokenizer->pad_into(ids, p.context_length, row.data());
+          ids.swap(row);
+        }
         out += '{';
         append_ids(out, "ids", ids);
         out += ", ";
@@ -201,9 +214,21 @@ int main(int argc, char** argv) {
   auto* vocab = app.add_option("--vocab", p.vocab,
                                "CLIP BPE merges file (default: bpe_simple_vocab_16e6.txt.gz shipped with libclip)")
                     ->check(CLI::ExistingFile);
-  app.add_option("--spm", p.spm, "SentencePiece .model to use instead of the CLIP BPE")
+  auto* spm = app.add_option("--spm", p.spm, "SentencePiece .model to use instead of the CLIP BPE")
       ->check(CLI::ExistingFile)
       ->excludes(vocab);
+  app.add_option("--hf-tokenizer", p.hf_folder,
+                            "a Hugging Face tokenizer folder with a SentencePiece model (SigLIP's spiece.model, "
+                            "SigLIP 2's Gemma tokenizer.model) and its tokenizer_config.json: tokenize as "
+                            "transformers does")
+                 ->check(CLI::ExistingDirectory)
+                 ->excludes(vocab)
+                 ->excludes(spm);
+  app.add_option("--clean", p.clean,
+                 "with --spm or --hf-tokenizer: clean texts first as open_clip's HFTokenizer (whitespace, lower, "
+                 "canonicalize: SigLIP's) or not (none)")
+      ->check(CLI::IsMember({"none", "whitespace", "lower", "canonicalize"}));
+  app.add_flag("--pad", p.pad, "write `ids` padded to --context-length, as the model reads them");
   app.add_flag("--lowercase", p.lowercase, "with --spm: lowercase texts (Python's str.lower) before encoding");
   app.add_option("--context-length", p.context_length, "positions per sequence, start and end tokens included")
       ->capture_default_str()

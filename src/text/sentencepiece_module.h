@@ -14,7 +14,9 @@
 namespace clip::text {
 
 struct SentencePieceApi {
-  static constexpr int kVersion = 1;
+  static constexpr int kPieceNormal = 1, kPieceUnknown = 2, kPieceControl = 3, kPieceUserDefined = 4,
+                       kPieceUnused = 5, kPieceByte = 6;
+  static constexpr int kVersion = 2;
   int version;
   /// A loaded model, or nullptr with `error` set.
   void* (*load)(const std::string& path, std::string* error);
@@ -26,6 +28,10 @@ struct SentencePieceApi {
   int (*eos_id)(const void* model);
   int (*pad_id)(const void* model);
   std::string (*id_to_piece)(const void* model, int id);
+  /// The id of a piece, or -1 when the model has no such piece.
+  int (*piece_to_id)(const void* model, std::string_view piece);
+  /// What a piece is: one of the kPiece* values below (SentencePiece's ModelProto.SentencePiece.Type).
+  int (*piece_type)(const void* model, int id);
   /// Trains on `sentences` with SentencePiece's command-line style `args`; the serialized model goes to `model`.
   bool (*train)(const std::string& args, const std::vector<std::string>& sentences, std::string* model,
                 std::string* error);

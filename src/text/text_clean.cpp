@@ -323,4 +323,87 @@ void clean_text(std::string_view utf8, bool fix_text, std::string& out) {
   lower_to_utf8(unescaped, out);
 }
 
+namespace {
+
+// Python's string.punctuation.
+bool is_ascii_punctuation(char32_t c) {
+  return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
+}
+
+// " ".join(text.split()): runs of str.isspace() characters become one space; none at either end.
+void join_split(std::u32string_view in, std::u32string& out) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!is_python_space(in[i])) {
+      if (!out.empty() && i > 0 && is_python_space(in[i - 1])) out.push_back(U' ');
+      out.push_back(in[i]);
+    }
+  }
+}
+
+}  // namespace
+
+void hf_clean_text(std::string_view utf8, TextClean clean, std::string& out) {
+  thread_local std::u32string text, other;
+  utf8_to_utf32(utf8, text);
+  switch (clean) {
+    case TextClean::none:
+      out.assign(utf8);
+      return;
+    case TextClean::whitespace:
+    case TextClean::lower:
+    case TextClean::canonicalize: {
+      // open_clip's basic_clean: ftfy.fix_text, html.unescape twice (str.strip() follows: join_split strips).
+      ftfy_fix_text(text);
+      for (int pass = 0; pass < 2 && text.find(U'&') != std::u32string::npos; ++pass) {
+        html_unescape(text, other);
+        text.swap(other);
+      }
+      if (clean == TextClean::canonicalize) {
+        // canonicalize_text: '_' -> ' ', punctuation removed, lower(), " ".join(split()), strip().
+        other.clear();
+        for (const char32_t c : text) {
+          if (c == U'_') other.push_back(U' ');
+          else if (!is_ascii_punctuation(c)) other.push_back(c);
+        }
+        std::string lowered;
+        lower_to_utf8(other, lowered);
+        utf8_to_utf32(lowered, other);
+        join_split(other, text);
+        utf32_to_utf8(text, out);
+        return;
+      }
+      join_split(text, other);
+      if (clean == TextClean::lower) {
+        lower_to_utf8(other, out);
+      } else {
+        utf32_to_utf8(other, out);
+      }
+      return;
+    }
+  }
+}
+
+void siglip_canonicalize(std::string_view utf8, std::string& out) {
+  thread_local std::u32string text, other;
+  utf8_to_utf32(utf8, text);
+  // SiglipTokenizer._tokenize's canonicalize_text (do_lower_case): lower(), punctuation removed,
+  // re.sub(r"\s+", " ") (re's \s is str.isspace()), strip(). The U+2581 the tokenizer puts first is neither.
+  std::string lowered;
+  lower_to_utf8(text, lowered);
+  utf8_to_utf32(lowered, other);
+  text.clear();
+  for (const char32_t c : other) {
+    if (is_ascii_punctuation(c)) continue;
+    if (is_python_space(c)) {
+      if (text.empty() || text.back() != U' ') text.push_back(U' ');
+    } else {
+      text.push_back(c);
+    }
+  }
+  if (!text.empty() && text.front() == U' ') text.erase(0, 1);
+  if (!text.empty() && text.back() == U' ') text.pop_back();
+  utf32_to_utf8(text, out);
+}
+
 }  // namespace clip::text

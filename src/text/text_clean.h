@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "clip/text/sentencepiece.h"
+
 namespace clip::text {
 
 /// Python's html.unescape: numeric references (with html._invalid_charrefs and _invalid_codepoints) and the
@@ -21,5 +23,11 @@ void ftfy_fix_text(std::u32string& text);
 
 /// The whole cleaning; UTF-8 in, lowercased UTF-8 out. Throws clip::Error on invalid UTF-8.
 void clean_text(std::string_view utf8, bool fix_text, std::string& out);
+/// The cleanings of the Python tokenizers that wrap SentencePiece models (clip::TextClean, clip/text/sentencepiece.h);
+/// UTF-8 in and out. Throws clip::Error on invalid UTF-8.
+void hf_clean_text(std::string_view utf8, TextClean clean, std::string& out);
+/// SiglipTokenizer's canonicalize_text (do_lower_case), applied to each part of a text between special tokens
+/// (SentencePieceTokenizer::encode does the rest). Throws clip::Error on invalid UTF-8.
+void siglip_canonicalize(std::string_view utf8, std::string& out);
 
 }  // namespace clip::text

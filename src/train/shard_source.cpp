@@ -321,7 +321,7 @@ class ShardBatchSource : public BatchSource {
         load_shard_image(*sample, image_, item_seed(augment_seed, index), row);
         const std::vector<int64_t> ids =
             tokenizer_->frame(tokenizer_->encode(sample->caption), context_length_, /*truncate=*/true);
-        std::copy(ids.begin(), ids.end(), out.texts[rows].data_ptr<int64_t>());
+        tokenizer_->pad_into(ids, context_length_, out.texts[rows].data_ptr<int64_t>());
         ++rows;
       } catch (const std::exception& e) {
         ++undecodable;

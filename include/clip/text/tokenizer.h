@@ -59,6 +59,16 @@ class Tokenizer {
   /// largest id), TextPool::first_eos otherwise.
   virtual TextPool pool() const = 0;
 
+  /// Which special tokens frame a text, and on which side the padding goes (Hugging Face's add_bos_token,
+  /// add_eos_token and padding_side). Both tokens and right padding for the CLIP BPE and libclip's own
+  /// SentencePiece models.
+  struct Framing {
+    bool start = true;
+    bool end = true;
+    bool pad_left = false;
+  };
+  virtual Framing framing() const { return {}; }
+
   /// The ids of one text alone.
   std::vector<int64_t> encode(std::string_view text) const;
 
@@ -66,12 +76,16 @@ class Tokenizer {
   /// naming its index (the lowest failing index when several fail).
   std::vector<std::vector<int64_t>> encode_batch(const std::vector<std::string>& texts) const;
 
-  /// start + ids + end, cut to `context_length` when `truncate` (the last kept position is then the end token,
-  /// as the reference); without `truncate`, a text longer than the context throws TextError with its token
-  /// count. `index` names the text in that error.
+  /// start + ids + end (those of framing()), the text's ids cut when `truncate` so that the whole fits
+  /// `context_length` (the end token is kept, as the references do); without `truncate`, a text longer than the
+  /// context throws TextError with its token count. `index` names the text in that error.
   std::vector<int64_t> frame(std::vector<int64_t> ids, int64_t context_length, bool truncate, size_t index = 0) const;
 
-  /// [texts.size(), context_length] int64: start token, the text's ids, end token, then pad_id().
+  /// Copies framed ids (at most `context_length`) into `row` of `context_length` ids and fills the rest with
+  /// pad_id(), after the ids or, with framing().pad_left, before them.
+  void pad_into(const std::vector<int64_t>& framed, int64_t context_length, int64_t* row) const;
+
+  /// [texts.size(), context_length] int64: each text framed (start token, its ids, end token), then padded.
   at::Tensor tokenize(const std::vector<std::string>& texts, int64_t context_length = 77, bool truncate = false) const;
 };
 
