@@ -238,9 +238,17 @@ TEST(ModelConfig, SigLipConfigsResolveAsOpenClipBuildsThem) {
   const clip::ModelConfig worldwide = clip::load_model_config(clip::test::config("ViT-H-14-worldwide"));
   EXPECT_EQ(worldwide.text.pool, clip::TextPool::first_eos);
   EXPECT_EQ(worldwide.text.eos_token_id, 2);
-  // Their hub tokenizers are not libclip's: refused, not replaced by the CLIP BPE.
-  EXPECT_CONTAINS(clip::test::error_of([&] { clip::load_tokenizer(siglip2.text); }),
-                  "Hugging Face tokenizer 'timm/ViT-B-16-SigLIP2'");
+  // Their hub tokenizers come from the hub (test_hub.cpp fetches one from a stand-in): offline with an empty cache,
+  // a clear line, never the CLIP BPE in their place.
+  const std::string cache = (std::filesystem::temp_directory_path() / ("clip_config_hub_" + std::to_string(::getpid())))
+                                .string();
+  ::setenv("HF_HUB_OFFLINE", "1", 1);
+  ::setenv("HF_HUB_CACHE", cache.c_str(), 1);
+  const std::string error = clip::test::error_of([&] { clip::load_tokenizer(siglip2.text); });
+  ::unsetenv("HF_HUB_OFFLINE");
+  ::unsetenv("HF_HUB_CACHE");
+  EXPECT_CONTAINS(error, "the model's tokenizer timm/ViT-B-16-SigLIP2 (text_cfg.hf_tokenizer_name) is not in the cache");
+  EXPECT_CONTAINS(error, "HF_HUB_OFFLINE is set");
 }
 
 TEST(ModelConfig, MissingFileIsAClearError) {

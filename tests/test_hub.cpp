@@ -17,7 +17,9 @@
 
 #include "clip/io/hf_hub.h"
 #include "clip/model/checkpoint.h"
+#include "clip/model/model_tokenizer.h"
 #include "clip/model/pretrained.h"
+#include "clip/text/sentencepiece.h"
 #include "clip/util/features.h"
 #include "clip/util/sha256.h"
 #include "test_util.h"
@@ -243,6 +245,53 @@ TEST(Hub, LoadsAModelByName) {
   }
   EXPECT_NE(server.log_after(0, "/cdn/").find("/cdn/"), std::string::npos);  // the weights came via the LFS redirect
   EXPECT_NE(clip::cached_hub_file("org/vit-tiny", "open_clip_model.safetensors", o), "");
+}
+
+}  // namespace
+
+namespace {
+
+// A model whose config names a hub tokenizer (open_clip's hf_tokenizer_name, as the SigLIP configs do) and whose
+// folder holds none: load_tokenizer fetches the repo's SentencePiece model and tokenizer_config.json into the cache.
+TEST(Hub, FetchesAModelsTokenizerByName) {
+  if (!clip::features().hub) GTEST_SKIP() << "built without libcurl (CLIP_WITH_HUB=OFF)";
+  HubFixture f;
+  const fs::path repo = fs::path(f.root) / "org" / "tok";
+  fs::create_directories(repo);
+  std::string captions;
+  for (const char* animal : {"cat", "dog", "bird", "horse", "fish"}) {
+    for (const char* place : {"on a table", "in a park", "at night", "in the snow"}) {
+      captions += std::string("a photo of a ") + animal + " " + place + "\n";
+    }
+  }
+  write_bytes(fs::path(f.dir / "captions.txt"), captions);
+  clip::train_sentencepiece(
+      clip::SentencePieceTrainOptions(f.dir / "captions.txt", (repo / "spiece.model").string()).vocab_size(24));
+  write_bytes(repo / "tokenizer_config.json", R"({"tokenizer_class": "T5Tokenizer", "eos_token": "</s>", "pad_token": "</s>"})");
+  HubServer server(f.dir, f.root);
+  const clip::HubOptions o = f.options(server);
+  clip::TextConfig text;
+  text.vocab_size = 24;
+  text.context_length = 32;
+  text.pool = clip::TextPool::last;
+  text.hf_tokenizer_name = "org/tok";
+  text.hf_tokenizer_clean = "canonicalize";
+  ::setenv("HF_ENDPOINT", o.endpoint.c_str(), 1);
+  ::setenv("HF_HUB_CACHE", o.cache_dir.c_str(), 1);
+  const std::unique_ptr<clip::Tokenizer> tokenizer = clip::load_tokenizer(text);
+  ::unsetenv("HF_ENDPOINT");
+  ::unsetenv("HF_HUB_CACHE");
+  const std::string model = clip::cached_hub_file("org/tok", "spiece.model", o);
+  ASSERT_NE(model, "");
+  EXPECT_NE(clip::cached_hub_file("org/tok", "tokenizer_config.json", o), "");
+  // As T5Tokenizer: no start token, the end token "</s>" (id 3 in this layout) and padding with it; open_clip's
+  // canonicalize first (punctuation and case gone).
+  clip::SentencePieceTokenizer direct(clip::SentencePieceOptions(model).add_start(false).pad_id(3));
+  std::vector<int64_t> expected = direct.encode("a photo of a cat");
+  expected.push_back(3);
+  expected.resize(32, 3);
+  const at::Tensor ids = tokenizer->tokenize({"A photo, of a CAT!"}, 32);
+  EXPECT_EQ(std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + 32), expected);
 }
 
 }  // namespace

@@ -33,6 +33,7 @@ struct Params {
   int threads = 0;
   int workers = 0;
   bool print = false;
+  bool truncate = false;
 };
 
 void print_logits(const at::Tensor& logits) {
@@ -57,6 +58,7 @@ int run(const Params& p) {
   clip::EmbedOptions options;
   options.batch_size = p.batch_size;
   options.workers = p.workers;
+  options.truncate = p.truncate;
   clip::TensorMap outputs;
   std::map<std::string, std::string> metadata{{"checkpoint", p.checkpoint}};
   if (!p.inputs.empty()) {
@@ -116,9 +118,13 @@ int main(int argc, char** argv) {
   app.add_option("--images", p.images, "a folder of images (recursive) or a file listing image paths")
       ->excludes(inputs)
       ->check(CLI::ExistingPath);
-  app.add_option("--texts", p.texts, "texts: one a line, or JSONL with a \"text\" field")
-      ->excludes(inputs)
-      ->check(CLI::ExistingFile);
+  auto* texts = app.add_option("--texts", p.texts, "texts: one a line, or JSONL with a \"text\" field")
+                    ->excludes(inputs)
+                    ->check(CLI::ExistingFile);
+  app.add_flag("--truncate", p.truncate,
+               "with --texts: cut texts longer than the model's context, keeping the end token, as open_clip and "
+               "transformers do (default: an error naming the text)")
+      ->needs(texts);
   app.add_option("--output", p.output, "safetensors file to write")->required();
   app.add_option("--device", p.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--batch-size", p.batch_size, "rows per forward pass")->capture_default_str()->check(clip::tools::positive_int());

@@ -61,6 +61,7 @@ Checkpoint read_hf_folder(const fs::path& dir) {
   const std::string config_path = (dir / "config.json").string();
   Checkpoint c{CheckpointFormat::hf_folder, {}, parse_hf_config(read_file(config_path), config_path), {}};
   c.config->name = dir.filename().string();
+  c.config->text.tokenizer_dir = dir.string();  // load_tokenizer looks for the tokenizer's files here first
   c.quick_gelu = c.config->quick_gelu;
   c.state_dict = from_hf_state_dict(read_folder_weights(dir, "model", "pytorch_model.bin"), *c.config, dir.string());
   return c;
@@ -74,6 +75,7 @@ Checkpoint read_open_clip_folder(const fs::path& dir) {
   if (j.contains("preprocess_cfg") && !model_cfg.contains("preprocess_cfg")) model_cfg["preprocess_cfg"] = j["preprocess_cfg"];
   Checkpoint c{CheckpointFormat::open_clip_folder, {}, parse_model_config(model_cfg.dump(), config_path), {}};
   c.config->name = dir.filename().string();
+  c.config->text.tokenizer_dir = dir.string();
   c.quick_gelu = c.config->quick_gelu;
   c.state_dict = strip_common_prefixes(read_folder_weights(dir, "open_clip_model", "open_clip_pytorch_model.bin"));
   return c;
@@ -272,6 +274,8 @@ CLIP load_model(const std::string& path, const LoadOptions& options) {
   } else {
     config = infer_model_config(checkpoint.state_dict, path);
   }
+  // A model read from a folder finds its tokenizer's files there, whichever config describes it.
+  if (checkpoint.config && config.text.tokenizer_dir.empty()) config.text.tokenizer_dir = checkpoint.config->text.tokenizer_dir;
   if (!config_source.empty() && checkpoint.quick_gelu && *checkpoint.quick_gelu != config.quick_gelu) {
     const auto name = [](bool quick) { return quick ? "QuickGELU" : "GELU"; };
     fail(path, ": the checkpoint (", format_name(checkpoint.format), ") was made with ", name(*checkpoint.quick_gelu),

@@ -368,7 +368,25 @@ TextConfig parse_text(const json& j, const std::string& source) {
   } else {
     t.hf_tokenizer_name = r.text("hf_tokenizer_name", "", {});
   }
-  r.ignore("tokenizer_kwargs");  // the hub tokenizer's settings
+  if (j.contains("tokenizer_kwargs") && !j["tokenizer_kwargs"].is_null()) {
+    const json& kwargs = j.at("tokenizer_kwargs");
+    if (!kwargs.is_object()) fail(source, ": text_cfg.tokenizer_kwargs must be an object");
+    for (const auto& item : kwargs.items()) {
+      if (item.key() == "clean") {
+        if (!item.value().is_string() || (item.value() != "whitespace" && item.value() != "lower" &&
+                                          item.value() != "canonicalize" && item.value() != "none")) {
+          fail(source, ": text_cfg.tokenizer_kwargs.clean must be \"whitespace\", \"lower\" or \"canonicalize\"");
+        }
+        t.hf_tokenizer_clean = item.value().get<std::string>();
+      } else if (item.key() == "strip_sep_token") {
+        if (!item.value().is_boolean()) fail(source, ": text_cfg.tokenizer_kwargs.strip_sep_token must be a boolean");
+        t.hf_tokenizer_strip_sep = item.value().get<bool>();
+      } else {
+        fail(source, ": text_cfg.tokenizer_kwargs.", item.key(), " is not supported (clean is)");
+      }
+    }
+  }
+  r.ignore("tokenizer_kwargs");  // read above
   r.finish();
   return t;
 }
@@ -474,7 +492,9 @@ json architecture(const ModelConfig& c) {
   // The end-token rules (argmax, first EOS) agree for the CLIP vocabulary; a fixed position does not.
   const json pool = j["text_cfg"].value("pool_type", json("argmax"));
   if (pool == "argmax" || pool == "eos") j["text_cfg"].erase("pool_type");
-  for (const char* key : {"tokenizer", "eos_token_id", "pad_id", "hf_tokenizer_name"}) j["text_cfg"].erase(key);
+  for (const char* key : {"tokenizer", "eos_token_id", "pad_id", "hf_tokenizer_name", "tokenizer_kwargs"}) {
+    j["text_cfg"].erase(key);
+  }
   return j;
 }
 
@@ -530,6 +550,10 @@ std::string to_json(const ModelConfig& c) {
                {"layers", c.text.layers},                 {"mlp_ratio", c.text.mlp_ratio}};
   if (!c.text.causal) text["no_causal_mask"] = true;
   if (!c.text.hf_tokenizer_name.empty()) text["hf_tokenizer_name"] = c.text.hf_tokenizer_name;
+  if (!c.text.hf_tokenizer_name.empty() && c.text.hf_tokenizer_clean != "whitespace") {
+    text["tokenizer_kwargs"] = {{"clean", c.text.hf_tokenizer_clean}};
+  }
+  if (c.text.hf_tokenizer_strip_sep) text["tokenizer_kwargs"]["strip_sep_token"] = true;
   if (c.text.proj_bias) text["proj_bias"] = true;
   if (!c.text.projection) text["proj_type"] = "none";
   if (c.text.pad_id != 0) text["pad_id"] = c.text.pad_id;

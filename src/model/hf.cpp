@@ -209,6 +209,7 @@ ModelConfig parse_hf_siglip_config(const json& j, const std::string& source) {
   t.pad_id = get<int64_t>(text, "pad_token_id", 1, source, "text_config.");
   t.hf_tokenizer_name = get<std::string>(j, "_name_or_path", "", source, "");
   if (t.hf_tokenizer_name.empty()) t.hf_tokenizer_name = "SigLIP's SentencePiece tokenizer (spiece.model)";
+  t.hf_tokenizer_clean = "none";  // the folder's tokenizer as transformers runs it
   const int64_t projection = get<int64_t>(text, "projection_size", t.width, source, "text_config.");
   if (projection != c.embed_dim) {
     fail(source, ": text_config.projection_size ", projection, " differs from vision_config.hidden_size ", c.embed_dim,

@@ -86,6 +86,14 @@ std::string fetch_pretrained(const std::string& name, HubOptions options) {
     fail(repo, ": the repo has neither open_clip_config.json (open_clip) nor config.json (HF transformers); it is not a "
                "model libclip reads");
   }
+  // The tokenizer's files, which AutoTokenizer reads from the same folder (optional: a model of another tokenizer
+  // has none, and a failure here is load_tokenizer's to report when text is asked for).
+  for (const char* file : {"tokenizer_config.json", "special_tokens_map.json", "spiece.model", "tokenizer.model"}) {
+    try {
+      fetch(file, true);
+    } catch (const Error&) {
+    }
+  }
   if (probe("model.safetensors", "pytorch_model.bin").empty()) {
     const std::string index = probe("model.safetensors.index.json", "pytorch_model.bin");
     if (index.empty()) {

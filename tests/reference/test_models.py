@@ -9,14 +9,18 @@ ViT-L-14, ViT-L-14-336), in open_clip's GELU form and its "-quickgelu" form (Ope
   4. clip_embed --inputs (libclip) and open_clip (encode_image, encode_text, the scaled cosine logits);
   5. image features, text features and logits must agree within 1e-4, relative to the largest reference value.
 Then the other families open_clip builds, same steps (texts as random token ids where the model's tokenizer is a
-hub download): SigLIP (ViT-B-16-SigLIP: timm's ViT with the MAP head as `visual.trunk`, a bidirectional text tower
+hub download; then texts end to end as well, with a stand-in SentencePiece vocabulary trained here in the layout of
+the real one, written into an open_clip hub folder with the weights: open_clip's HFTokenizer with the config's
+cleaning and encode_text against clip_embed --texts reading the folder): SigLIP (ViT-B-16-SigLIP: timm's ViT with the MAP head as `visual.trunk`, a bidirectional text tower
 pooled at its last position with a biased projection, `logit_bias` added to the logits) and SigLIP 2
 (ViT-B-16-SigLIP2: the same with a 256k vocabulary and tanh-GELU text MLPs).
 Then HF transformers: CLIPModel with random weights (seeded) in two shapes, ViT-B/32 (HF's default config, text
 pooled at the first end token, eos_token_id 49407) and ViT-L/14 (eos_token_id 2: HF's legacy argmax pooling, as
 the hub's openai checkpoints), and SiglipModel in two shapes (transformers' defaults, which are
 google/siglip-base-patch16-224's, and a small one), written with save_pretrained and loaded by clip_embed from the
-folder: normalized image and text embeddings and logits (SigLIP's with its bias) within the same bound.
+folder: normalized image and text embeddings and logits (SigLIP's with its bias) within the same bound, and for
+SiglipModel texts end to end through a stand-in SiglipTokenizer saved in the folder (AutoTokenizer, padded to the
+context, against clip_embed --texts).
 The measured differences are printed. Nothing is committed: weights and inputs are made here, in a temporary
 folder, one model at a time. Exits 1 if any difference is over the bound.
 
@@ -35,6 +39,49 @@ import time
 import open_clip
 import torch
 from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_hf_tokenizers as hf_tokenizers  # noqa: E402 (trains the stand-in SentencePiece vocabularies)
+
+# Stand-ins for the hub tokenizers (the real vocabularies cannot be downloaded here), trained once by
+# tokenizer_folder(): T5's layout for SigLIP, Gemma's for SigLIP 2 (tests/reference/test_hf_tokenizers.py).
+TOKENIZERS = {
+    "t5": ("t5.model", "spiece.model", {"tokenizer_class": "T5Tokenizer", "eos_token": "</s>", "pad_token": "</s>",
+                                        "unk_token": "<unk>", "extra_ids": 0}),
+    "siglip": ("t5.model", "spiece.model", {"tokenizer_class": "SiglipTokenizer", "do_lower_case": True}),
+    "gemma": ("gemma.model", "tokenizer.model", {"tokenizer_class": "GemmaTokenizer", "add_bos_token": False,
+                                                 "add_eos_token": True, "padding_side": "right"}),
+}
+
+
+def tokenizer_folder(kind, dest, work):
+    """Writes the stand-in tokenizer `kind` into `dest` as a hub folder has it (model file + tokenizer_config.json)."""
+    if not os.path.exists(os.path.join(work, "t5.model")):
+        os.makedirs(work, exist_ok=True)
+        prompts = hf_tokenizers.imagenet_prompts()
+        hf_tokenizers.train_models(work, prompts[::2] + hf_tokenizers.EDGE[:30] * 5)
+    model, file_name, config = TOKENIZERS[kind]
+    os.makedirs(dest, exist_ok=True)
+    with open(os.path.join(work, model), "rb") as src, open(os.path.join(dest, file_name), "wb") as dst:
+        dst.write(src.read())
+    with open(os.path.join(dest, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f)
+
+
+def embed_texts(embed, checkpoint, texts, folder, threads, extra=()):
+    """clip_embed --texts: the L2-normalized text embeddings libclip gives, tokenized by the model's tokenizer."""
+    texts_file = os.path.join(folder, "texts.jsonl")
+    output = os.path.join(folder, "text_embeddings.safetensors")
+    with open(texts_file, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
+    p = subprocess.run([embed, "--checkpoint", checkpoint, "--texts", texts_file, "--output", output,
+                        "--threads", str(threads), *extra], capture_output=True, text=True)
+    if p.returncode != 0:
+        print("  clip_embed --texts exited %d: %s" % (p.returncode, p.stderr.strip()[-400:]))
+        return None
+    out = load_file(output)["text_embeddings"]
+    os.remove(output)
+    return out
 
 ARCHITECTURES = ["RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336"]
 FAMILIES = ["ViT-B-16-SigLIP", "ViT-B-16-SigLIP2"]
@@ -61,7 +108,16 @@ def check(name, embed, folder, threads, seed):
     size = config["vision_cfg"]["image_size"]
     image = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed + 1))
     text_cfg = config["text_cfg"]
+    tokenized_texts = None
     if text_cfg.get("hf_tokenizer_name"):
+        # Texts end to end too: the stand-in tokenizer in an open_clip hub folder beside the weights, open_clip's
+        # HFTokenizer with the config's cleaning against clip_embed --texts reading the folder.
+        hub_folder = os.path.join(folder, "hub")
+        kind = "gemma" if text_cfg["vocab_size"] > 32000 else "t5"
+        tokenizer_folder(kind, hub_folder, os.path.join(folder, "vocabularies"))
+        kwargs = text_cfg.get("tokenizer_kwargs", {})
+        tokenized_texts = open_clip.tokenizer.HFTokenizer(hub_folder, context_length=text_cfg["context_length"],
+                                                          **kwargs)(TEXTS)
         # The tokenizer is a hub download: random ids at the full context length (and one all-padding row).
         text = torch.randint(0, text_cfg["vocab_size"], (len(TEXTS), text_cfg["context_length"]),
                              generator=torch.Generator().manual_seed(seed + 2))
@@ -77,6 +133,8 @@ def check(name, embed, folder, threads, seed):
             torch.nn.functional.normalize(text_features, dim=-1).T
         if getattr(model, "logit_bias", None) is not None:
             logits = logits + model.logit_bias
+        if tokenized_texts is not None:
+            text_embeddings = torch.nn.functional.normalize(model.encode_text(tokenized_texts), dim=-1)
     ref_seconds = time.time() - start
     del model
     start = time.time()
@@ -92,14 +150,26 @@ def check(name, embed, folder, threads, seed):
         "text_features": relative(ours["text_features"], text_features),
         "logits": relative(ours["logits_per_image"], logits),
     }
+    if tokenized_texts is not None:
+        os.rename(ckpt, os.path.join(hub_folder, "open_clip_model.safetensors"))
+        with open(os.path.join(hub_folder, "open_clip_config.json"), "w") as f:
+            json.dump({"model_cfg": config}, f)
+        ours_texts = embed_texts(embed, hub_folder, TEXTS, folder, threads, extra=["--truncate"])
+        if ours_texts is None:
+            return None
+        diffs["texts"] = relative(ours_texts, text_embeddings)
+        subprocess.run(["rm", "-rf", hub_folder])
     for f in (ckpt, inputs, output):
-        os.remove(f)
+        if os.path.exists(f):
+            os.remove(f)
     return diffs, ref_seconds, ours_seconds
 
 
-def compare_hf_folder(label, model, text, embed, folder, threads, seed):
+def compare_hf_folder(label, model, text, embed, folder, threads, seed, tokenizer=None):
     """Saves an HF model with save_pretrained, runs 2 random images and `text` through it and through clip_embed
-    reading the folder; the differences of the normalized embeddings and of the logits (SigLIP's include its bias)."""
+    reading the folder; the differences of the normalized embeddings and of the logits (SigLIP's include its bias).
+    With `tokenizer` (a stand-in kind), also TEXTS end to end: AutoTokenizer of the folder (padded to the context)
+    and the model, against clip_embed --texts."""
     hf_folder = os.path.join(folder, "hf")
     model.save_pretrained(hf_folder)
     size = model.config.vision_config.image_size
@@ -121,6 +191,19 @@ def compare_hf_folder(label, model, text, embed, folder, threads, seed):
         "text_features": relative(normalize(ours["text_features"], dim=-1), out.text_embeds),
         "logits": relative(ours["logits_per_image"], out.logits_per_image),
     }
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer_folder(tokenizer, hf_folder, os.path.join(folder, "vocabularies"))
+        length = model.config.text_config.max_position_embeddings
+        ids = AutoTokenizer.from_pretrained(hf_folder)(TEXTS, padding="max_length", max_length=length,
+                                                        truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            reference = model(input_ids=ids, pixel_values=image).text_embeds
+        ours_texts = embed_texts(embed, hf_folder, TEXTS, folder, threads, extra=["--truncate"])
+        if ours_texts is None:
+            return None
+        diffs["texts"] = relative(ours_texts, reference)
     subprocess.run(["rm", "-rf", hf_folder, inputs, output])
     return diffs
 
@@ -152,7 +235,7 @@ def check_hf_siglip(label, config_kwargs, embed, folder, threads, seed):
     text_cfg = model.config.text_config
     text = torch.randint(0, text_cfg.vocab_size, (len(TEXTS), text_cfg.max_position_embeddings),
                          generator=torch.Generator().manual_seed(seed + 2))
-    return compare_hf_folder(label, model, text, embed, folder, threads, seed)
+    return compare_hf_folder(label, model, text, embed, folder, threads, seed, tokenizer="siglip")
 
 
 HF_SIGLIP_MODELS = [
@@ -205,9 +288,10 @@ def main():
             worst = max(diffs.values())
             bad = worst > TOLERANCE
             failures += bad
-            print("test_models: %-24s %s  image %.2e  text %.2e  logits %.2e  (open_clip %.1f s, clip_embed %.1f s "
+            texts = "  texts %.2e" % diffs["texts"] if "texts" in diffs else ""
+            print("test_models: %-24s %s  image %.2e  text %.2e  logits %.2e%s  (open_clip %.1f s, clip_embed %.1f s "
                   "with loading)" % (name, "FAIL" if bad else "ok  ", diffs["image_features"], diffs["text_features"],
-                                     diffs["logits"], ref_s, ours_s))
+                                     diffs["logits"], texts, ref_s, ours_s))
             sys.stdout.flush()
         hf = [] if args.no_hf else [(check_hf, label, kwargs) for label, kwargs in HF_MODELS] + \
             [(check_hf_siglip, label, kwargs) for label, kwargs in HF_SIGLIP_MODELS]
@@ -219,9 +303,10 @@ def main():
                 continue
             worst = max(diffs.values())
             failures += worst > TOLERANCE
-            print("test_models: %-24s %s  image %.2e  text %.2e  logits %.2e  (normalized embeddings)"
+            texts = "  texts %.2e" % diffs["texts"] if "texts" in diffs else ""
+            print("test_models: %-24s %s  image %.2e  text %.2e  logits %.2e%s  (normalized embeddings)"
                   % (label[:24], "FAIL" if worst > TOLERANCE else "ok  ", diffs["image_features"],
-                     diffs["text_features"], diffs["logits"]))
+                     diffs["text_features"], diffs["logits"], texts))
     print("test_models: %d of %d models over the bound; %.0f s" % (failures, len(names), time.time() - start))
     return 1 if failures else 0
 

@@ -76,9 +76,16 @@ struct TextConfig {
   /// `tokenizer`: "clip_bpe" (openai/CLIP's BPE), or the path of a SentencePiece `.model` (relative to the
   /// config's folder), which makes `pool_type` default to "eos" and needs `eos_token_id`. See load_tokenizer.
   std::string tokenizer = kClipBpe;
-  /// open_clip's `hf_tokenizer_name` (SigLIP's, MetaCLIP 2's: a tokenizer on the Hugging Face hub). libclip does not
-  /// load these yet: load_tokenizer refuses such a config unless `tokenizer` names a file.
+  /// open_clip's `hf_tokenizer_name` (SigLIP's, SigLIP 2's, MetaCLIP 2's: a tokenizer on the Hugging Face hub).
+  /// load_tokenizer runs the SentencePiece ones (clip/model/model_tokenizer.h).
   std::string hf_tokenizer_name;
+  /// open_clip's `tokenizer_kwargs.clean` for that tokenizer: "whitespace" (its default), "lower", "canonicalize"
+  /// (the SigLIP configs'), or "none" (HF folders: their tokenizer as transformers runs it).
+  std::string hf_tokenizer_clean = "whitespace";
+  bool hf_tokenizer_strip_sep = false;  ///< `tokenizer_kwargs.strip_sep_token` (BERT-style tokenizers; not run)
+  /// A folder holding the tokenizer's files (spiece.model or tokenizer.model, tokenizer_config.json): set when
+  /// the model is read from such a folder, and looked in before the hub. Not part of the config's JSON.
+  std::string tokenizer_dir;
 };
 
 /// A whole CLIP model.
