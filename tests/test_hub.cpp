@@ -19,6 +19,7 @@
 #include "clip/model/checkpoint.h"
 #include "clip/model/model_tokenizer.h"
 #include "clip/model/pretrained.h"
+#include "clip/model/registry.h"
 #include "clip/text/sentencepiece.h"
 #include "clip/util/features.h"
 #include "clip/util/sha256.h"
@@ -292,6 +293,46 @@ TEST(Hub, FetchesAModelsTokenizerByName) {
   expected.resize(32, 3);
   const at::Tensor ids = tokenizer->tokenize({"A photo, of a CAT!"}, 32);
   EXPECT_EQ(std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + 32), expected);
+}
+
+}  // namespace
+
+namespace {
+
+// open_clip's released weights by model and tag: the config they load into (QuickGELU and preprocessing from the
+// release, as open_clip's create_model), and what an unknown pair, a tag without a model, and offline say.
+TEST(Hub, PretrainedTagsAsOpenClipNamesThem) {
+  const std::vector<std::string> tags = clip::pretrained_tags("ViT-B-32");
+  ASSERT_FALSE(tags.empty());
+  EXPECT_EQ(tags.front(), "openai");
+  EXPECT_TRUE(clip::is_pretrained_tag("openai"));
+  EXPECT_TRUE(clip::is_pretrained_tag("webli"));
+  EXPECT_FALSE(clip::is_pretrained_tag("ViT-B-32"));
+  const clip::ModelConfig openai = clip::pretrained_config("ViT-B-32", "openai");
+  EXPECT_TRUE(openai.quick_gelu);  // OpenAI's release: QuickGELU
+  // libclip's ViT-B-32.json is OpenAI's (QuickGELU); open_clip's is GELU, and so are LAION's weights for it.
+  EXPECT_TRUE(clip::registered_config("ViT-B-32").quick_gelu);
+  EXPECT_FALSE(clip::pretrained_config("ViT-B-32", "laion2b_s34b_b79k").quick_gelu);
+  EXPECT_TRUE(clip::pretrained_config("ViT-B-32-quickgelu", "metaclip_400m").quick_gelu);
+  const clip::ModelConfig siglip = clip::pretrained_config("ViT-B-16-SigLIP2", "webli");
+  EXPECT_EQ(siglip.preprocess.resize_mode, clip::ResizeMode::squash);
+  EXPECT_EQ(siglip.preprocess.mean, (std::array<double, 3>{0.5, 0.5, 0.5}));
+  const clip::ModelConfig dfn = clip::pretrained_config("ViT-H-14-378-quickgelu", "dfn5b");
+  EXPECT_EQ(dfn.preprocess.resize_mode, clip::ResizeMode::squash);
+  EXPECT_CONTAINS(clip::test::error_of([] { clip::pretrained_config("ViT-B-32", "nope"); }),
+                  "ViT-B-32 has no pretrained tag 'nope'; open_clip's tags for it: openai, laion400m_e31");
+  EXPECT_CONTAINS(clip::test::error_of([] { clip::pretrained_config("ViT-B-33", "openai"); }), "ViT-B-32");
+  EXPECT_CONTAINS(clip::test::error_of([] { clip::load_model("openai"); }),
+                  "'openai' is one of open_clip's pretrained tags: name the model with it");
+  // Offline with an empty cache: one line naming the repo open_clip fetches the release from.
+  TempDir dir;
+  ::setenv("HF_HUB_OFFLINE", "1", 1);
+  ::setenv("HF_HUB_CACHE", (dir / "cache").c_str(), 1);
+  const std::string offline =
+      clip::test::error_of([] { clip::load_model("openai", clip::LoadOptions().model_name("ViT-B-32")); });
+  ::unsetenv("HF_HUB_OFFLINE");
+  ::unsetenv("HF_HUB_CACHE");
+  EXPECT_CONTAINS(offline, "timm/vit_base_patch32_clip_224.openai: open_clip_pytorch_model.bin is not in the cache");
 }
 
 }  // namespace

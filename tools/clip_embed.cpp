@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
                "text_features (projected, not normalized) and, with both, logits_per_image/_text.\n"
                "--images/--texts: image files and texts -> image_embeddings/text_embeddings (L2-normalized), with\n"
                "the file names and texts, in order, in the output's metadata."};
-  app.add_option("--checkpoint", p.checkpoint,
+  app.add_option("--checkpoint,--pretrained", p.checkpoint,
                  "model weights: OpenAI .pt, torch.save/open_clip .pt, safetensors, or an HF/open_clip folder")
       ->required()
       ->check(clip::tools::kCheckpointPath);

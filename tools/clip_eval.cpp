@@ -59,7 +59,7 @@ std::string stem(const std::string& path) {
 }
 
 void add_common(CLI::App& app, Common& c) {
-  app.add_option("--checkpoint", c.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder, or hf-hub:org/name")
+  app.add_option("--checkpoint,--pretrained", c.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder, or hf-hub:org/name")
       ->required()
       ->check(clip::tools::kCheckpointPath);
   c.model.add_to(app, /*with_verify=*/false);

@@ -84,7 +84,7 @@ int build(Params p) {
   clip::set_cpu_threads(p.threads);
   clip::CLIP model = clip::load_model(p.checkpoint, p.model.options().device(clip::tools::resolve_device(p.device, p.model.precision)));
   clip::IndexOptions o = options_of(p);
-  o.model_checkpoint = std::filesystem::absolute(p.checkpoint).string();
+  o.model_checkpoint = clip::tools::recorded_checkpoint(p.checkpoint);
   o.model_config = p.model.config.empty() ? p.model.model : std::filesystem::absolute(p.model.config).string();
   clip::IndexBuildReport report;
   const clip::ImageIndex index = clip::ImageIndex::build(*model, p.images, p.index, o, &report);
@@ -100,7 +100,7 @@ int update(Params p) {
   if (p.checkpoint.empty()) {
     std::cerr << "clip_index: the index's model: " << info.model_checkpoint << "\n";
   } else {
-    o.model_checkpoint = std::filesystem::absolute(p.checkpoint).string();
+    o.model_checkpoint = clip::tools::recorded_checkpoint(p.checkpoint);
   }
   clip::CLIP model = clip::tools::load_index_model(p.index, info, p.checkpoint, p.model, p.device);
   clip::IndexBuildReport report;
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
                "Search it with clip_search."};
   app.require_subcommand(1);
   CLI::App* b = app.add_subcommand("build", "embed every image of a folder into a new index");
-  b->add_option("--checkpoint", p.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder, or hf-hub:org/name")
+  b->add_option("--checkpoint,--pretrained", p.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder, or hf-hub:org/name")
       ->required()
       ->check(clip::tools::kCheckpointPath);
   b->add_option("--images", p.images, "the folder of images (searched recursively)")->required();
@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
   CLI::App* u = app.add_subcommand(
       "update", "embed new and changed files, drop deleted ones, keep the rest (equals a fresh build)");
   u->add_option("--index", p.index, "the index folder")->required()->check(CLI::ExistingDirectory);
-  u->add_option("--checkpoint", p.checkpoint, "model (default: the one the index was made with)")
+  u->add_option("--checkpoint,--pretrained", p.checkpoint, "model (default: the one the index was made with)")
       ->check(clip::tools::kCheckpointPath);
   u->add_option("--images", p.images, "the folder of images (default: the index's, as it was built)");
   add_embedding_flags(*u, p);

@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
       ->check(clip::tools::non_negative_int());
   app.add_option("--output", p.output, "write the results: .json, or .csv by extension");
   app.add_option("--html", p.html, "write a self-contained page with thumbnails and scores");
-  app.add_option("--checkpoint", p.checkpoint, "the model (default: the one the index was made with)")
+  app.add_option("--checkpoint,--pretrained", p.checkpoint, "the model (default: the one the index was made with)")
       ->check(clip::tools::kCheckpointPath);
   p.model.add_to(app, /*with_verify=*/false);
   p.model.add_precision(app);

@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
                "index made by clip_index; requests from many clients are batched together. Endpoints:\n"
                "POST /v1/embed/text, /v1/embed/image, /v1/classify, /v1/search; GET /healthz, /metrics,\n"
                "/openapi.json (docs/serving.md). SIGTERM or SIGINT: stop accepting, answer what is in flight, exit 0."};
-  auto* checkpoint = app.add_option("--checkpoint", p.checkpoint, "the model (with --index: default, the index's)")
+  auto* checkpoint = app.add_option("--checkpoint,--pretrained", p.checkpoint, "the model (with --index: default, the index's)")
                          ->check(clip::tools::kCheckpointPath);
   auto* index = app.add_option("--index", p.index, "serve POST /v1/search from this index (clip_index build)")
                     ->check(CLI::ExistingDirectory);

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   CLI::App app{"clip_zeroshot: zero-shot classification of a folder of images.\n"
                "A folder of class subfolders is labeled (accuracy is printed); otherwise it is searched recursively\n"
                "and needs class names (--classes, --classes-file, or a template set that has them)."};
-  app.add_option("--checkpoint", p.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder, or hf-hub:org/name")
+  app.add_option("--checkpoint,--pretrained", p.checkpoint, "model: OpenAI .pt, open_clip .pt, safetensors, HF/open_clip folder, or hf-hub:org/name")
       ->required()
       ->check(clip::tools::kCheckpointPath);
   p.model.add_to(app, /*with_verify=*/false, /*with_strict=*/false);

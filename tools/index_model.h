@@ -21,6 +21,15 @@ inline std::string resolve_device(const std::string& device, const std::string& 
 }
 
 /// Loads `checkpoint` with `flags` on `device`; with no checkpoint, the one the index in `index_dir` was made with.
+/// How an index records the model it was made with: a path made absolute; a hub name or a pretrained tag (with the
+/// --model the index records beside it) as given.
+inline std::string recorded_checkpoint(const std::string& checkpoint) {
+  if (clip::is_hub_model_name(checkpoint) || (clip::is_pretrained_tag(checkpoint) && !std::filesystem::exists(checkpoint))) {
+    return checkpoint;
+  }
+  return std::filesystem::absolute(checkpoint).string();
+}
+
 inline clip::CLIP load_index_model(const std::string& index_dir, const clip::IndexInfo& info,
                                    const std::string& checkpoint, ModelFlags flags, const std::string& device) {
   std::string path = checkpoint;
@@ -29,7 +38,7 @@ inline clip::CLIP load_index_model(const std::string& index_dir, const clip::Ind
     if (path.empty()) {
       clip::fail(index_dir, ": records no model (it was made from embeddings); name one with --checkpoint");
     }
-    if (!std::filesystem::exists(path)) {
+    if (!std::filesystem::exists(path) && !clip::is_hub_model_name(path) && !clip::is_pretrained_tag(path)) {
       clip::fail("the index's model ", path, " is not there any more; name it with --checkpoint (the same weights, "
                  "wherever they are now)");
     }

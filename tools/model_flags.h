@@ -9,10 +9,14 @@
 
 namespace clip::tools {
 
-/// --checkpoint's check: a file or folder that exists, or a Hugging Face hub name (hf-hub:org/name).
+/// --checkpoint's check: a file or folder that exists, a Hugging Face hub name (hf-hub:org/name), or one of
+/// open_clip's pretrained tags (with --model: `--model ViT-B-32 --pretrained openai`; --pretrained is the same flag).
 inline const CLI::Validator kCheckpointPath(
-    [](std::string& value) { return clip::is_hub_model_name(value) ? std::string() : CLI::ExistingPath(value); },
-    "PATH or hf-hub:ORG/NAME");
+    [](std::string& value) {
+      return clip::is_hub_model_name(value) || clip::is_pretrained_tag(value) ? std::string()
+                                                                               : CLI::ExistingPath(value);
+    },
+    "PATH, hf-hub:ORG/NAME or a pretrained TAG");
 
 struct ModelFlags {
   std::string config, model;
@@ -24,7 +28,9 @@ struct ModelFlags {
   void add_to(CLI::App& app, bool with_verify, bool with_strict = true) {
     app.add_option("--config", config,
                    "model config JSON (open_clip schema); default: stored with the checkpoint, else inferred");
-    app.add_option("--model", model, "registry name (RN50 ... ViT-L-14-336): its config, and --verify's hash");
+    app.add_option("--model", model,
+                   "registry name (RN50 ... ViT-L-14-336, configs/models): its config, and --verify's hash; with "
+                   "--pretrained TAG, the model whose released weights open_clip names so (docs/models.md)");
     if (with_verify) {
       app.add_flag("--verify", verify, "with --model: compare the checkpoint's SHA-256 with OpenAI's release (warns)");
     }

@@ -260,10 +260,23 @@ CLIP load_model(const std::string& path, const LoadOptions& options) {
   if (options.precision() != InferencePrecision::fp32 && options.dtype() != at::kFloat) {
     fail("--precision ", to_string(options.precision()), " runs on fp32 weights; load them as fp32");
   }
+  // open_clip's `pretrained=` is a tag or a path: `ViT-B-32` with `openai` is OpenAI's release, fetched by name.
+  std::error_code exists;
+  if (!options.config() && is_pretrained_tag(path) && !std::filesystem::exists(path, exists)) {
+    if (options.model_name().empty()) {
+      fail("'", path, "' is one of open_clip's pretrained tags: name the model with it (--model ViT-B-32 ",
+           "--pretrained ", path, "; the model's tags: clip::pretrained_tags)");
+    }
+    if (!options.config_path().empty()) fail("--config cannot be given with a pretrained tag (the tag decides)");
+    return load_pretrained(options.model_name(), path, options);
+  }
   Checkpoint checkpoint = read_checkpoint(path);
   ModelConfig config;
   std::string config_source;
-  if (!options.config_path().empty()) {
+  if (options.config()) {
+    config = *options.config();
+    config_source = "the given config (" + config.name + ")";
+  } else if (!options.config_path().empty()) {
     config = load_model_config(options.config_path());
     config_source = options.config_path();
   } else if (!options.model_name().empty()) {

@@ -5,9 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "clip/model/registry.h"
 #include "clip/util/error.h"
 #include "clip/util/features.h"
 #include "io/hf_hub_cache.h"
+#include "model/pretrained_tags.h"
 #include "util/file.h"
 #include "util/json.h"
 
@@ -109,6 +111,67 @@ std::string fetch_pretrained(const std::string& name, HubOptions options) {
     }
   }
   return fs::path(config).parent_path().string();
+}
+
+namespace {
+
+const detail::PretrainedTag& find_tag(const std::string& model, const std::string& tag) {
+  for (const auto* t = detail::pretrained_tags_begin(); t != detail::pretrained_tags_end(); ++t) {
+    if (model == t->model && tag == t->tag) return *t;
+  }
+  const std::vector<std::string> tags = pretrained_tags(model);
+  if (tags.empty()) {
+    registered_config(model);  // an unknown name: its error names the closest configs
+    fail("open_clip has no released weights for ", model, " (a config libclip ships without pretrained tags); load ",
+         "a checkpoint file or a hub repo instead (--checkpoint)");
+  }
+  std::string list;
+  for (const std::string& t : tags) list += (list.empty() ? "" : ", ") + t;
+  fail(model, " has no pretrained tag '", tag, "'; open_clip's tags for it: ", list);
+}
+
+}  // namespace
+
+bool is_pretrained_tag(const std::string& name) {
+  for (const auto* t = detail::pretrained_tags_begin(); t != detail::pretrained_tags_end(); ++t) {
+    if (name == t->tag) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> pretrained_tags(const std::string& model) {
+  std::vector<std::string> tags;
+  for (const auto* t = detail::pretrained_tags_begin(); t != detail::pretrained_tags_end(); ++t) {
+    if (model == t->model) tags.emplace_back(t->tag);
+  }
+  return tags;
+}
+
+ModelConfig pretrained_config(const std::string& model, const std::string& tag) {
+  const detail::PretrainedTag& t = find_tag(model, tag);
+  ModelConfig config = registered_config(model);
+  // open_clip's create_model: the release's QuickGELU is forced on the model, and its preprocessing entries
+  // override the model config's. The row's activation is exact (libclip's configs of OpenAI's nine names are
+  // QuickGELU where open_clip's are GELU: their LAION weights need GELU).
+  config.quick_gelu = t.quick_gelu;
+  config.preprocess.mean = t.mean;
+  config.preprocess.std = t.std;
+  config.preprocess.interpolation = parse_interpolation(t.interpolation);
+  config.preprocess.resize_mode = parse_resize_mode(t.resize_mode);
+  config.name = model + " (" + tag + ")";
+  return config;
+}
+
+CLIP load_pretrained(const std::string& model, const std::string& tag, LoadOptions options, const HubOptions& hub) {
+  const ModelConfig config = pretrained_config(model, tag);
+  const std::string repo = find_tag(model, tag).repo;
+  std::string weights = fetch_hub_file(repo, "open_clip_model.safetensors", hub, /*optional=*/true);
+  if (weights.empty()) weights = fetch_hub_file(repo, "open_clip_pytorch_model.bin", hub);
+  // open_clip builds the model from its own config and ignores whatever the weights file says of one.
+  return load_model(weights, options.config(std::make_shared<const ModelConfig>(config))
+                                 .config_path("")
+                                 .model_name("")
+                                 .override_config(true));
 }
 
 }  // namespace clip

@@ -14,6 +14,9 @@ the real one, written into an open_clip hub folder with the weights: open_clip's
 cleaning and encode_text against clip_embed --texts reading the folder): SigLIP (ViT-B-16-SigLIP: timm's ViT with the MAP head as `visual.trunk`, a bidirectional text tower
 pooled at its last position with a biased projection, `logit_bias` added to the logits) and SigLIP 2
 (ViT-B-16-SigLIP2: the same with a 256k vocabulary and tanh-GELU text MLPs).
+ViT-B-32-quickgelu's and ViT-B-32's weights are also fetched by name, as `--model ViT-B-32 --pretrained openai` and
+`--pretrained laion2b_s34b_b79k` (GELU, where libclip's own ViT-B-32 config is OpenAI's QuickGELU), from a stand-in
+of the hub (tests/hub_server.py) serving them as the repos open_clip's registry names for those releases.
 Then HF transformers: CLIPModel with random weights (seeded) in two shapes, ViT-B/32 (HF's default config, text
 pooled at the first end token, eos_token_id 49407) and ViT-L/14 (eos_token_id 2: HF's legacy argmax pooling, as
 the hub's openai checkpoints), and SiglipModel in two shapes (transformers' defaults, which are
@@ -66,6 +69,44 @@ def tokenizer_folder(kind, dest, work):
         dst.write(src.read())
     with open(os.path.join(dest, "tokenizer_config.json"), "w") as f:
         json.dump(config, f)
+
+
+def by_tag(embed, ckpt, inputs, folder, threads, model, tag, repo):
+    """clip_embed --model MODEL --pretrained TAG (open_clip's names for a release) against a stand-in of the hub
+    (tests/hub_server.py on 127.0.0.1) serving `ckpt` as `repo`'s open_clip_model.safetensors: the outputs, or None."""
+    root = os.path.join(folder, "hub_root")
+    os.makedirs(os.path.join(root, repo))
+    os.rename(ckpt, os.path.join(root, repo, "open_clip_model.safetensors"))
+    port_file = os.path.join(folder, "hub_port")
+    server = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                            "hub_server.py"), "--root", root, "--port-file", port_file])
+    try:
+        for _ in range(200):
+            if os.path.exists(port_file) and open(port_file).read().strip():
+                break
+            time.sleep(0.05)
+        env = dict(os.environ, HF_ENDPOINT="http://127.0.0.1:" + open(port_file).read().strip(),
+                   HF_HUB_CACHE=os.path.join(folder, "hub_cache"))
+        output = os.path.join(folder, "by_tag.safetensors")
+        p = subprocess.run([embed, "--model", model, "--pretrained", tag, "--inputs", inputs, "--output", output,
+                            "--threads", str(threads)], capture_output=True, text=True, env=env)
+    finally:
+        server.terminate()
+        server.wait()
+    subprocess.run(["rm", "-rf", root, os.path.join(folder, "hub_cache"), port_file])
+    if p.returncode != 0:
+        print("  clip_embed --model %s --pretrained %s exited %d: %s" % (model, tag, p.returncode, p.stderr.strip()[-400:]))
+        return None
+    out = load_file(output)
+    os.remove(output)
+    return out
+
+
+# open_clip's (model, tag) for a release fetched by name, checked with the architecture it loads into.
+# ViT-B-32 (GELU) as LAION's release: libclip's own ViT-B-32 config is OpenAI's QuickGELU one, so this catches a
+# release loaded with the registry's activation instead of open_clip's.
+BY_TAG = {"ViT-B-32-quickgelu": ("ViT-B-32", "openai", "timm/vit_base_patch32_clip_224.openai"),
+          "ViT-B-32": ("ViT-B-32", "laion2b_s34b_b79k", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K")}
 
 
 def embed_texts(embed, checkpoint, texts, folder, threads, extra=()):
@@ -150,6 +191,14 @@ def check(name, embed, folder, threads, seed):
         "text_features": relative(ours["text_features"], text_features),
         "logits": relative(ours["logits_per_image"], logits),
     }
+    if name in BY_TAG:
+        # The same weights as a release by name: open_clip's create_model(model, pretrained=tag) builds this
+        # architecture (OpenAI's release forces QuickGELU on the GELU config) and fetches them from the repo.
+        by_name = by_tag(embed, ckpt, inputs, folder, threads, *BY_TAG[name])
+        if by_name is None:
+            return None
+        diffs["by tag"] = max(relative(by_name["image_features"], image_features),
+                              relative(by_name["text_features"], text_features))
     if tokenized_texts is not None:
         os.rename(ckpt, os.path.join(hub_folder, "open_clip_model.safetensors"))
         with open(os.path.join(hub_folder, "open_clip_config.json"), "w") as f:
@@ -289,6 +338,7 @@ def main():
             bad = worst > TOLERANCE
             failures += bad
             texts = "  texts %.2e" % diffs["texts"] if "texts" in diffs else ""
+            texts += "  by tag %.2e" % diffs["by tag"] if "by tag" in diffs else ""
             print("test_models: %-24s %s  image %.2e  text %.2e  logits %.2e%s  (open_clip %.1f s, clip_embed %.1f s "
                   "with loading)" % (name, "FAIL" if bad else "ok  ", diffs["image_features"], diffs["text_features"],
                                      diffs["logits"], texts, ref_s, ours_s))

@@ -73,6 +73,9 @@ struct LoadOptions {
   /// let config_path / model_name differ from the config the checkpoint stores (by default refused, naming the
   /// differences: the weights would load into another architecture and give garbage)
   TORCH_ARG(bool, override_config) = false;
+  /// a config already made (load_pretrained's: the registry's with the release's QuickGELU and preprocessing);
+  /// wins over config_path and model_name
+  TORCH_ARG(std::shared_ptr<const ModelConfig>, config);
 };
 
 /// Reads any supported checkpoint, builds the model its config describes and copies the weights in (every key
